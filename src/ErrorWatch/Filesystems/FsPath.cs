@@ -1,0 +1,100 @@
+using System.Text;
+
+namespace ErrorWatch.Filesystems;
+
+/// <summary>
+/// A path exactly as the kernel gave it: any bytes but NUL, possibly invalid UTF-8, possibly with
+/// newlines or terminal escapes. Stored raw; escaped only when written out.
+/// </summary>
+public sealed class FsPath : IEquatable<FsPath>
+{
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+    private readonly byte[] _bytes;
+
+    public FsPath(ReadOnlySpan<byte> bytes)
+    {
+        _bytes = bytes.ToArray();
+        IsValidUtf8 = System.Text.Unicode.Utf8.IsValid(_bytes);
+        Text = IsValidUtf8 ? StrictUtf8.GetString(_bytes) : null;
+    }
+
+    public static FsPath FromString(string path) => new(Encoding.UTF8.GetBytes(path));
+
+    public ReadOnlySpan<byte> Bytes => _bytes;
+
+    public bool IsValidUtf8 { get; }
+
+    /// <summary>The path as text when it is valid UTF-8, else null (use <see cref="Escaped"/>).</summary>
+    public string? Text { get; }
+
+    /// <summary>
+    /// One printable line: valid UTF-8 is kept except control characters and backslash, which become
+    /// C escapes (\n, \t, \\, \xNN); invalid bytes become \xNN. Reversible.
+    /// </summary>
+    public string Escaped => Escape(_bytes);
+
+    public static string Escape(ReadOnlySpan<byte> bytes)
+    {
+        var sb = new StringBuilder(bytes.Length + 8);
+        var i = 0;
+        while (i < bytes.Length)
+        {
+            var status = System.Text.Rune.DecodeFromUtf8(bytes.Slice(i), out var rune, out var consumed);
+            if (status != System.Buffers.OperationStatus.Done)
+            {
+                sb.Append("\\x").Append(bytes[i].ToString("x2"));
+                i++;
+                continue;
+            }
+            i += consumed;
+            switch (rune.Value)
+            {
+                case '\\': sb.Append("\\\\"); break;
+                case '\n': sb.Append("\\n"); break;
+                case '\r': sb.Append("\\r"); break;
+                case '\t': sb.Append("\\t"); break;
+                case < 0x20 or 0x7f or (>= 0x80 and < 0xa0) or 0x2028 or 0x2029:
+                    foreach (var b in bytes.Slice(i - consumed, consumed))
+                        sb.Append("\\x").Append(b.ToString("x2"));
+                    break;
+                default: sb.Append(rune.ToString()); break;
+            }
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>Joins a relative path onto this one (for bind mounts whose root is a subdirectory).</summary>
+    public FsPath Append(ReadOnlySpan<byte> relative)
+    {
+        if (relative.IsEmpty || (relative.Length == 1 && relative[0] == (byte)'/'))
+            return this;
+        var trimmedBase = _bytes.AsSpan();
+        if (trimmedBase.Length > 0 && trimmedBase[^1] == (byte)'/')
+            trimmedBase = trimmedBase[..^1];
+        var rel = relative[0] == (byte)'/' ? relative[1..] : relative;
+        var result = new byte[trimmedBase.Length + 1 + rel.Length];
+        trimmedBase.CopyTo(result);
+        result[trimmedBase.Length] = (byte)'/';
+        rel.CopyTo(result.AsSpan(trimmedBase.Length + 1));
+        return new FsPath(result);
+    }
+
+    public bool StartsWith(FsPath prefix)
+    {
+        var p = prefix.Bytes;
+        if (p.Length == 1 && p[0] == (byte)'/')
+            return _bytes.Length > 0 && _bytes[0] == (byte)'/';
+        return _bytes.AsSpan().StartsWith(p) && (_bytes.Length == p.Length || _bytes[p.Length] == (byte)'/');
+    }
+
+    public override string ToString() => Text ?? Escaped;
+
+    public bool Equals(FsPath? other) => other is not null && _bytes.AsSpan().SequenceEqual(other._bytes);
+    public override bool Equals(object? obj) => Equals(obj as FsPath);
+    public override int GetHashCode()
+    {
+        var h = new HashCode();
+        h.AddBytes(_bytes);
+        return h.ToHashCode();
+    }
+}

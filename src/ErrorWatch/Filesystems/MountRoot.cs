@@ -1,0 +1,72 @@
+using System.Runtime.InteropServices;
+using ErrorWatch.Interop;
+
+namespace ErrorWatch.Filesystems;
+
+/// <summary>
+/// Opens the root of a mount for a moment (to mark it, identify it or decode a handle against it).
+/// Never kept open: an fd, even O_PATH, makes umount(8) fail with "target is busy".
+/// The fd is verified to be that very mount (statx unique mount id on 6.8+, else st_dev) so a
+/// directory mounted over the mount point, or a renamed one, cannot redirect us.
+/// </summary>
+internal static unsafe class MountRoot
+{
+    public static FileDescriptor? Open(MountEntry mount, bool pathOnly, out string? problem)
+    {
+        var flags = Libc.O_DIRECTORY | Libc.O_CLOEXEC | (pathOnly ? Libc.O_PATH : Libc.O_RDONLY | Libc.O_NONBLOCK);
+        int fd;
+        fixed (byte* p = NulTerminated(mount.MountPoint.Bytes))
+            fd = Libc.Open(p, flags, 0);
+        if (fd < 0)
+        {
+            var errno = Libc.LastErrno;
+            problem = $"cannot open mount point {mount.MountPoint.Escaped}: {ErrnoTable.Name(errno)}";
+            return null;
+        }
+        var handle = new FileDescriptor(fd);
+        if (!Verify(fd, mount, out problem))
+        {
+            handle.Dispose();
+            return null;
+        }
+        return handle;
+    }
+
+    private static bool Verify(int fd, MountEntry mount, out string? problem)
+    {
+        var stx = stackalloc byte[Libc.StatxSize];
+        var mask = Libc.STATX_INO | (mount.UniqueId ? Libc.STATX_MNT_ID_UNIQUE : Libc.STATX_MNT_ID);
+        if (Libc.Statx(fd, "", Libc.AT_EMPTY_PATH, mask, stx) != 0)
+        {
+            problem = $"statx of {mount.MountPoint.Escaped} failed: {ErrnoTable.Name(Libc.LastErrno)}";
+            return false;
+        }
+        var span = new ReadOnlySpan<byte>(stx, Libc.StatxSize);
+        var device = new DeviceNumber(MemoryMarshal.Read<uint>(span.Slice(Libc.StatxDevMajorOffset)),
+            MemoryMarshal.Read<uint>(span.Slice(Libc.StatxDevMinorOffset)));
+        if (device != mount.Device)
+        {
+            problem = $"{mount.MountPoint.Escaped} is now device {device}, not {mount.Device} (mounted over or unmounted)";
+            return false;
+        }
+        var gotMask = MemoryMarshal.Read<uint>(span.Slice(Libc.StatxMaskOffset));
+        if ((gotMask & (Libc.STATX_MNT_ID | Libc.STATX_MNT_ID_UNIQUE)) != 0)
+        {
+            var mountId = MemoryMarshal.Read<ulong>(span.Slice(Libc.StatxMntIdOffset));
+            if (mountId != mount.Id)
+            {
+                problem = $"{mount.MountPoint.Escaped} is now mount {mountId}, not {mount.Id}";
+                return false;
+            }
+        }
+        problem = null;
+        return true;
+    }
+
+    internal static byte[] NulTerminated(ReadOnlySpan<byte> path)
+    {
+        var buffer = new byte[path.Length + 1];
+        path.CopyTo(buffer);
+        return buffer;
+    }
+}
