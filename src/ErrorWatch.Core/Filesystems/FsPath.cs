@@ -53,7 +53,9 @@ public sealed class FsPath : IEquatable<FsPath>
                 case '\n': sb.Append("\\n"); break;
                 case '\r': sb.Append("\\r"); break;
                 case '\t': sb.Append("\\t"); break;
-                case < 0x20 or 0x7f or (>= 0x80 and < 0xa0) or 0x2028 or 0x2029:
+                // Controls, and invisible or direction-changing characters that could disguise a name in a log.
+                case < 0x20 or 0x7f or (>= 0x80 and < 0xa0) or (>= 0x200b and <= 0x200f) or (>= 0x202a and <= 0x202e)
+                    or (>= 0x2066 and <= 0x2069) or 0x2028 or 0x2029 or 0xfeff:
                     foreach (var b in bytes.Slice(i - consumed, consumed))
                         sb.Append("\\x").Append(b.ToString("x2"));
                     break;

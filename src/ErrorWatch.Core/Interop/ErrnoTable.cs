@@ -7,35 +7,6 @@ namespace ErrorWatch.Interop;
 /// </summary>
 internal static class ErrnoTable
 {
-    private static readonly (string Name, string Text)[] Table = Build();
-
-    public static bool TryGet(int errno, out string name, out string text)
-    {
-        if (errno > 0 && errno < Table.Length && Table[errno].Name is { } n)
-        {
-            name = n;
-            text = Table[errno].Text;
-            return true;
-        }
-        name = errno == 0 ? "0" : $"E{errno}";
-        text = errno == 0 ? "Success" : $"Unknown error {errno}";
-        return false;
-    }
-
-    public static string Name(int errno)
-    {
-        TryGet(errno, out var name, out _);
-        return name;
-    }
-
-    private static (string, string)[] Build()
-    {
-        var table = new (string, string)[134];
-        foreach (var (number, entry) in Entries)
-            table[number] = entry;
-        return table;
-    }
-
     private static readonly Dictionary<int, (string, string)> Entries = new()
     {
         [1] = ("EPERM", "Operation not permitted"),
@@ -168,4 +139,35 @@ internal static class ErrnoTable
         [130] = ("EOWNERDEAD", "Owner died"),
         [131] = ("ENOTRECOVERABLE", "State not recoverable"),
         [132] = ("ERFKILL", "Operation not possible due to RF-kill"),    };
+
+    // Declared after Entries: static initializers run in textual order.
+    private static readonly (string Name, string Text)[] Table = Build();
+
+    public static bool TryGet(int errno, out string name, out string text)
+    {
+        if (errno > 0 && errno < Table.Length && Table[errno].Name is { } n)
+        {
+            name = n;
+            text = Table[errno].Text;
+            return true;
+        }
+        name = errno == 0 ? "0" : $"E{errno}";
+        text = errno == 0 ? "Success" : $"Unknown error {errno}";
+        return false;
+    }
+
+    public static string Name(int errno)
+    {
+        TryGet(errno, out var name, out _);
+        return name;
+    }
+
+    private static (string, string)[] Build()
+    {
+        var table = new (string, string)[134];
+        foreach (var (number, entry) in Entries)
+            table[number] = entry;
+        return table;
+    }
+
 }

@@ -1,0 +1,129 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using ErrorWatch.Daemon;
+using ErrorWatch.Decoding;
+using ErrorWatch.Filesystems;
+using ErrorWatch.Publishing;
+using ErrorWatch.Watching;
+using Serilog.Events;
+
+namespace ErrorWatch.Cli;
+
+/// <summary>errorwatch run: the foreground daemon.</summary>
+internal static class RunCommand
+{
+    public static readonly Option<string> Output = new("--output", "-o")
+    {
+        Description = "Where reports go on stdout: text (one line each), json (one JSON object per line) or none",
+        DefaultValueFactory = _ => "text",
+    };
+
+    public static readonly Option<string[]> Filesystem = new("--filesystem", "-f")
+    {
+        Description = "Watch only this filesystem (mount point, device, major:minor, UUID or label); repeatable",
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    public static readonly Option<string[]> Exclude = new("--exclude")
+    {
+        Description = "Never watch this filesystem (mount point, device, major:minor, UUID or label); repeatable",
+    };
+
+    public static readonly Option<string[]> FsTypes = new("--fs-type")
+    {
+        Description = "Filesystem types to watch (default: ext4 ext3 ext2 xfs); others use the generic decoder",
+    };
+
+    public static readonly Option<bool> NoPaths = new("--no-paths")
+    {
+        Description = "Do not resolve file handles to paths (inode numbers only)",
+    };
+
+    public static readonly Option<string> MountTracking = new("--mount-tracking")
+    {
+        Description = "auto (FAN_MNT_ATTACH/DETACH on 6.15+, else mountinfo) or mountinfo",
+        DefaultValueFactory = _ => "auto",
+    };
+
+    public static readonly Option<string> MountSourceOption = new("--mount-source")
+    {
+        Description = "auto (statmount/listmount on 6.8+, else mountinfo), statmount or mountinfo",
+        DefaultValueFactory = _ => "auto",
+    };
+
+    public static readonly Option<LogEventLevel> LogLevel = new("--log-level")
+    {
+        Description = "Minimum level of the daemon's own log on stderr",
+        DefaultValueFactory = _ => LogEventLevel.Information,
+    };
+
+    public static Command Create()
+    {
+        var command = new Command("run", "Watch every ext4 and XFS filesystem and report each error the kernel announces")
+        {
+            Output, Filesystem, Exclude, FsTypes, NoPaths, MountTracking, MountSourceOption, LogLevel,
+        };
+        command.Validators.Add(result =>
+        {
+            if (result.GetValue(Output) is { } o && o is not ("text" or "json" or "none"))
+                result.AddError($"--output must be text, json or none, not '{o}'");
+            if (result.GetValue(MountTracking) is { } t && t is not ("auto" or "mountinfo"))
+                result.AddError($"--mount-tracking must be auto or mountinfo, not '{t}'");
+            if (result.GetValue(MountSourceOption) is { } s && s is not ("auto" or "statmount" or "mountinfo"))
+                result.AddError($"--mount-source must be auto, statmount or mountinfo, not '{s}'");
+        });
+        command.SetAction(parse => Execute(parse));
+        return command;
+    }
+
+    private static int Execute(ParseResult parse)
+    {
+        var log = Logging.Create(parse.GetValue(LogLevel));
+        if (Interop.Libc.GetEuid() != 0)
+            log.Warning("Not running as root: FAN_FS_ERROR marks need CAP_SYS_ADMIN, path resolution CAP_DAC_READ_SEARCH");
+
+        var output = parse.GetValue(Output)!;
+        var stdout = Console.OpenStandardOutput();
+        var json = output == "json" ? new JsonLinesSink(stdout) : null;
+        var sinks = new List<IReportSink>();
+        if (json is not null)
+            sinks.Add(json);
+        else if (output == "text")
+            sinks.Add(new TextSink(Console.Out));
+
+        var types = parse.GetValue(FsTypes) is { Length: > 0 } t ? t : WatchOptions.DefaultTypes;
+        var options = new DaemonOptions
+        {
+            Watch = new WatchOptions
+            {
+                FsTypes = types,
+                Include = parse.GetValue(Filesystem) ?? [],
+                Exclude = parse.GetValue(Exclude) ?? [],
+            },
+            ResolvePaths = !parse.GetValue(NoPaths),
+            FanotifyMountEvents = parse.GetValue(MountTracking) != "mountinfo",
+            MountSource = parse.GetValue(MountSourceOption) switch
+            {
+                "statmount" => MountSource.Statmount,
+                "mountinfo" => MountSource.Mountinfo,
+                _ => null,
+            },
+        };
+
+        using var stop = new CancellationTokenSource();
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Cancel(); });
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; stop.Cancel(); });
+
+        using var daemon = new ErrorWatchDaemon(options, DecoderRegistry.CreateDefault(), sinks, log);
+        var capabilities = daemon.Start();
+        if (json is not null)
+            json.WriteObject(capabilities.WriteJson);
+        else if (output == "text")
+            Console.Out.Write(capabilities.ToText());
+        Console.Out.Flush();
+
+        daemon.RunAsync(stop.Token).GetAwaiter().GetResult();
+        (log as IDisposable)?.Dispose();
+        return 0;
+    }
+}

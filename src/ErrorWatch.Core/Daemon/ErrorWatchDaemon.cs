@@ -1,0 +1,132 @@
+using System.Diagnostics;
+using ErrorWatch.Decoding;
+using ErrorWatch.Filesystems;
+using ErrorWatch.Publishing;
+using ErrorWatch.Reports;
+using ErrorWatch.Watching;
+using Serilog;
+
+namespace ErrorWatch.Daemon;
+
+public sealed record DaemonOptions
+{
+    public WatchOptions Watch { get; init; } = new();
+    /// <summary>Events queued between the read loop and the decoders before per-filesystem folding starts.</summary>
+    public int HandOffCapacity { get; init; } = 4096;
+    public bool ResolvePaths { get; init; } = true;
+    public double PathResolutionsPerSecond { get; init; } = 10;
+    /// <summary>Use FAN_MNT_ATTACH/DETACH when the kernel has them (off forces the mountinfo fallback).</summary>
+    public bool FanotifyMountEvents { get; init; } = true;
+    public MountSource? MountSource { get; init; }
+    public TimeSpan RescanInterval { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>How long shutdown may spend publishing what was already read (SIGTERM must exit within 2 s).</summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(1.2);
+}
+
+/// <summary>
+/// The pipeline put together: inventory and marks → read loop → hand-off → decoders → report sinks.
+/// <see cref="Start"/> marks every filesystem and starts the threads; <see cref="RunAsync"/>
+/// decodes and publishes until cancelled, then shuts down within <see cref="DaemonOptions.DrainTimeout"/>.
+/// </summary>
+public sealed class ErrorWatchDaemon : IDisposable
+{
+    private readonly DaemonOptions _options;
+    private readonly IReadOnlyList<IReportSink> _sinks;
+    private readonly ILogger _log;
+    private readonly EventHandOff _handOff;
+    private readonly Watcher _watcher;
+    private readonly MountTracker _tracker;
+    private readonly EventDecoder _decoder;
+    private long _reports;
+
+    public ErrorWatchDaemon(DaemonOptions options, DecoderRegistry registry, IReadOnlyList<IReportSink> sinks, ILogger log)
+    {
+        _options = options;
+        _sinks = sinks;
+        _log = log;
+        _handOff = new EventHandOff(options.HandOffCapacity);
+        _watcher = new Watcher(_handOff, log);
+        Inventory = new FilesystemInventory(options.Watch, _watcher, options.MountSource ?? MountTable.Detect(), log);
+        _tracker = new MountTracker(Inventory, log, options.RescanInterval, options.FanotifyMountEvents);
+        _decoder = new EventDecoder(registry, new PathResolver(options.PathResolutionsPerSecond) { Enabled = options.ResolvePaths }, log);
+    }
+
+    public FilesystemInventory Inventory { get; }
+    public MountTracker MountTracker => _tracker;
+    public EventHandOff HandOff => _handOff;
+    public long ReportsPublished => Interlocked.Read(ref _reports);
+    public long EventsRead => _watcher.EventsRead;
+
+    /// <summary>Marks every filesystem, starts reading and mount tracking; returns what is watched.</summary>
+    public Capabilities Start()
+    {
+        _watcher.Start();
+        Inventory.Reconcile();
+        _tracker.Start();
+        var capabilities = Capabilities.Collect(Inventory, _tracker);
+        _log.Information("Watching {Count} filesystem(s); FAN_FS_ERROR marks {Marks}; mounts tracked by {Tracking}",
+            capabilities.Watched.Count, capabilities.FsErrorMarks, capabilities.MountTracking);
+        return capabilities;
+    }
+
+    /// <summary>Decodes and publishes reports until <paramref name="stop"/> fires, then drains and stops.</summary>
+    public async Task RunAsync(CancellationToken stop)
+    {
+        try
+        {
+            while (true)
+            {
+                var ev = await _handOff.TakeAsync(stop).ConfigureAwait(false);
+                if (ev is null)
+                    break;
+                Publish(_decoder.Decode(ev));
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+        await ShutdownAsync().ConfigureAwait(false);
+    }
+
+    private async Task ShutdownAsync()
+    {
+        var deadline = Stopwatch.StartNew();
+        _tracker.Stop(TimeSpan.FromMilliseconds(300));
+        // The read loop reads every group empty, closes them and completes the hand-off.
+        _watcher.Stop(TimeSpan.FromMilliseconds(500));
+        using var drain = new CancellationTokenSource(_options.DrainTimeout - deadline.Elapsed is { Ticks: > 0 } left ? left : TimeSpan.Zero);
+        try
+        {
+            while (await _handOff.TakeAsync(drain.Token).ConfigureAwait(false) is { } ev)
+                Publish(_decoder.Decode(ev));
+        }
+        catch (OperationCanceledException)
+        {
+            _log.Error("Shutdown deadline reached with {Count} event(s) not yet published", _handOff.Count);
+        }
+        _log.Information("Stopped after {Reports} report(s) from {Events} kernel event(s)", ReportsPublished, EventsRead);
+    }
+
+    private void Publish(CorruptionReport report)
+    {
+        Interlocked.Increment(ref _reports);
+        foreach (var sink in _sinks)
+        {
+            try
+            {
+                sink.Publish(report);
+            }
+            catch (Exception e)
+            {
+                // One broken output must not starve the others.
+                _log.Error(e, "Output {Sink} failed to publish report {Id}", sink.Name, report.Id);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _tracker.Dispose();
+        _watcher.Dispose();
+    }
+}

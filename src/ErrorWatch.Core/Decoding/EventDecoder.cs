@@ -1,0 +1,193 @@
+using System.Collections.Immutable;
+using System.Diagnostics;
+using ErrorWatch.Filesystems;
+using ErrorWatch.Interop;
+using ErrorWatch.Kernel;
+using ErrorWatch.Reports;
+using Serilog;
+
+namespace ErrorWatch.Decoding;
+
+/// <summary>
+/// The decoding stage: picks the filesystem's decoder from the registry, decodes the handle,
+/// resolves the path, dispatches unknown info records, and builds the <see cref="CorruptionReport"/>.
+/// </summary>
+public sealed class EventDecoder
+{
+    private readonly DecoderRegistry _registry;
+    private readonly PathResolver _paths;
+    private readonly ILogger _log;
+    private readonly string _host = Environment.MachineName;
+    private readonly int _ownPid = Environment.ProcessId;
+
+    public EventDecoder(DecoderRegistry registry, PathResolver paths, ILogger? log = null)
+    {
+        _registry = registry;
+        _paths = paths;
+        _log = log ?? Serilog.Core.Logger.None;
+    }
+
+    public CorruptionReport Decode(FsErrorEvent ev)
+    {
+        var sb = ev.Superblock;
+        var decoder = _registry.For(sb.Magic);
+        var filesystem = FilesystemInfo.From(sb);
+
+        if (ev.IsOverflow)
+            return OverflowReport(ev, decoder, filesystem);
+
+        var obj = decoder.DecodeHandle(ev.HandleType, ev.Handle);
+        var context = new DecodeContext { Superblock = sb, Event = ev, Object = obj };
+        var meaning = decoder.DescribeError(ev.Errno);
+
+        var resolution = obj.IsWholeFilesystem || obj.Problem is not null
+            ? null
+            : _paths.Resolve(sb, obj, ev.Handle);
+
+        try
+        {
+            decoder.AddDetails(context);
+        }
+        catch (Exception e)
+        {
+            // A decoder bug must cost its details, never the report.
+            context.Details.Section(decoder.Name).Set("decoder_error", e.Message);
+            _log.Error(e, "Decoder {Decoder} failed on an event from {Superblock}", decoder.Name, sb);
+        }
+        if (ev.UnknownRecords is { } raw)
+            DispatchUnknownRecords(context, raw);
+        if (ev.HasFid && ev.Fsid != sb.Fsid && sb.Fsid != default)
+            context.Details.Set("fsid_mismatch", $"event fsid {ev.Fsid} differs from the superblock's {sb.Fsid}");
+
+        return new CorruptionReport
+        {
+            Id = Guid.CreateVersion7(ev.Time).ToString(),
+            Time = ev.Time,
+            Host = _host,
+            Source = "fanotify",
+            Category = meaning.Category,
+            Severity = SeverityOf(meaning.Category),
+            Filesystem = filesystem,
+            Error = new ErrorInfo
+            {
+                Errno = ev.Errno,
+                RawErrno = ev.RawError,
+                Name = meaning.Name,
+                Description = meaning.Description,
+                Meaning = meaning.Meaning,
+                Alias = meaning.Alias,
+                Count = ev.Count,
+                Folded = FoldedByName(ev),
+            },
+            Object = new ObjectInfo
+            {
+                Inode = obj.Inode,
+                Generation = obj.Generation,
+                ParentInode = obj.ParentInode,
+                HandleType = obj.HandleType,
+                Handle = obj.HandleHex,
+                Path = resolution?.Path,
+                PathError = resolution?.Failure,
+                Deleted = resolution?.Deleted ?? false,
+                HandleProblem = obj.Problem,
+            },
+            Decoder = decoder.Name,
+            Details = context.Details,
+            Pid = ev.Pid,
+            RaisedByErrorWatch = ev.Pid == _ownPid,
+            KernelEvents = ev.KernelEvents,
+            ParseProblem = ev.Problem.IsError ? ev.Problem.ToString() : null,
+            DecodeSeconds = Stopwatch.GetElapsedTime(ev.ReadTimestamp).TotalSeconds,
+        };
+    }
+
+    public static Severity SeverityOf(ErrorCategory category) => category switch
+    {
+        ErrorCategory.Corruption or ErrorCategory.Shutdown => Severity.Critical,
+        ErrorCategory.EventsLost => Severity.Warning,
+        _ => Severity.Error,
+    };
+
+    private void DispatchUnknownRecords(DecodeContext context, byte[] raw)
+    {
+        var records = new InfoRecordWalker(raw);
+        while (records.Next(out var type, out var start, out var length))
+        {
+            if (type is Fanotify.FAN_EVENT_INFO_TYPE_FID or Fanotify.FAN_EVENT_INFO_TYPE_ERROR or Fanotify.FAN_EVENT_INFO_TYPE_PIDFD or Fanotify.FAN_EVENT_INFO_TYPE_MNT)
+                continue;
+            var record = raw.AsSpan(start, length);
+            var decoder = _registry.ForRecord(context.Superblock.Magic, type);
+            if (decoder is null)
+            {
+                var unknown = context.Details.Section("unknown_records");
+                unknown.Set($"type_{type}", Convert.ToHexStringLower(record));
+                continue;
+            }
+            try
+            {
+                decoder.Decode(context, type, record);
+            }
+            catch (Exception e)
+            {
+                context.Details.Section("unknown_records").Set($"type_{type}_decoder_error", e.Message);
+                _log.Error(e, "Record decoder for type {Type} failed", type);
+            }
+        }
+    }
+
+    /// <summary>Re-walks a copied record area (bounds were already checked when it was read).</summary>
+    private ref struct InfoRecordWalker(ReadOnlySpan<byte> records)
+    {
+        private readonly ReadOnlySpan<byte> _records = records;
+        private int _position;
+
+        public bool Next(out byte type, out int start, out int length)
+        {
+            type = 0;
+            start = _position;
+            length = 0;
+            if (_records.Length - _position < 4)
+                return false;
+            length = BitConverter.ToUInt16(_records.Slice(_position + 2));
+            if (length < 4 || length > _records.Length - _position)
+                return false;
+            type = _records[_position];
+            _position += length;
+            return true;
+        }
+    }
+
+    private static ImmutableDictionary<string, ulong> FoldedByName(FsErrorEvent ev)
+    {
+        if (ev.FoldedErrnos is null)
+            return ImmutableDictionary<string, ulong>.Empty;
+        return ev.FoldedErrnos.ToImmutableDictionary(kv => ErrnoTable.Name(kv.Key), kv => kv.Value);
+    }
+
+    private CorruptionReport OverflowReport(FsErrorEvent ev, IFilesystemDecoder decoder, FilesystemInfo filesystem) => new()
+    {
+        Id = Guid.CreateVersion7(ev.Time).ToString(),
+        Time = ev.Time,
+        Host = _host,
+        Source = "fanotify",
+        Category = ErrorCategory.EventsLost,
+        Severity = Severity.Warning,
+        Filesystem = filesystem,
+        Error = new ErrorInfo
+        {
+            Errno = 0,
+            RawErrno = 0,
+            Name = ev.Problem.IsError ? "MALFORMED_EVENTS" : "FAN_Q_OVERFLOW",
+            Description = ev.Problem.IsError ? "unparseable fanotify events" : "fanotify event queue overflow",
+            Meaning = ev.Problem.IsError
+                ? $"events after a malformed one could not be read ({ev.Problem}); counts are incomplete"
+                : "error events were dropped by the kernel queue; counts are incomplete",
+            Count = 0,
+        },
+        Object = new ObjectInfo { HandleType = Fanotify.FILEID_INVALID },
+        Decoder = decoder.Name,
+        KernelEvents = ev.KernelEvents,
+        ParseProblem = ev.Problem.IsError ? ev.Problem.ToString() : null,
+        DecodeSeconds = Stopwatch.GetElapsedTime(ev.ReadTimestamp).TotalSeconds,
+    };
+}

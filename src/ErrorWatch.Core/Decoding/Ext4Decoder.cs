@@ -1,0 +1,123 @@
+using ErrorWatch.Interop;
+using ErrorWatch.Reports;
+using static ErrorWatch.Interop.Fanotify;
+
+namespace ErrorWatch.Decoding;
+
+/// <summary>
+/// ext4 (magic 0xEF53): 32-bit inode handles (type 1, or 2 with a parent), ext4's meaning of each
+/// errno (fs/ext4/super.c), and the superblock's error record from /sys/fs/ext4/&lt;dev&gt;/ (kernel-abi.md §6).
+/// </summary>
+public sealed class Ext4Decoder : IFilesystemDecoder
+{
+    public const ulong Magic = 0xEF53;
+    private static readonly int[] Types = [FILEID_INO32_GEN, FILEID_INO32_GEN_PARENT];
+
+    private readonly string _sysfsRoot;
+
+    public Ext4Decoder(string sysfsRoot = "/sys/fs/ext4") => _sysfsRoot = sysfsRoot;
+
+    public string Name => "ext4";
+
+    public FileObject DecodeHandle(int handleType, ReadOnlySpan<byte> handle) => FileHandleLayout.Decode(handleType, handle, Types);
+
+    public ErrorMeaning DescribeError(int errno)
+    {
+        var generic = ErrorMeaning.Generic(errno);
+        return errno switch
+        {
+            Libc.EUCLEAN => generic with { Category = ErrorCategory.Corruption, Meaning = "metadata corruption", Alias = "EFSCORRUPTED" },
+            Libc.EBADMSG => generic with { Category = ErrorCategory.Corruption, Meaning = "metadata checksum mismatch", Alias = "EFSBADCRC" },
+            Libc.EIO => generic with { Category = ErrorCategory.Io, Meaning = "I/O error on metadata or journal" },
+            Libc.ESHUTDOWN => generic with { Category = ErrorCategory.Shutdown, Meaning = "filesystem aborted (shut down)" },
+            Libc.EROFS => generic with { Category = ErrorCategory.ReadOnly, Meaning = "journal aborted, filesystem read-only" },
+            Libc.ENOMEM => generic with { Category = ErrorCategory.Resource, Meaning = "out of memory in a journal operation" },
+            Libc.ENOSPC => generic with { Category = ErrorCategory.Resource, Meaning = "no space for metadata" },
+            _ => generic,
+        };
+    }
+
+    public void AddDetails(DecodeContext context)
+    {
+        var section = context.Details.Section(Name);
+        if (context.Superblock.MountOption("errors") is { } behaviour)
+            section.Set("errors_behavior", behaviour);
+        if (string.IsNullOrEmpty(context.Superblock.KernelName))
+        {
+            section.Set("sysfs_error", "kernel device name unknown; /sys/fs/ext4 not read");
+            return;
+        }
+        var dir = Path.Combine(_sysfsRoot, context.Superblock.KernelName);
+        try
+        {
+            var record = ReadErrorRecord(dir);
+            section.Set("errors_count", record.ErrorsCount);
+            if (record.First is { } first)
+                section.Set("first_error", first.ToDetails());
+            if (record.Last is { } last)
+                section.Set("last_error", last.ToDetails());
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+            section.Set("sysfs_error", $"{dir}: {e.Message}");
+        }
+    }
+
+    /// <summary>Reads errors_count and the first/last error fields the kernel keeps in the superblock.</summary>
+    public static Ext4ErrorRecord ReadErrorRecord(string sysfsDir)
+    {
+        string Read(string name) => File.ReadAllText(Path.Combine(sysfsDir, name)).Trim();
+        Ext4ErrorSite? Site(string which)
+        {
+            var time = long.Parse(Read($"{which}_error_time"));
+            if (time == 0)
+                return null;
+            return new Ext4ErrorSite(
+                DateTimeOffset.FromUnixTimeSeconds(time),
+                Read($"{which}_error_func"),
+                uint.Parse(Read($"{which}_error_line")),
+                ulong.Parse(Read($"{which}_error_ino")),
+                ulong.Parse(Read($"{which}_error_block")),
+                File.Exists(Path.Combine(sysfsDir, $"{which}_error_errcode")) ? byte.Parse(Read($"{which}_error_errcode")) : (byte)0);
+        }
+        return new Ext4ErrorRecord(ulong.Parse(Read("errors_count")), Site("first"), Site("last"));
+    }
+}
+
+public sealed record Ext4ErrorRecord(ulong ErrorsCount, Ext4ErrorSite? First, Ext4ErrorSite? Last);
+
+/// <summary>One s_first_error_* / s_last_error_* group of the ext4 superblock.</summary>
+public sealed record Ext4ErrorSite(DateTimeOffset Time, string Function, uint Line, ulong Inode, ulong Block, byte Code)
+{
+    /// <summary>EXT4_ERR_* codes (fs/ext4/ext4.h, e2fsprogs lib/e2p/errcode.c).</summary>
+    public static string CodeName(byte code) => code switch
+    {
+        0 => "none",
+        1 => "UNKNOWN",
+        2 => "EIO",
+        3 => "ENOMEM",
+        4 => "EFSBADCRC",
+        5 => "EFSCORRUPTED",
+        6 => "ENOSPC",
+        7 => "ENOKEY",
+        8 => "EROFS",
+        9 => "EFBIG",
+        10 => "EEXIST",
+        11 => "ERANGE",
+        12 => "EOVERFLOW",
+        13 => "EBUSY",
+        14 => "ENOTDIR",
+        15 => "ENOTEMPTY",
+        16 => "ESHUTDOWN",
+        17 => "EFAULT",
+        _ => $"code {code}",
+    };
+
+    public ReportDetails ToDetails() => new ReportDetails()
+        .Set("time", Time.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ"))
+        .Set("function", Function)
+        .Set("line", Line)
+        .Set("inode", Inode)
+        .Set("block", Block)
+        .Set("code", CodeName(Code));
+}

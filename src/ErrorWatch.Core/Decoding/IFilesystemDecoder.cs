@@ -1,0 +1,42 @@
+using ErrorWatch.Filesystems;
+using ErrorWatch.Kernel;
+using ErrorWatch.Reports;
+
+namespace ErrorWatch.Decoding;
+
+/// <summary>
+/// Turns an event on one kind of filesystem into what that filesystem means by it. Registered in
+/// the <see cref="DecoderRegistry"/> by superblock magic (statfs f_type).
+/// </summary>
+public interface IFilesystemDecoder
+{
+    /// <summary>Short name used as the details section ("ext4", "xfs", "generic").</summary>
+    string Name { get; }
+
+    /// <summary>Decodes the kernel file handle this filesystem encoded.</summary>
+    FileObject DecodeHandle(int handleType, ReadOnlySpan<byte> handle);
+
+    /// <summary>What the errno means on this filesystem.</summary>
+    ErrorMeaning DescribeError(int errno);
+
+    /// <summary>Adds the filesystem's own error record (sysfs counters, health bits...) to the report.</summary>
+    void AddDetails(DecodeContext context);
+}
+
+/// <summary>
+/// Decodes one fanotify info record type the core does not know, for one filesystem type (or all):
+/// the shape the original FAN_FS_ERROR proposal had for filesystem-specific error blobs.
+/// </summary>
+public interface IInfoRecordDecoder
+{
+    void Decode(DecodeContext context, byte recordType, ReadOnlySpan<byte> record);
+}
+
+/// <summary>Everything a decoder may look at, and the details it writes to.</summary>
+public sealed class DecodeContext
+{
+    public required Superblock Superblock { get; init; }
+    public required FsErrorEvent Event { get; init; }
+    public required FileObject Object { get; init; }
+    public ReportDetails Details { get; } = new();
+}

@@ -1,0 +1,125 @@
+using System.Collections.Immutable;
+using ErrorWatch.Decoding;
+using ErrorWatch.Filesystems;
+
+namespace ErrorWatch.Reports;
+
+public enum Severity
+{
+    /// <summary>Corruption or shutdown: data is at risk now (journald priority 2).</summary>
+    Critical,
+    /// <summary>I/O and other errors (priority 3).</summary>
+    Error,
+    /// <summary>History and lost-event notices (priority 4).</summary>
+    Warning,
+}
+
+/// <summary>One filesystem error as ErrorWatch reports it: what, where, which file, how many.</summary>
+public sealed record CorruptionReport
+{
+    /// <summary>Unique, time-ordered (UUIDv7).</summary>
+    public required string Id { get; init; }
+    public required DateTimeOffset Time { get; init; }
+    public required string Host { get; init; }
+    /// <summary>Where the error was learnt: "fanotify" (later also ext4-sysfs, ext4-superblock, xfs-health...).</summary>
+    public required string Source { get; init; }
+    public required ErrorCategory Category { get; init; }
+    public required Severity Severity { get; init; }
+    public required FilesystemInfo Filesystem { get; init; }
+    public required ErrorInfo Error { get; init; }
+    public required ObjectInfo Object { get; init; }
+    public required string Decoder { get; init; }
+    public ReportDetails Details { get; init; } = new();
+    /// <summary>Process the kernel named (meaningless on 7.0+, where errors come from a kworker).</summary>
+    public int Pid { get; init; }
+    /// <summary>True when the error was raised by ErrorWatch itself (decoding a corrupt inode).</summary>
+    public bool RaisedByErrorWatch { get; init; }
+    /// <summary>Kernel events folded into this report (more than 1 only under pressure).</summary>
+    public int KernelEvents { get; init; } = 1;
+    /// <summary>Problems met while parsing the event (the report is still made).</summary>
+    public string? ParseProblem { get; init; }
+    /// <summary>Seconds from read(2) to this report being built.</summary>
+    public double DecodeSeconds { get; init; }
+
+    public string EventName => Category switch
+    {
+        ErrorCategory.Corruption => "corruption",
+        ErrorCategory.Io => "io",
+        ErrorCategory.Shutdown => "shutdown",
+        ErrorCategory.ReadOnly => "readonly",
+        ErrorCategory.Resource => "resource",
+        ErrorCategory.EventsLost => "events-lost",
+        _ => "other",
+    };
+
+    /// <summary>One line an admin understands, e.g. "ext4 /dev/sdb1 (/srv) reports metadata corruption (EUCLEAN) in inode 12 (/srv/dir), 3 errors".</summary>
+    public string Summary
+    {
+        get
+        {
+            var where = Filesystem.Mountpoints.Length > 0 ? $" ({Filesystem.Mountpoints[0].Escaped})" : "";
+            if (Category == ErrorCategory.EventsLost)
+                return $"{Filesystem.Type} {Filesystem.Device}{where}: {Error.Meaning}";
+            var what = Object.Inode is { } ino
+                ? $" in inode {ino}" + (Object.Path is { } p ? $" ({p.Escaped})" : "")
+                : " (whole filesystem)";
+            var count = Error.Count == 1 ? "1 error" : $"{Error.Count} errors";
+            return $"{Filesystem.Type} {Filesystem.Device}{where} reports {Error.Meaning} ({Error.Name}{(Error.Alias is { } a ? "/" + a : "")}){what}, {count}";
+        }
+    }
+}
+
+public sealed record FilesystemInfo
+{
+    public required string Device { get; init; }
+    public required DeviceNumber MajorMinor { get; init; }
+    public Guid? Uuid { get; init; }
+    public string? Label { get; init; }
+    public required string Type { get; init; }
+    public required ImmutableArray<FsPath> Mountpoints { get; init; }
+    public required string Fsid { get; init; }
+
+    public static FilesystemInfo From(Superblock sb) => new()
+    {
+        Device = sb.DevicePath,
+        MajorMinor = sb.Device,
+        Uuid = sb.Uuid,
+        Label = sb.Label,
+        Type = sb.FsType,
+        Mountpoints = [.. sb.Mounts.OrderByDescending(m => m.IsFilesystemRoot).ThenBy(m => m.MountPoint.Bytes.Length).Select(m => m.MountPoint)],
+        Fsid = sb.Fsid.ToString(),
+    };
+}
+
+public sealed record ErrorInfo
+{
+    /// <summary>abs(error) as sent by the kernel.</summary>
+    public required int Errno { get; init; }
+    /// <summary>The value in the event, sign included (negative from ext4 std_error before 7.0).</summary>
+    public required int RawErrno { get; init; }
+    public required string Name { get; init; }
+    public required string Description { get; init; }
+    /// <summary>What the filesystem means by it ("metadata checksum mismatch (EFSBADCRC)").</summary>
+    public required string Meaning { get; init; }
+    /// <summary>The filesystem's name for the errno, e.g. EFSCORRUPTED, or null.</summary>
+    public string? Alias { get; init; }
+    public required ulong Count { get; init; }
+    /// <summary>Under pressure, errors of other errnos folded into this report, by errno name.</summary>
+    public ImmutableDictionary<string, ulong> Folded { get; init; } = ImmutableDictionary<string, ulong>.Empty;
+}
+
+public sealed record ObjectInfo
+{
+    /// <summary>"filesystem" for whole-fs errors, "inode" otherwise.</summary>
+    public string Scope => Inode is null ? "filesystem" : "inode";
+    public ulong? Inode { get; init; }
+    public uint? Generation { get; init; }
+    public ulong? ParentInode { get; init; }
+    public int HandleType { get; init; }
+    public string Handle { get; init; } = "";
+    public FsPath? Path { get; init; }
+    /// <summary>Why there is no path (or why it may be stale).</summary>
+    public string? PathError { get; init; }
+    public bool Deleted { get; init; }
+    public string? HandleProblem { get; init; }
+}

@@ -1,0 +1,152 @@
+using System.Buffers;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using ErrorWatch.Filesystems;
+
+namespace ErrorWatch.Reports;
+
+/// <summary>
+/// Writes a report as one JSON object (schema: docs/report-schema.md). Paths that are not valid
+/// UTF-8 are written C-escaped with the exact bytes beside them in base64, so nothing is lost.
+/// </summary>
+public static class ReportJson
+{
+    public static readonly JsonWriterOptions Options = new()
+    {
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // keeps é readable; still escapes controls, quotes, backslash
+        Indented = false,
+    };
+
+    public static byte[] ToUtf8(CorruptionReport report)
+    {
+        var buffer = new ArrayBufferWriter<byte>(1024);
+        using (var writer = new Utf8JsonWriter(buffer, Options))
+            Write(writer, report);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    public static void Write(Utf8JsonWriter w, CorruptionReport r)
+    {
+        w.WriteStartObject();
+        w.WriteString("type", "report");
+        w.WriteString("id", r.Id);
+        w.WriteString("time", r.Time.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.ffffffZ"));
+        w.WriteString("host", r.Host);
+        w.WriteString("source", r.Source);
+        w.WriteString("event", r.EventName);
+        w.WriteString("severity", r.Severity.ToString().ToLowerInvariant());
+        w.WriteString("summary", r.Summary);
+
+        var fs = r.Filesystem;
+        w.WriteStartObject("filesystem");
+        w.WriteString("device", fs.Device);
+        w.WriteString("major_minor", fs.MajorMinor.ToString());
+        if (fs.Uuid is { } uuid) w.WriteString("uuid", uuid.ToString()); else w.WriteNull("uuid");
+        if (fs.Label is { } label) w.WriteString("label", label); else w.WriteNull("label");
+        w.WriteString("type", fs.Type);
+        w.WriteStartArray("mountpoints");
+        foreach (var m in fs.Mountpoints)
+            w.WriteStringValue(m.Text ?? m.Escaped);
+        w.WriteEndArray();
+        w.WriteString("fsid", fs.Fsid);
+        w.WriteEndObject();
+
+        var e = r.Error;
+        w.WriteStartObject("error");
+        w.WriteNumber("errno", e.Errno);
+        w.WriteNumber("raw_errno", e.RawErrno);
+        w.WriteString("name", e.Name);
+        w.WriteString("description", e.Description);
+        w.WriteString("meaning", e.Meaning);
+        if (e.Alias is { } alias) w.WriteString("alias", alias); else w.WriteNull("alias");
+        w.WriteNumber("count", e.Count);
+        if (!e.Folded.IsEmpty)
+        {
+            w.WriteStartObject("folded");
+            foreach (var kv in e.Folded.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+                w.WriteNumber(kv.Key, kv.Value);
+            w.WriteEndObject();
+        }
+        w.WriteEndObject();
+
+        var o = r.Object;
+        w.WriteStartObject("object");
+        w.WriteString("scope", o.Scope);
+        WriteNumberOrNull(w, "inode", o.Inode);
+        WriteNumberOrNull(w, "generation", o.Generation);
+        if (o.ParentInode is { } parent)
+            w.WriteNumber("parent_inode", parent);
+        w.WriteString("handle_type", $"0x{o.HandleType:x}");
+        w.WriteString("handle", o.Handle);
+        WritePath(w, "path", o.Path);
+        if (o.PathError is { } pathError) w.WriteString("path_error", pathError); else w.WriteNull("path_error");
+        if (o.Deleted)
+            w.WriteBoolean("deleted", true);
+        if (o.HandleProblem is { } hp)
+            w.WriteString("handle_problem", hp);
+        w.WriteEndObject();
+
+        w.WriteString("decoder", r.Decoder);
+        w.WritePropertyName("details");
+        WriteDetails(w, r.Details);
+
+        w.WriteStartObject("process");
+        w.WriteNumber("pid", r.Pid);
+        w.WriteBoolean("errorwatch", r.RaisedByErrorWatch);
+        w.WriteEndObject();
+        w.WriteNumber("kernel_events", r.KernelEvents);
+        if (r.ParseProblem is { } problem)
+            w.WriteString("parse_problem", problem);
+        w.WriteEndObject();
+    }
+
+    public static void WritePath(Utf8JsonWriter w, string name, FsPath? path)
+    {
+        if (path is null)
+        {
+            w.WriteNull(name);
+            return;
+        }
+        w.WriteString(name, path.Text ?? path.Escaped);
+        if (!path.IsValidUtf8)
+            w.WriteBase64String(name + "_base64", path.Bytes);
+    }
+
+    public static void WriteDetails(Utf8JsonWriter w, ReportDetails details)
+    {
+        w.WriteStartObject();
+        foreach (var (key, value) in details.Items)
+        {
+            switch (value)
+            {
+                case string s: w.WriteString(key, s); break;
+                case long l: w.WriteNumber(key, l); break;
+                case ulong ul: w.WriteNumber(key, ul); break;
+                case int i: w.WriteNumber(key, i); break;
+                case uint ui: w.WriteNumber(key, ui); break;
+                case bool b: w.WriteBoolean(key, b); break;
+                case string[] array:
+                    w.WriteStartArray(key);
+                    foreach (var item in array)
+                        w.WriteStringValue(item);
+                    w.WriteEndArray();
+                    break;
+                case ReportDetails nested:
+                    w.WritePropertyName(key);
+                    WriteDetails(w, nested);
+                    break;
+            }
+        }
+        w.WriteEndObject();
+    }
+
+    private static void WriteNumberOrNull(Utf8JsonWriter w, string name, ulong? value)
+    {
+        if (value is { } v) w.WriteNumber(name, v); else w.WriteNull(name);
+    }
+
+    private static void WriteNumberOrNull(Utf8JsonWriter w, string name, uint? value)
+    {
+        if (value is { } v) w.WriteNumber(name, v); else w.WriteNull(name);
+    }
+}

@@ -1,0 +1,117 @@
+using ErrorWatch.Filesystems;
+using ErrorWatch.Kernel;
+
+namespace ErrorWatch.Watching;
+
+/// <summary>
+/// The bounded hand-off between the read loop and the decoders. <see cref="Post"/> never waits:
+/// when the queue is full, events for a superblock are folded into one pending event per
+/// superblock (counts summed, errnos tallied), so memory stays bounded and no error is dropped.
+/// </summary>
+public sealed class EventHandOff
+{
+    private readonly int _capacity;
+    private readonly Queue<FsErrorEvent> _queue;
+    private readonly Dictionary<Superblock, FsErrorEvent> _folded = new(ReferenceEqualityComparer.Instance);
+    private readonly Queue<Superblock> _foldedOrder = new();
+    private readonly Lock _lock = new();
+    private readonly SemaphoreSlim _signal = new(0);
+    private bool _signalled;
+    private bool _completed;
+
+    public EventHandOff(int capacity = 4096)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        _capacity = capacity;
+        _queue = new Queue<FsErrorEvent>(Math.Min(capacity, 1024));
+    }
+
+    public long Posted { get; private set; }
+    public long FoldedEvents { get; private set; }
+    public int MaxDepth { get; private set; }
+
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+                return _queue.Count + _folded.Count;
+        }
+    }
+
+    /// <summary>Called by the read loop. Holds the lock only for a queue operation; never blocks on the consumer.</summary>
+    public void Post(FsErrorEvent ev)
+    {
+        lock (_lock)
+        {
+            Posted++;
+            if (ev.IsOverflow)
+            {
+                // Always queued: the kernel queues at most one overflow per group until it is read,
+                // and a lost-events notice must never be folded into an error count.
+                _queue.Enqueue(ev);
+            }
+            else if (_folded.TryGetValue(ev.Superblock, out var pending))
+            {
+                Fold(pending, ev);
+            }
+            else if (_queue.Count < _capacity)
+            {
+                _queue.Enqueue(ev);
+            }
+            else
+            {
+                _folded[ev.Superblock] = ev;
+                _foldedOrder.Enqueue(ev.Superblock);
+            }
+            MaxDepth = Math.Max(MaxDepth, _queue.Count + _folded.Count);
+            if (_signalled)
+                return;
+            _signalled = true;
+        }
+        _signal.Release();
+    }
+
+    private void Fold(FsErrorEvent into, FsErrorEvent ev)
+    {
+        FoldedEvents++;
+        if (ev.Errno != into.Errno || into.FoldedErrnos is not null)
+        {
+            into.FoldedErrnos ??= new() { [into.Errno] = into.Count };
+            into.FoldedErrnos.TryGetValue(ev.Errno, out var n);
+            into.FoldedErrnos[ev.Errno] = n + ev.Count;
+        }
+        into.Count += ev.Count;
+        into.KernelEvents += ev.KernelEvents;
+    }
+
+    /// <summary>Takes the next event: queued ones first, then folded ones. Null once completed and empty.</summary>
+    public async ValueTask<FsErrorEvent?> TakeAsync(CancellationToken cancel)
+    {
+        while (true)
+        {
+            lock (_lock)
+            {
+                if (_queue.TryDequeue(out var ev))
+                    return ev;
+                if (_foldedOrder.TryDequeue(out var sb))
+                {
+                    _folded.Remove(sb, out var folded);
+                    return folded;
+                }
+                if (_completed)
+                    return null;
+                _signalled = false;
+            }
+            await _signal.WaitAsync(cancel).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>No more events will be posted; <see cref="TakeAsync"/> returns null once drained.</summary>
+    public void Complete()
+    {
+        lock (_lock)
+            _completed = true;
+        _signal.Release();
+    }
+}

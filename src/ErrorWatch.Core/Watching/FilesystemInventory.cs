@@ -1,0 +1,323 @@
+using System.Runtime.InteropServices;
+using ErrorWatch.Filesystems;
+using ErrorWatch.Interop;
+using ErrorWatch.Kernel;
+using Serilog;
+
+namespace ErrorWatch.Watching;
+
+/// <summary>Which filesystems to watch.</summary>
+public sealed record WatchOptions
+{
+    /// <summary>ext2/ext3 are driven by the ext4 code on current kernels and report the same way.</summary>
+    public static readonly string[] DefaultTypes = ["ext4", "ext3", "ext2", "xfs"];
+
+    public IReadOnlyList<string> FsTypes { get; init; } = DefaultTypes;
+    /// <summary>When non-empty, only filesystems matching one of these (mount point, device, major:minor, UUID or label).</summary>
+    public IReadOnlyList<string> Include { get; init; } = [];
+    public IReadOnlyList<string> Exclude { get; init; } = [];
+
+    public bool Matches(Superblock sb, string pattern) =>
+        pattern == sb.DevicePath || pattern == sb.Device.ToString() || pattern == sb.Label
+        || (sb.Uuid is { } uuid && Guid.TryParse(pattern, out var p) && p == uuid)
+        || sb.Mounts.Any(m => m.MountPoint.Text == pattern);
+
+    public string? Refuses(Superblock sb)
+    {
+        if (Include.Count > 0 && !Include.Any(p => Matches(sb, p)))
+            return "not selected by --filesystem";
+        var excluded = Exclude.FirstOrDefault(p => Matches(sb, p));
+        return excluded is null ? null : $"excluded by configuration ({excluded})";
+    }
+}
+
+/// <summary>A filesystem ErrorWatch does not watch, and why.</summary>
+public sealed record SkippedFilesystem(DeviceNumber Device, string FsType, string MountPoint, string Reason, int Errno = 0);
+
+/// <summary>
+/// Keeps one <see cref="SuperblockWatch"/> per mounted ext4/XFS superblock: enumerates mounts, groups
+/// them by device number, identifies and marks new superblocks, and retires those whose mark the
+/// kernel dropped (the superblock died at its last unmount).
+/// </summary>
+public sealed unsafe class FilesystemInventory
+{
+    private readonly WatchOptions _options;
+    private readonly Watcher _watcher;
+    private readonly ILogger _log;
+    private readonly Dictionary<DeviceNumber, SuperblockWatch> _watches = new();
+    private readonly Dictionary<DeviceNumber, SkippedFilesystem> _skipped = new();
+    private readonly Lock _lock = new();
+
+    public FilesystemInventory(WatchOptions options, Watcher watcher, MountSource source, ILogger log)
+    {
+        _options = options;
+        _watcher = watcher;
+        _log = log;
+        Source = source;
+    }
+
+    public MountSource Source { get; }
+
+    /// <summary>errno of the first fanotify_mark(FAN_FS_ERROR) attempt: 0 accepted, EINVAL unsupported, -1 not tried yet.</summary>
+    public int FsErrorMarkResult { get; private set; } = -1;
+
+    public event Action<SuperblockWatch>? Watched;
+    public event Action<SuperblockWatch>? Unwatched;
+
+    public IReadOnlyList<SuperblockWatch> Watches
+    {
+        get
+        {
+            lock (_lock)
+                return _watches.Values.ToList();
+        }
+    }
+
+    public IReadOnlyList<SkippedFilesystem> Skipped
+    {
+        get
+        {
+            lock (_lock)
+                return _skipped.Values.ToList();
+        }
+    }
+
+    /// <summary>Other filesystem types present, with how many superblocks of each (not ext4/XFS, so not watched).</summary>
+    public IReadOnlyDictionary<string, int> OtherTypes { get; private set; } = new Dictionary<string, int>();
+
+    /// <summary>True when a watched superblock has no mount left but still exists (lazy unmount in progress).</summary>
+    public bool HasOrphans
+    {
+        get
+        {
+            lock (_lock)
+                return _watches.Values.Any(w => w.Superblock.Mounts.IsEmpty);
+        }
+    }
+
+    /// <summary>Brings the watches in line with the current mount table.</summary>
+    public void Reconcile()
+    {
+        lock (_lock)
+        {
+            var mounts = MountTable.Read(Source, problem => _log.Warning("{Problem}", problem));
+            var bySuperblock = mounts.GroupBy(m => m.Device).ToDictionary(g => g.Key, g => g.ToList());
+
+            foreach (var (device, watch) in _watches.ToList())
+            {
+                if (watch.MarkAlive())
+                {
+                    watch.Superblock.UpdateMounts(bySuperblock.GetValueOrDefault(device) ?? []);
+                    continue;
+                }
+                _watches.Remove(device);
+                _log.Information("Filesystem {Superblock} is gone (unmounted); reading its last events and unwatching", watch.Superblock);
+                _ = _watcher.Retire(watch);
+                Unwatched?.Invoke(watch);
+            }
+
+            var others = new Dictionary<string, int>();
+            foreach (var (device, group) in bySuperblock)
+            {
+                var fsType = group[0].FsType;
+                if (!_options.FsTypes.Contains(fsType))
+                {
+                    others[fsType] = others.GetValueOrDefault(fsType) + 1;
+                    continue;
+                }
+                if (_watches.ContainsKey(device))
+                    continue;
+                TryWatch(device, fsType, group);
+            }
+            OtherTypes = others;
+            foreach (var device in _skipped.Keys.Where(d => !bySuperblock.ContainsKey(d)).ToList())
+                _skipped.Remove(device);
+        }
+    }
+
+    private void TryWatch(DeviceNumber device, string fsType, List<MountEntry> mounts)
+    {
+        var mountPoint = mounts[0].MountPoint.Escaped;
+        var sb = Identify(device, fsType, mounts, out var problem);
+        if (sb is null)
+        {
+            Skip(new SkippedFilesystem(device, fsType, mountPoint, problem ?? "cannot be opened"));
+            return;
+        }
+        if (_options.Refuses(sb) is { } refusal)
+        {
+            Skip(new SkippedFilesystem(device, fsType, mountPoint, refusal), byConfiguration: true);
+            return;
+        }
+
+        var group = FanotifyGroup.Create(FanotifyGroup.ErrorGroupFlags, out var errno);
+        if (group is null)
+        {
+            Skip(new SkippedFilesystem(device, fsType, mountPoint, DescribeInitFailure(errno), errno));
+            return;
+        }
+        errno = Mark(group, sb, out problem);
+        if (FsErrorMarkResult < 0 || (FsErrorMarkResult != 0 && errno == 0))
+            FsErrorMarkResult = errno;
+        if (errno != 0 || problem is not null)
+        {
+            group.Dispose();
+            Skip(new SkippedFilesystem(device, fsType, mountPoint, problem ?? DescribeMarkFailure(errno), errno));
+            return;
+        }
+
+        var watch = new SuperblockWatch(sb, group);
+        _watches[device] = watch;
+        _skipped.Remove(device);
+        _watcher.Add(watch);
+        _log.Information("Watching {Superblock} uuid={Uuid} fsid={Fsid}", sb, sb.Uuid, sb.Fsid);
+        Watched?.Invoke(watch);
+    }
+
+    private void Skip(SkippedFilesystem skip, bool byConfiguration = false)
+    {
+        if (_skipped.TryGetValue(skip.Device, out var previous) && previous.Reason == skip.Reason)
+            return;
+        _skipped[skip.Device] = skip;
+        _log.Write(byConfiguration ? Serilog.Events.LogEventLevel.Debug : Serilog.Events.LogEventLevel.Warning,
+            "Not watching {FsType} {Device} at {MountPoint}: {Reason}", skip.FsType, skip.Device, skip.MountPoint, skip.Reason);
+    }
+
+    private static int Mark(FanotifyGroup group, Superblock sb, out string? problem)
+    {
+        problem = null;
+        foreach (var mount in sb.Mounts)
+        {
+            // Not O_PATH: with a NULL path fanotify_mark resolves dirfd with fdget(), which refuses O_PATH files (EBADF).
+            using var fd = MountRoot.Open(mount, pathOnly: false, out problem);
+            if (fd is null)
+                continue;
+            problem = null;
+            return group.MarkFilesystem(fd.Fd, Fanotify.FAN_FS_ERROR);
+        }
+        problem ??= "no mount of it could be opened";
+        return 0;
+    }
+
+    /// <summary>Reads what identifies the superblock: magic and fsid (statfs), UUID, label, kernel device name.</summary>
+    internal static Superblock? Identify(DeviceNumber device, string fsType, List<MountEntry> mounts, out string? problem)
+    {
+        problem = null;
+        var ordered = mounts.OrderByDescending(m => m.IsFilesystemRoot).ToList();
+        foreach (var mount in ordered)
+        {
+            using var fd = MountRoot.Open(mount, pathOnly: false, out problem) ?? MountRoot.Open(mount, pathOnly: true, out problem);
+            if (fd is null)
+                continue;
+
+            var statfs = stackalloc byte[Libc.StatfsSize + 8];
+            if (Libc.FStatfs(fd.Fd, statfs) != 0)
+            {
+                problem = $"statfs of {mount.MountPoint.Escaped} failed: {ErrnoTable.Name(Libc.LastErrno)}";
+                continue;
+            }
+            var span = new ReadOnlySpan<byte>(statfs, Libc.StatfsSize);
+            var magic = (ulong)MemoryMarshal.Read<long>(span.Slice(Libc.StatfsTypeOffset));
+            var fsid = FilesystemId.FromBytes(span.Slice(Libc.StatfsFsidOffset, 8));
+            var kernelName = KernelDeviceName(device);
+            var devicePath = mount.Source.StartsWith("/dev/", StringComparison.Ordinal) ? mount.Source
+                : kernelName.Length > 0 && File.Exists("/dev/" + kernelName) ? "/dev/" + kernelName : mount.Source;
+            return new Superblock(device, fsType, mounts)
+            {
+                Magic = magic,
+                Fsid = fsid,
+                KernelName = kernelName,
+                DevicePath = devicePath,
+                Uuid = ReadUuid(fd.Fd, magic, devicePath),
+                Label = ReadLabel(fd.Fd),
+            };
+        }
+        return null;
+    }
+
+    /// <summary>The block device's kernel name (s_id) from /sys/dev/block/M:m, e.g. "sdb1", "dm-0", "loop3".</summary>
+    internal static string KernelDeviceName(DeviceNumber device)
+    {
+        try
+        {
+            var target = new FileInfo($"/sys/dev/block/{device}").LinkTarget;
+            return target is null ? "" : Path.GetFileName(target);
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+
+    // FS_IOC_GETFSUUID = _IOR(0x15, 0, struct fsuuid2 { __u8 len; __u8 uuid[16]; }) (6.10+)
+    private const nuint FS_IOC_GETFSUUID = 0x80111500;
+    // FS_IOC_GETFSLABEL = _IOR(0x94, 49, char[FSLABEL_MAX = 256]) (4.18+, ext4 and XFS)
+    private const nuint FS_IOC_GETFSLABEL = 0x81009431;
+    // XFS_IOC_FSGEOMETRY = _IOR('X', 126, struct xfs_fsop_geom): uuid at offset 64 (kernel-abi.md §7.2)
+    private const nuint XFS_IOC_FSGEOMETRY = 0x8100587e;
+
+    private static Guid? ReadUuid(int fd, ulong magic, string devicePath)
+    {
+        var buffer = stackalloc byte[256];
+        if (Libc.Ioctl(fd, FS_IOC_GETFSUUID, buffer) == 0 && buffer[0] == 16)
+            return new Guid(new ReadOnlySpan<byte>(buffer + 1, 16), bigEndian: true);
+        if (magic == Decoding.XfsDecoder.Magic && Libc.Ioctl(fd, XFS_IOC_FSGEOMETRY, buffer) == 0)
+            return new Guid(new ReadOnlySpan<byte>(buffer + 64, 16), bigEndian: true);
+        if (magic == Decoding.Ext4Decoder.Magic && devicePath.StartsWith("/dev/", StringComparison.Ordinal))
+        {
+            // Before 6.10: s_uuid at superblock offset 0x68 (device offset 1128). The UUID never
+            // changes under a mounted filesystem in practice, so the on-disk copy is good enough.
+            var dev = Libc.Open(devicePath, Libc.O_RDONLY | Libc.O_CLOEXEC);
+            if (dev < 0)
+                return null;
+            using var _ = new FileDescriptor(dev);
+            if (Libc.PRead(dev, buffer, 16, 1128) == 16)
+                return new Guid(new ReadOnlySpan<byte>(buffer, 16), bigEndian: true);
+        }
+        return null;
+    }
+
+    private static string? ReadLabel(int fd)
+    {
+        var buffer = stackalloc byte[256];
+        if (Libc.Ioctl(fd, FS_IOC_GETFSLABEL, buffer) != 0)
+            return null;
+        var span = new ReadOnlySpan<byte>(buffer, 256);
+        var end = span.IndexOf((byte)0);
+        var label = System.Text.Encoding.UTF8.GetString(end < 0 ? span : span[..end]);
+        return label.Length == 0 ? null : label;
+    }
+
+    internal static string DescribeInitFailure(int errno) => errno switch
+    {
+        Libc.EMFILE => $"fanotify group limit reached (fs.fanotify.max_user_groups = {ReadSysctl("max_user_groups")}); raise it to watch more filesystems",
+        Libc.EPERM => "not permitted to create a fanotify group (needs CAP_SYS_ADMIN)",
+        Libc.EINVAL => "this kernel's fanotify has no FAN_REPORT_FID (Linux < 5.1)",
+        Libc.ENOSYS => "this kernel has no fanotify (CONFIG_FANOTIFY=n)",
+        _ => $"fanotify_init failed: {ErrnoTable.Name(errno)}",
+    };
+
+    internal static string DescribeMarkFailure(int errno) => errno switch
+    {
+        Libc.EINVAL => "the kernel refuses FAN_FS_ERROR marks (Linux < 5.16, or a stable kernel without the backport)",
+        Libc.EPERM => "not permitted to mark a filesystem (needs CAP_SYS_ADMIN in the initial user namespace) (EPERM)",
+        Libc.EXDEV => "the filesystem's fsid differs from its root's (a btrfs subvolume?) (EXDEV)",
+        Libc.ENODEV => "the filesystem has no fsid, so fanotify cannot identify it (ENODEV)",
+        Libc.EOPNOTSUPP => "the filesystem cannot encode file handles (EOPNOTSUPP)",
+        Libc.ENOSPC => $"fanotify mark limit reached (fs.fanotify.max_user_marks = {ReadSysctl("max_user_marks")}) (ENOSPC)",
+        Libc.EACCES => "permission denied by an LSM or path permissions (EACCES)",
+        _ => $"fanotify_mark failed: {ErrnoTable.Name(errno)}",
+    };
+
+    internal static string ReadSysctl(string name)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/sys/fs/fanotify/{name}").Trim();
+        }
+        catch (IOException)
+        {
+            return "?";
+        }
+    }
+}

@@ -1,0 +1,212 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using ErrorWatch.Interop;
+using ErrorWatch.Kernel;
+using Serilog;
+
+namespace ErrorWatch.Watching;
+
+/// <summary>
+/// The read loop: one thread polls every watched superblock's fanotify group, reads whole events
+/// into one 64 KiB buffer, parses them in place and posts them to the <see cref="EventHandOff"/>.
+/// It does nothing that can wait on a consumer. Watches are added and retired through a command
+/// queue so that only this thread ever reads or closes a group fd; a retired group is read until
+/// empty before it is closed, so events queued before an unmount are not lost.
+/// </summary>
+public sealed unsafe class Watcher : IDisposable
+{
+    public const int BufferSize = 64 * 1024;
+
+    private readonly EventHandOff _handOff;
+    private readonly ILogger _log;
+    private readonly FileDescriptor _wake;
+    private readonly ConcurrentQueue<Command> _commands = new();
+    private readonly List<SuperblockWatch> _watches = new();
+    private readonly byte[] _buffer = GC.AllocateArray<byte>(BufferSize, pinned: true);
+    private readonly Thread _thread;
+    private volatile bool _stopping;
+    private long _parseErrors;
+    private long _eventsRead;
+
+    public Watcher(EventHandOff handOff, ILogger log)
+    {
+        _handOff = handOff;
+        _log = log;
+        var fd = Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
+        if (fd < 0)
+            throw new InvalidOperationException($"eventfd failed: {ErrnoTable.Name(Libc.LastErrno)}");
+        _wake = new FileDescriptor(fd);
+        _thread = new Thread(Loop) { Name = "errorwatch-read", IsBackground = true };
+    }
+
+    public long EventsRead => Interlocked.Read(ref _eventsRead);
+    public long ParseErrors => Interlocked.Read(ref _parseErrors);
+
+    public void Start() => _thread.Start();
+
+    public void Add(SuperblockWatch watch) => Send(new Command(watch, Retire: false, null));
+
+    /// <summary>Stops watching: the group is read until empty, then closed. Completes when done.</summary>
+    public Task Retire(SuperblockWatch watch)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Send(new Command(watch, Retire: true, done));
+        return done.Task;
+    }
+
+    /// <summary>Reads what is queued in every group, closes them and completes the hand-off.</summary>
+    public bool Stop(TimeSpan timeout)
+    {
+        _stopping = true;
+        Wake();
+        return !_thread.IsAlive || _thread.Join(timeout);
+    }
+
+    private void Send(Command command)
+    {
+        _commands.Enqueue(command);
+        Wake();
+    }
+
+    private void Wake()
+    {
+        ulong one = 1;
+        Libc.Write(_wake.Fd, (byte*)&one, 8);
+    }
+
+    private readonly record struct Command(SuperblockWatch Watch, bool Retire, TaskCompletionSource? Done);
+
+    private void Loop()
+    {
+        var fds = new Libc.PollFd[1];
+        try
+        {
+            while (!_stopping)
+            {
+                ApplyCommands();
+                if (fds.Length != _watches.Count + 1)
+                    fds = new Libc.PollFd[_watches.Count + 1];
+                fds[0] = new Libc.PollFd { Fd = _wake.Fd, Events = Libc.POLLIN };
+                for (var i = 0; i < _watches.Count; i++)
+                    fds[i + 1] = new Libc.PollFd { Fd = _watches[i].Group.Fd, Events = Libc.POLLIN };
+
+                int ready;
+                fixed (Libc.PollFd* p = fds)
+                    ready = Libc.Poll(p, (nuint)fds.Length, -1);
+                if (ready < 0)
+                {
+                    if (Libc.LastErrno == Libc.EINTR)
+                        continue;
+                    _log.Fatal("poll on fanotify groups failed: {Errno}", ErrnoTable.Name(Libc.LastErrno));
+                    break;
+                }
+                if ((fds[0].REvents & Libc.POLLIN) != 0)
+                    DrainWake();
+                for (var i = 1; i < fds.Length; i++)
+                {
+                    if (fds[i].REvents != 0 && i - 1 < _watches.Count)
+                        ReadAll(_watches[i - 1]);
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            _log.Fatal(e, "The fanotify read loop failed");
+        }
+        finally
+        {
+            ApplyCommands();
+            foreach (var watch in _watches)
+            {
+                ReadAll(watch);
+                watch.Dispose();
+            }
+            _watches.Clear();
+            _handOff.Complete();
+        }
+    }
+
+    private void DrainWake()
+    {
+        ulong value;
+        Libc.Read(_wake.Fd, (byte*)&value, 8);
+    }
+
+    private void ApplyCommands()
+    {
+        while (_commands.TryDequeue(out var command))
+        {
+            if (!command.Retire)
+            {
+                _watches.Add(command.Watch);
+                continue;
+            }
+            if (_watches.Remove(command.Watch))
+                ReadAll(command.Watch);
+            command.Watch.Dispose();
+            command.Done?.SetResult();
+        }
+    }
+
+    /// <summary>Reads the group until the kernel queue is empty (FAN_NONBLOCK gives EAGAIN).</summary>
+    private void ReadAll(SuperblockWatch watch)
+    {
+        while (true)
+        {
+            var n = watch.Group.Read(_buffer);
+            if (n == 0)
+                return;
+            if (n < 0)
+            {
+                _log.Error("read from the fanotify group of {Superblock} failed: {Errno}", watch.Superblock, ErrnoTable.Name(-n));
+                return;
+            }
+            Dispatch(watch, _buffer.AsSpan(0, n));
+        }
+    }
+
+    private void Dispatch(SuperblockWatch watch, ReadOnlySpan<byte> buffer)
+    {
+        var timestamp = Stopwatch.GetTimestamp();
+        var now = DateTimeOffset.UtcNow;
+        var reader = new FanotifyEventReader(buffer);
+        while (reader.TryRead(out var ev))
+        {
+            Interlocked.Increment(ref _eventsRead);
+            Interlocked.Increment(ref watch._eventsRead);
+            if (ev.IsOverflow)
+            {
+                _log.Warning("Kernel event queue overflowed for {Superblock}: error events were lost", watch.Superblock);
+                _handOff.Post(FsErrorEvent.Lost(watch.Superblock, now, timestamp, ev.Mask));
+                continue;
+            }
+            if (!ev.IsFsError)
+            {
+                _log.Warning("Unexpected fanotify event mask 0x{Mask:x} at offset {Offset} for {Superblock}; ignored", ev.Mask, ev.Offset, watch.Superblock);
+                continue;
+            }
+            var records = ev.ReadRecords();
+            if (records.Problem.IsError)
+            {
+                Interlocked.Increment(ref _parseErrors);
+                _log.Error("Malformed FAN_FS_ERROR event from {Superblock}: {Problem}; reported with what could be read", watch.Superblock, records.Problem.ToString());
+            }
+            Interlocked.Add(ref watch._errorsRead, records.ErrorCount);
+            _handOff.Post(FsErrorEvent.FromKernel(watch.Superblock, ev, records, now, timestamp));
+        }
+        if (reader.Error.IsError)
+        {
+            Interlocked.Increment(ref _parseErrors);
+            _log.Error("Malformed fanotify buffer from {Superblock} ({Length} bytes): {Problem}; the rest of this read is unusable",
+                watch.Superblock, buffer.Length, reader.Error.ToString());
+            // Whatever followed is unknown: make that visible as a lost-events report, never silent.
+            _handOff.Post(FsErrorEvent.Lost(watch.Superblock, now, timestamp, 0, reader.Error));
+        }
+    }
+
+    public void Dispose()
+    {
+        Stop(TimeSpan.FromSeconds(2));
+        _wake.Dispose();
+    }
+}
