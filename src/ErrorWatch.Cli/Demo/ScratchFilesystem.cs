@@ -132,7 +132,10 @@ public sealed class ScratchFilesystem : IDisposable
         EnsureOurs();
         if (Type != "ext4" || !MountOptions.Split(',').Contains("errors=continue"))
             throw new InvalidOperationException("trigger_fs_error only on an ext4 scratch filesystem mounted errors=continue");
-        File.WriteAllText($"/sys/fs/ext4/{KernelName}/trigger_fs_error", message);
+        // From a child process, as a real error would come from some other process (the report's pid).
+        var result = Tool.RunWithInput(message, TimeSpan.FromSeconds(10), "tee", $"/sys/fs/ext4/{KernelName}/trigger_fs_error");
+        if (result.ExitCode != 0)
+            throw new InvalidOperationException($"trigger_fs_error failed: {result.StdErr.Trim()}");
     }
 
     public ulong ErrorsCount => ulong.Parse(File.ReadAllText($"/sys/fs/ext4/{KernelName}/errors_count").Trim());

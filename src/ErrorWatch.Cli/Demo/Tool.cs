@@ -9,7 +9,9 @@ public static class Tool
 
     public static Result Run(string file, params string[] args) => RunWithTimeout(TimeSpan.FromSeconds(60), file, args);
 
-    public static Result RunWithTimeout(TimeSpan timeout, string file, params string[] args)
+    public static Result RunWithTimeout(TimeSpan timeout, string file, params string[] args) => RunWithInput(null, timeout, file, args);
+
+    public static Result RunWithInput(string? input, TimeSpan timeout, string file, params string[] args)
     {
         var psi = new ProcessStartInfo(file)
         {
@@ -21,6 +23,8 @@ public static class Tool
         foreach (var arg in args)
             psi.ArgumentList.Add(arg);
         using var process = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {file}");
+        if (input is not null)
+            process.StandardInput.Write(input);
         process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

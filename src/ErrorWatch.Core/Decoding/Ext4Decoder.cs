@@ -40,7 +40,7 @@ public sealed class Ext4Decoder : IFilesystemDecoder
     public void AddDetails(DecodeContext context)
     {
         var section = context.Details.Section(Name);
-        if (context.Superblock.MountOption("errors") is { } behaviour)
+        if (ErrorsBehavior(context.Superblock) is { } behaviour)
             section.Set("errors_behavior", behaviour);
         if (string.IsNullOrEmpty(context.Superblock.KernelName))
         {
@@ -61,6 +61,47 @@ public sealed class Ext4Decoder : IFilesystemDecoder
         {
             section.Set("sysfs_error", $"{dir}: {e.Message}");
         }
+    }
+
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<Filesystems.Superblock, string> _onDiskBehavior = new();
+
+    /// <summary>
+    /// errors=continue|remount-ro|panic: the mount option when given, else the superblock's s_errors,
+    /// which ext4 leaves out of the mount options when it is the default (kernel-abi.md §6.4).
+    /// </summary>
+    public string? ErrorsBehavior(Filesystems.Superblock sb)
+    {
+        if (sb.MountOption("errors") is { } option)
+            return option;
+        if (_onDiskBehavior.TryGetValue(sb, out var cached))
+            return cached;
+        var value = ReadSuperblockErrors(sb.DevicePath) switch
+        {
+            1 => "continue",
+            2 => "remount-ro",
+            3 => "panic",
+            null => null,
+            _ => "remount-ro", // the kernel treats any other value as remount-ro
+        };
+        if (value is not null)
+            _onDiskBehavior.AddOrUpdate(sb, value);
+        return value;
+    }
+
+    /// <summary>s_errors: u16 little-endian at byte 1084 of the device (superblock offset 0x3C), if s_magic checks out.</summary>
+    private static unsafe int? ReadSuperblockErrors(string devicePath)
+    {
+        if (!devicePath.StartsWith("/dev/", StringComparison.Ordinal))
+            return null;
+        var fd = Libc.Open(devicePath, Libc.O_RDONLY | Libc.O_CLOEXEC);
+        if (fd < 0)
+            return null;
+        using var _ = new FileDescriptor(fd);
+        var buffer = stackalloc byte[8];
+        if (Libc.PRead(fd, buffer, 8, 1080) != 8)
+            return null;
+        var magic = buffer[0] | buffer[1] << 8;
+        return magic == 0xEF53 ? buffer[4] | buffer[5] << 8 : null;
     }
 
     /// <summary>Reads errors_count and the first/last error fields the kernel keeps in the superblock.</summary>

@@ -1,0 +1,120 @@
+using System.Collections.Concurrent;
+using ErrorWatch.Cli.Demo;
+using ErrorWatch.Daemon;
+using ErrorWatch.Decoding;
+using ErrorWatch.Publishing;
+using ErrorWatch.Reports;
+using ErrorWatch.Watching;
+using Serilog;
+using Serilog.Events;
+
+namespace ErrorWatch.Tests.EndToEnd;
+
+/// <summary>Tests that mount scratch filesystems run one at a time (they share loop devices and the mount table).</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ScratchCollection
+{
+    public const string Name = "Scratch filesystems";
+}
+
+/// <summary>
+/// A fact that needs root and loop devices: skipped only where those are missing, saying so.
+/// Missing mkfs/debugfs tools are not a reason to skip: the test command installs them, and a
+/// test that cannot find them fails loudly.
+/// </summary>
+public sealed class LoopFactAttribute : FactAttribute
+{
+    public LoopFactAttribute()
+    {
+        if (Interop.Libc.GetEuid() != 0)
+            Skip = "needs root to loop-mount scratch filesystems";
+        else if (!File.Exists("/dev/loop-control"))
+            Skip = "needs loop devices (/dev/loop-control is missing)";
+    }
+}
+
+/// <summary>A temporary directory for scratch images; everything in it is unmounted and detached on dispose.</summary>
+public sealed class ScratchDirectory : IDisposable
+{
+    private readonly List<ScratchFilesystem> _filesystems = new();
+
+    public ScratchDirectory() => Path = Directory.CreateTempSubdirectory("errorwatch-test-").FullName;
+
+    public string Path { get; }
+
+    public ScratchFilesystem Ext4(string name, string mountOptions = "errors=continue", Action<string>? prepare = null, params string[] mkfs)
+        => Track(ScratchFilesystem.Create(Path, name, "ext4", 32, mkfs.Length > 0 ? mkfs : ["-O", "metadata_csum"], mountOptions, prepare));
+
+    public ScratchFilesystem Xfs(string name) => Track(ScratchFilesystem.Create(Path, name, "xfs", 320, [], ""));
+
+    public ScratchFilesystem Track(ScratchFilesystem fs)
+    {
+        _filesystems.Add(fs);
+        return fs;
+    }
+
+    public void Dispose()
+    {
+        foreach (var fs in Enumerable.Reverse(_filesystems))
+            fs.Dispose();
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+/// <summary>The real daemon, in process, publishing to a collection the test can wait on.</summary>
+public sealed class DaemonHarness : IDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _running;
+
+    public DaemonHarness(DaemonOptions options, DecoderRegistry? registry = null)
+    {
+        var log = new LoggerConfiguration().MinimumLevel.Is(LogEventLevel.Warning).WriteTo.Console(standardErrorFromLevel: LogEventLevel.Verbose).CreateLogger();
+        Daemon = new ErrorWatchDaemon(options, registry ?? DecoderRegistry.CreateDefault(), [new CallbackSink(Reports.Add)], log);
+        Capabilities = Daemon.Start();
+        _running = Daemon.RunAsync(_stop.Token);
+    }
+
+    public static DaemonHarness Watching(params string[] mountPoints) =>
+        new(new DaemonOptions { Watch = new WatchOptions { Include = mountPoints } });
+
+    public ErrorWatchDaemon Daemon { get; }
+    public Capabilities Capabilities { get; }
+    public BlockingCollection<CorruptionReport> Reports { get; } = new();
+
+    /// <summary>Collects reports until <paramref name="done"/> holds for what was collected, or the timeout.</summary>
+    public List<CorruptionReport> Collect(Func<List<CorruptionReport>, bool> done, TimeSpan? timeout = null)
+    {
+        var collected = new List<CorruptionReport>();
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(10));
+        while (!done(collected) && DateTime.UtcNow < deadline)
+        {
+            if (Reports.TryTake(out var report, 100))
+                collected.Add(report);
+        }
+        return collected;
+    }
+
+    /// <summary>Collects until the error counts reported for <paramref name="fs"/> equal the growth of its errors_count.</summary>
+    public List<CorruptionReport> CollectMatchingErrorsCount(ScratchFilesystem fs, ulong baseline, ulong atLeast)
+    {
+        return Collect(reports =>
+        {
+            var sum = reports.Where(r => r.Filesystem.Device == fs.LoopDevice).Aggregate(0UL, (s, r) => s + r.Error.Count);
+            return sum >= atLeast && sum == fs.ErrorsCount - baseline;
+        });
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _running.Wait(TimeSpan.FromSeconds(5));
+        Daemon.Dispose();
+    }
+}
