@@ -56,8 +56,13 @@ public sealed class ScratchFilesystem : IDisposable
             f.SetLength((long)sizeMiB << 20);
         var mkfs = type == "xfs" ? "mkfs.xfs" : "mkfs." + type;
         Tool.Check(mkfs, [.. (type == "xfs" ? new[] { "-q", "-f" } : ["-q", "-F"]), .. mkfsOptions, image]);
+        return Attach(image, Path.Combine(directory, name), type, mountOptions, prepare);
+    }
+
+    /// <summary>Loop-attaches an image of ours (e.g. a copy of another scratch image) and mounts it.</summary>
+    public static ScratchFilesystem Attach(string image, string mountPoint, string type, string mountOptions, Action<string>? prepare = null)
+    {
         var loop = Tool.Check("losetup", "--find", "--show", image).Trim();
-        var mountPoint = Path.Combine(directory, name);
         Directory.CreateDirectory(mountPoint);
         var fs = new ScratchFilesystem(type, image, loop, mountPoint);
         try

@@ -1,0 +1,144 @@
+using System.Diagnostics;
+using ErrorWatch.Cli.Demo;
+using ErrorWatch.Daemon;
+using ErrorWatch.Decoding;
+using ErrorWatch.Filesystems;
+using ErrorWatch.Watching;
+
+namespace ErrorWatch.Tests.EndToEnd;
+
+/// <summary>Blaming the right filesystem: cloned images, filesystems that come and go, XFS.</summary>
+[Collection(ScratchCollection.Name)]
+public sealed class AttributionTests
+{
+    [LoopFact]
+    public void Error_on_the_second_of_two_cloned_images_is_attributed_to_the_second()
+    {
+        using var scratch = new ScratchDirectory();
+        var original = scratch.Ext4("original");
+        original.Unmount();
+        var cloneImage = Path.Combine(scratch.Path, "clone.img");
+        File.Copy(original.Image, cloneImage);
+        original.Mount("errors=continue");
+        var clone = scratch.Track(ScratchFilesystem.Attach(cloneImage, Path.Combine(scratch.Path, "clone"), "ext4", "errors=continue"));
+
+        using var daemon = DaemonHarness.Watching(original.MountPoint, clone.MountPoint);
+        var watched = daemon.Daemon.Inventory.Watches.Select(w => w.Superblock).ToList();
+        var a = Assert.Single(watched, s => s.Device == original.Device);
+        var b = Assert.Single(watched, s => s.Device == clone.Device);
+        // The premise: same UUID, so the kernel gives both the same fsid.
+        Assert.Equal(a.Uuid, b.Uuid);
+        Assert.Equal(a.Fsid, b.Fsid);
+
+        var baselineOriginal = original.ErrorsCount;
+        var baselineClone = clone.ErrorsCount;
+        clone.TriggerFsError();
+
+        var reports = daemon.CollectMatchingErrorsCount(clone, baselineClone, atLeast: 1);
+        var report = Assert.Single(reports);
+        Assert.Equal(clone.LoopDevice, report.Filesystem.Device);
+        Assert.Equal(clone.Device, report.Filesystem.MajorMinor);
+        Assert.Equal([clone.MountPoint], report.Filesystem.Mountpoints.Select(m => m.Text));
+        Assert.Equal(baselineOriginal, original.ErrorsCount);
+        Assert.False(daemon.Reports.TryTake(out _, 500), "the original filesystem must not get a report");
+    }
+
+    public static TheoryData<string> TrackingModes => new() { "fanotify", "mountinfo" };
+
+    [LoopTheory]
+    [MemberData(nameof(TrackingModes))]
+    public void A_filesystem_mounted_after_start_is_watched_within_a_second_and_reports(string tracking)
+    {
+        using var scratch = new ScratchDirectory();
+        var mountPoint = Path.Combine(scratch.Path, "late");
+        using var daemon = new DaemonHarness(new DaemonOptions
+        {
+            Watch = new WatchOptions { Include = [mountPoint] },
+            FanotifyMountEvents = tracking == "fanotify",
+            MountSource = tracking == "fanotify" ? null : MountSource.Mountinfo,
+        });
+        Assert.Equal(tracking == "fanotify" ? MountTracking.FanotifyMountNamespace : MountTracking.MountinfoPoll, daemon.Daemon.MountTracker.Mode);
+        Assert.Empty(daemon.Daemon.Inventory.Watches);
+
+        var fs = scratch.Ext4("late");
+        var clock = Stopwatch.StartNew();
+        while (!daemon.Daemon.Inventory.Watches.Any(w => w.Superblock.Device == fs.Device) && clock.Elapsed < TimeSpan.FromSeconds(5))
+            Thread.Sleep(10);
+        var markedAfter = clock.Elapsed;
+        Assert.True(markedAfter < TimeSpan.FromSeconds(1), $"marked after {markedAfter.TotalMilliseconds:0} ms");
+
+        var baseline = fs.ErrorsCount;
+        fs.TriggerFsError();
+        var reports = daemon.CollectMatchingErrorsCount(fs, baseline, atLeast: 1);
+        Assert.Equal(fs.LoopDevice, Assert.Single(reports).Filesystem.Device);
+    }
+
+    [LoopFact]
+    public void Events_read_before_an_unmount_are_reported_and_the_filesystem_is_dropped()
+    {
+        using var scratch = new ScratchDirectory();
+        var fs = scratch.Ext4("leaving");
+        var device = fs.Device;
+        using var daemon = DaemonHarness.Watching(fs.MountPoint);
+        Assert.Contains(daemon.Daemon.Inventory.Watches, w => w.Superblock.Device == device);
+
+        fs.TriggerFsError();
+        fs.TriggerFsError();
+        fs.Unmount(); // the daemon holds no fd on the mount, so this must not be EBUSY
+
+        var reports = daemon.Collect(r => r.Aggregate(0UL, (s, x) => s + x.Error.Count) >= 2);
+        Assert.Equal(2UL, reports.Aggregate(0UL, (s, r) => s + r.Error.Count));
+        Assert.All(reports, r => Assert.Equal(device, r.Filesystem.MajorMinor));
+
+        var clock = Stopwatch.StartNew();
+        while (daemon.Daemon.Inventory.Watches.Any(w => w.Superblock.Device == device) && clock.Elapsed < TimeSpan.FromSeconds(5))
+            Thread.Sleep(10);
+        Assert.DoesNotContain(daemon.Daemon.Inventory.Watches, w => w.Superblock.Device == device);
+    }
+
+    [LoopFact]
+    public void Xfs_is_watched_with_the_xfs_decoder_and_a_note_that_this_kernel_cannot_report_it()
+    {
+        using var scratch = new ScratchDirectory();
+        var fs = scratch.Xfs("xfs");
+        var uuid = Guid.Parse(Tool.Check("blkid", "-p", "-s", "UUID", "-o", "value", fs.Image).Trim());
+        using var daemon = DaemonHarness.Watching(fs.MountPoint);
+
+        var watch = Assert.Single(daemon.Daemon.Inventory.Watches);
+        Assert.Equal("xfs", watch.Superblock.FsType);
+        Assert.Equal(XfsDecoder.Magic, watch.Superblock.Magic);
+        Assert.Equal(uuid, watch.Superblock.Uuid);
+        // XFS's fsid is its device number (huge_encode_dev), unlike ext4's UUID-derived one.
+        var dev = fs.Device;
+        Assert.Equal((int)((dev.Minor & 0xff) | (dev.Major << 8) | ((dev.Minor & ~0xffu) << 12)), watch.Superblock.Fsid.Val0);
+        Assert.Equal("xfs", DecoderRegistry.CreateDefault().For(watch.Superblock.Magic).Name);
+        if (daemon.Capabilities.KernelVersion < new Version(7, 0))
+            Assert.Contains(daemon.Capabilities.Notes, n => n.Contains("XFS") && n.Contains("7.0"));
+    }
+
+    [LoopFact]
+    public void The_root_filesystem_and_every_other_ext4_or_xfs_filesystem_are_watched_by_default()
+    {
+        using var scratch = new ScratchDirectory();
+        var ext4 = scratch.Ext4("one");
+        var xfs = scratch.Xfs("two");
+        using var daemon = new DaemonHarness(new DaemonOptions());
+
+        var expected = MountTable.Read(MountTable.Detect())
+            .Where(m => WatchOptions.DefaultTypes.Contains(m.FsType))
+            .Select(m => m.Device).Distinct().ToHashSet();
+        var watched = daemon.Daemon.Inventory.Watches.Select(w => w.Superblock.Device).ToHashSet();
+        var skipped = daemon.Daemon.Inventory.Skipped.Select(s => s.Device).ToHashSet();
+        Assert.Contains(ext4.Device, watched);
+        Assert.Contains(xfs.Device, watched);
+        // Every ext4/XFS superblock is either watched or listed as skipped with a reason.
+        Assert.Empty(expected.Except(watched).Except(skipped));
+        Assert.Equal("accepted", daemon.Capabilities.FsErrorMarks);
+    }
+}
+
+/// <summary>A theory that needs root and loop devices (see <see cref="LoopFactAttribute"/>).</summary>
+public sealed class LoopTheoryAttribute : TheoryAttribute
+{
+    public LoopTheoryAttribute() => Skip = new LoopFactAttribute().Skip;
+}

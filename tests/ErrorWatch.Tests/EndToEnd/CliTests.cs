@@ -1,0 +1,133 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+
+namespace ErrorWatch.Tests.EndToEnd;
+
+/// <summary>The errorwatch executable itself, as an admin runs it.</summary>
+[Collection(ScratchCollection.Name)]
+public sealed partial class CliTests
+{
+    private static string Executable => Path.Combine(AppContext.BaseDirectory, "errorwatch");
+
+    [LoopFact]
+    public void Run_with_json_output_prints_capabilities_then_one_report_per_event_and_stops_on_sigterm_within_two_seconds()
+    {
+        using var scratch = new ScratchDirectory();
+        var fs = scratch.Ext4("cli");
+        using var process = Start("run", "--output", "json", "--filesystem", fs.MountPoint, "--log-level", "Warning");
+        try
+        {
+            using var capabilities = JsonDocument.Parse(ReadLine(process));
+            Assert.Equal("capabilities", capabilities.RootElement.GetProperty("type").GetString());
+            Assert.Equal("accepted", capabilities.RootElement.GetProperty("fs_error_marks").GetString());
+            var watched = Assert.Single(capabilities.RootElement.GetProperty("watched").EnumerateArray());
+            Assert.Equal(fs.LoopDevice, watched.GetProperty("device").GetString());
+
+            fs.TriggerFsError();
+            using var report = JsonDocument.Parse(ReadLine(process));
+            var r = report.RootElement;
+            Assert.Equal("report", r.GetProperty("type").GetString());
+            Assert.True(Guid.TryParse(r.GetProperty("id").GetString(), out _));
+            Assert.True(DateTimeOffset.TryParse(r.GetProperty("time").GetString(), out _));
+            Assert.Equal("fanotify", r.GetProperty("source").GetString());
+            Assert.Equal(fs.LoopDevice, r.GetProperty("filesystem").GetProperty("device").GetString());
+            Assert.True(Guid.TryParse(r.GetProperty("filesystem").GetProperty("uuid").GetString(), out _));
+            Assert.Equal("ext4", r.GetProperty("filesystem").GetProperty("type").GetString());
+            Assert.Equal(fs.MountPoint, r.GetProperty("filesystem").GetProperty("mountpoints")[0].GetString());
+            Assert.Equal(117, r.GetProperty("error").GetProperty("errno").GetInt32());
+            Assert.Equal("EUCLEAN", r.GetProperty("error").GetProperty("name").GetString());
+            Assert.Equal(1, r.GetProperty("error").GetProperty("count").GetInt32());
+            Assert.Equal(JsonValueKind.Null, r.GetProperty("object").GetProperty("inode").ValueKind);
+            Assert.Equal(JsonValueKind.Null, r.GetProperty("object").GetProperty("generation").ValueKind);
+            Assert.Equal(JsonValueKind.Null, r.GetProperty("object").GetProperty("path").ValueKind);
+            Assert.Equal(JsonValueKind.Object, r.GetProperty("details").ValueKind);
+            Assert.Equal("trigger_test_error", r.GetProperty("details").GetProperty("ext4").GetProperty("last_error").GetProperty("function").GetString());
+
+            var clock = Stopwatch.StartNew();
+            Assert.Equal(0, Kill(process.Id, 15));
+            Assert.True(process.WaitForExit(TimeSpan.FromSeconds(2)), "errorwatch run must exit within 2 s of SIGTERM");
+            Assert.Equal(0, process.ExitCode);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2));
+        }
+        finally
+        {
+            if (!process.HasExited)
+                process.Kill();
+        }
+    }
+
+    [Fact]
+    public void Decode_prints_the_same_json_reports_for_a_captured_buffer()
+    {
+        var file = Path.Combine(TestPaths.FixturesDir, "ext4-three-events-two-objects.bin");
+        using var process = Start("decode", file, "--output", "json");
+        var lines = process.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(process.WaitForExit(TimeSpan.FromSeconds(30)));
+        Assert.Equal(0, process.ExitCode);
+        Assert.Equal(3, lines.Length);
+        var reports = lines.Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal([12, 0, 12], reports.Select(r => r.GetProperty("object").GetProperty("inode").ValueKind == JsonValueKind.Null ? 0 : r.GetProperty("object").GetProperty("inode").GetInt32()));
+        Assert.All(reports, r => Assert.Equal(117, r.GetProperty("error").GetProperty("errno").GetInt32()));
+        Assert.Equal(0xa2a0ce80u, reports[0].GetProperty("object").GetProperty("generation").GetUInt32());
+        Assert.Equal("ext4", reports[0].GetProperty("decoder").GetString());
+    }
+
+    [Fact]
+    public void Decode_names_the_offset_and_problem_of_a_malformed_buffer_and_exits_nonzero()
+    {
+        var good = File.ReadAllBytes(Path.Combine(TestPaths.FixturesDir, "ext4-fswide-x3.bin"));
+        var bad = good.Concat(good).ToArray();
+        bad[good.Length + 4] = 9; // metadata version of the second event
+        var file = Path.Combine(Path.GetTempPath(), $"errorwatch-bad-{Environment.ProcessId}.bin");
+        File.WriteAllBytes(file, bad);
+        try
+        {
+            using var process = Start("decode", file, "--output", "json");
+            var stdout = process.StandardOutput.ReadToEnd();
+            var stderr = process.StandardError.ReadToEnd();
+            Assert.True(process.WaitForExit(TimeSpan.FromSeconds(30)));
+            Assert.Equal(1, process.ExitCode);
+            Assert.Single(stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)); // the good first event is still decoded
+            Assert.Contains($"offset {good.Length}", stderr);
+            Assert.Contains("version 9", stderr);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public void Run_refuses_an_unknown_output_format_with_a_clear_message()
+    {
+        using var process = Start("run", "--output", "xml");
+        var stderr = process.StandardError.ReadToEnd();
+        Assert.True(process.WaitForExit(TimeSpan.FromSeconds(30)));
+        Assert.NotEqual(0, process.ExitCode);
+        Assert.Contains("--output must be text, json or none", stderr);
+    }
+
+    private static Process Start(params string[] args)
+    {
+        var psi = new ProcessStartInfo(Executable)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in args)
+            psi.ArgumentList.Add(a);
+        return Process.Start(psi)!;
+    }
+
+    private static string ReadLine(Process process)
+    {
+        var line = process.StandardOutput.ReadLineAsync();
+        Assert.True(line.Wait(TimeSpan.FromSeconds(15)), "no output line within 15 s");
+        return line.Result ?? throw new Xunit.Sdk.XunitException("errorwatch closed its output: " + process.StandardError.ReadToEnd());
+    }
+
+    [LibraryImport("libc", EntryPoint = "kill")]
+    private static partial int Kill(int pid, int signal);
+}
