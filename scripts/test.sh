@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): installs what the tests need when missing, then runs every test.
+# Run as root: the end-to-end tests loop-mount scratch filesystems of their own (never yours).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# program -> Debian package
+declare -A packages=(
+  [mkfs.ext4]=e2fsprogs [debugfs]=e2fsprogs [mkfs.xfs]=xfsprogs
+  [losetup]=mount [mount]=mount [blkid]=util-linux [tee]=coreutils [stat]=coreutils
+)
+missing=()
+for program in "${!packages[@]}"; do
+  PATH="$PATH:/usr/sbin:/sbin" command -v "$program" >/dev/null 2>&1 || missing+=("${packages[$program]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: missing ${missing[*]}; run as root to install them" >&2
+    exit 1
+  fi
+  echo "test.sh: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ "$(id -u)" -eq 0 ] && [ ! -e /dev/loop-control ]; then
+  modprobe loop 2>/dev/null || echo "test.sh: no loop devices; the scratch-filesystem tests will be skipped" >&2
+fi
+command -v dotnet >/dev/null || { echo "test.sh: the .NET 10 SDK (dotnet) is required" >&2; exit 1; }
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+dotnet test ErrorWatch.sln -c Release --logger "console;verbosity=normal" 2>&1 | tee "$log" || status=$?
+
+# One closing line over all test assemblies, in the plain "N passed, N failed, N skipped" form.
+read -r passed failed skipped < <(awk '
+  /Total tests:/ { block = 1; next }
+  block && $1 == "Passed:"  { p += $2 }
+  block && $1 == "Failed:"  { f += $2 }
+  block && $1 == "Skipped:" { s += $2 }
+  block && /Total time:/ { block = 0 }
+  END { print p + 0, f + 0, s + 0 }' "$log")
+if [ "$skipped" -gt 0 ]; then
+  echo "Skipped tests (each says why):"
+  grep -E '^\s+Skipped ' "$log" | sed 's/^ */  /' || true
+fi
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
+  exit 1
+fi
