@@ -14,7 +14,7 @@ namespace ErrorWatch.Cli;
 /// <summary>
 /// errorwatch demo: the whole pipeline on scratch filesystems of its own. Creates ext4 and XFS
 /// images in a temporary directory, loop-mounts them, watches only them, breaks the ext4 one in
-/// four ways and shows each report as it arrives. Cleans up even when interrupted.
+/// five ways and shows each report as it arrives. Cleans up even when interrupted.
 /// </summary>
 internal static class DemoCommand
 {
@@ -55,6 +55,9 @@ internal static class DemoCommand
             {
                 Directory.CreateDirectory(Path.Combine(root, "projects"));
                 Directory.CreateDirectory(Path.Combine(root, "projects", "broken-extents"));
+                Directory.CreateDirectory(Path.Combine(root, "projects", "reports"));
+                for (var i = 0; i < 4; i++)
+                    File.WriteAllText(Path.Combine(root, "projects", "reports", $"q{i}.txt"), "numbers");
                 Directory.CreateDirectory(Path.Combine(root, "photos"));
                 File.WriteAllText(Path.Combine(root, "photos", "cat.jpg"), "not really a cat");
             });
@@ -63,6 +66,7 @@ internal static class DemoCommand
             ext4.Unmount();
             ext4.Debugfs($"sif <{brokenExtents}> block[0] 0");     // zero the extent header magic
             ext4.Debugfs($"sif <{badChecksum}> checksum 0x1234");  // wrong inode checksum (metadata_csum)
+            ext4.Debugfs("zap_block -f /projects/reports -p 0x41 0"); // overwrite a directory block
             ext4.Mount("errors=continue");
             Say($"  ext4 {ext4.LoopDevice} at {ext4.MountPoint} (errors=continue, metadata_csum)");
 
@@ -94,40 +98,40 @@ internal static class DemoCommand
             var baseline = ext4.ErrorsCount;
             ulong reported = 0;
 
-            void Step(string what, Action inject, int expectedReports)
+            // After each injection, wait until the reports account for the growth of errors_count.
+            void Settle()
+            {
+                var deadline = DateTime.UtcNow.AddSeconds(5);
+                while ((ext4.ErrorsCount - baseline != reported || reported == 0) && DateTime.UtcNow < deadline)
+                {
+                    if (reports.TryTake(out var report, 100, interrupted.Token))
+                        reported += report.Error.Count;
+                }
+                while (reports.TryTake(out var late, 300, interrupted.Token))
+                    reported += late.Error.Count;
+            }
+
+            void Step(string what, Action inject)
             {
                 interrupted.Token.ThrowIfCancellationRequested();
                 Say($"-- {what}");
                 inject();
-                for (var i = 0; i < expectedReports; i++)
-                {
-                    if (!reports.TryTake(out var report, 5000, interrupted.Token))
-                    {
-                        Say("   (no report within 5 s)");
-                        return;
-                    }
-                    reported += report.Error.Count;
-                }
+                Settle();
             }
 
             Step("trigger_fs_error three times on the ext4 filesystem (whole filesystem, EUCLEAN)", () =>
             {
                 for (var i = 0; i < 3; i++)
                     ext4.TriggerFsError("errorwatch demo");
-            }, 1);
+            });
             Step("list a directory whose extent header was zeroed (inode error, EUCLEAN)", () =>
-                Tool.Run("ls", Path.Combine(ext4.MountPoint, "projects", "broken-extents")), 1);
-            Step("stat a directory whose inode checksum is wrong (EBADMSG = EFSBADCRC)", () =>
-                Tool.Run("stat", Path.Combine(ext4.MountPoint, "photos", "cat.jpg")), 1);
-            Step("mount -o remount,abort (ESHUTDOWN)", () => ext4.Remount("abort"), 1);
+                Tool.Run("ls", Path.Combine(ext4.MountPoint, "projects", "broken-extents")));
+            Step("stat a file in a directory whose inode checksum is wrong (EBADMSG = EFSBADCRC)", () =>
+                Tool.Run("stat", Path.Combine(ext4.MountPoint, "photos", "cat.jpg")));
+            Step("list a directory whose data block was overwritten (checksum failure; the inode is intact, so the path is found)", () =>
+                Tool.Run("ls", Path.Combine(ext4.MountPoint, "projects", "reports")));
+            Step("mount -o remount,abort (ESHUTDOWN)", () => ext4.Remount("abort"));
 
-            // errors_count is updated when the superblock is written; give it a moment.
-            var deadline = DateTime.UtcNow.AddSeconds(5);
-            while (ext4.ErrorsCount - baseline != reported && DateTime.UtcNow < deadline)
-            {
-                if (reports.TryTake(out var late, 200))
-                    reported += late.Error.Count;
-            }
             var grown = ext4.ErrorsCount - baseline;
             Say("");
             Say($"ext4 errors_count grew by {grown}; ErrorWatch reported {reported} error(s) {(grown == reported ? "- every error accounted for" : "- MISMATCH")}");
