@@ -63,11 +63,10 @@ internal static class DemoCommand
             });
             var brokenExtents = Inode(Path.Combine(ext4.MountPoint, "projects", "broken-extents"));
             var badChecksum = Inode(Path.Combine(ext4.MountPoint, "photos"));
-            ext4.Unmount();
-            ext4.Debugfs($"sif <{brokenExtents}> block[0] 0");     // zero the extent header magic
-            ext4.Debugfs($"sif <{badChecksum}> checksum 0x1234");  // wrong inode checksum (metadata_csum)
-            ext4.Debugfs("zap_block -f /projects/reports -p 0x41 0"); // overwrite a directory block
-            ext4.Mount("errors=continue");
+            ext4.CorruptOffline(
+                $"sif <{brokenExtents}> block[0] 0",      // zero the extent header magic
+                $"sif <{badChecksum}> checksum 0x1234",   // wrong inode checksum (metadata_csum)
+                "zap_block -f /projects/reports -p 0x41 0"); // overwrite a directory block
             Say($"  ext4 {ext4.LoopDevice} at {ext4.MountPoint} (errors=continue, metadata_csum)");
 
             if (ScratchFilesystem.Unavailable("xfs") is null)

@@ -131,6 +131,16 @@ public sealed class ScratchFilesystem : IDisposable
             throw new InvalidOperationException($"debugfs '{request}' failed: {string.Join("; ", complaints)}");
     }
 
+    /// <summary>Unmounts, applies debugfs write requests to the image, and mounts again with the same options.</summary>
+    public void CorruptOffline(params string[] debugfsRequests)
+    {
+        var options = MountOptions;
+        Unmount();
+        foreach (var request in debugfsRequests)
+            Debugfs(request);
+        Mount(options);
+    }
+
     /// <summary>Writes /sys/fs/ext4/&lt;dev&gt;/trigger_fs_error: only on our own ext4 mounted errors=continue.</summary>
     public void TriggerFsError(string message = "errorwatch test")
     {

@@ -79,7 +79,7 @@ public sealed class ErrorWatchDaemon : IDisposable
                 var ev = await _handOff.TakeAsync(stop).ConfigureAwait(false);
                 if (ev is null)
                     break;
-                Publish(_decoder.Decode(ev));
+                DecodeAndPublish(ev);
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -98,13 +98,29 @@ public sealed class ErrorWatchDaemon : IDisposable
         try
         {
             while (await _handOff.TakeAsync(drain.Token).ConfigureAwait(false) is { } ev)
-                Publish(_decoder.Decode(ev));
+                DecodeAndPublish(ev);
         }
         catch (OperationCanceledException)
         {
             _log.Error("Shutdown deadline reached with {Count} event(s) not yet published", _handOff.Count);
         }
         _log.Information("Stopped after {Reports} report(s) from {Events} kernel event(s)", ReportsPublished, EventsRead);
+    }
+
+    private void DecodeAndPublish(Kernel.FsErrorEvent ev)
+    {
+        CorruptionReport report;
+        try
+        {
+            report = _decoder.Decode(ev);
+        }
+        catch (Exception e)
+        {
+            // Never let one event stop the loop, nor lose its report.
+            _log.Error(e, "Decoding failed for errno {Errno} x{Count} on {Superblock}; publishing the bare report", ev.Errno, ev.Count, ev.Superblock);
+            report = _decoder.Minimal(ev, e);
+        }
+        Publish(report);
     }
 
     private void Publish(CorruptionReport report)

@@ -36,9 +36,13 @@ public sealed class EventDecoder
         if (ev.IsOverflow)
             return OverflowReport(ev, decoder, filesystem);
 
-        var obj = decoder.DecodeHandle(ev.HandleType, ev.Handle);
+        // A decoder bug must cost its details, never the report: fall back to the generic decoder.
+        var failures = new List<string>();
+        var obj = Guard(() => decoder.DecodeHandle(ev.HandleType, ev.Handle), () => _registry.Fallback.DecodeHandle(ev.HandleType, ev.Handle), "DecodeHandle", decoder, failures);
+        var meaning = Guard(() => decoder.DescribeError(ev.Errno), () => ErrorMeaning.Generic(ev.Errno), "DescribeError", decoder, failures);
         var context = new DecodeContext { Superblock = sb, Event = ev, Object = obj };
-        var meaning = decoder.DescribeError(ev.Errno);
+        foreach (var failure in failures)
+            context.Details.Section(decoder.Name).Set("decoder_error", failure);
 
         var resolution = obj.IsWholeFilesystem || obj.Problem is not null
             ? null
@@ -50,7 +54,6 @@ public sealed class EventDecoder
         }
         catch (Exception e)
         {
-            // A decoder bug must cost its details, never the report.
             context.Details.Section(decoder.Name).Set("decoder_error", e.Message);
             _log.Error(e, "Decoder {Decoder} failed on an event from {Superblock}", decoder.Name, sb);
         }
@@ -90,6 +93,7 @@ public sealed class EventDecoder
                 PathError = resolution?.Failure,
                 Deleted = resolution?.Deleted ?? false,
                 HandleProblem = obj.Problem,
+                WholeFilesystem = obj.IsWholeFilesystem,
             },
             Decoder = decoder.Name,
             Details = context.Details,
@@ -98,6 +102,46 @@ public sealed class EventDecoder
             KernelEvents = ev.KernelEvents,
             ParseProblem = ev.Problem.IsError ? ev.Problem.ToString() : null,
             DecodeSeconds = Stopwatch.GetElapsedTime(ev.ReadTimestamp).TotalSeconds,
+        };
+    }
+
+    private T Guard<T>(Func<T> call, Func<T> fallback, string what, IFilesystemDecoder decoder, List<string> failures)
+    {
+        try
+        {
+            return call();
+        }
+        catch (Exception e)
+        {
+            failures.Add($"{what}: {e.Message}");
+            _log.Error(e, "Decoder {Decoder} failed in {What}; using the generic decoder", decoder.Name, what);
+            return fallback();
+        }
+    }
+
+    /// <summary>
+    /// The report when decoding itself failed (a bug): the kernel's facts with generic meaning, no
+    /// details or path, and the failure named, so a report is never lost to a decoding bug.
+    /// </summary>
+    public CorruptionReport Minimal(FsErrorEvent ev, Exception failure)
+    {
+        var meaning = ErrorMeaning.Generic(ev.Errno);
+        var details = new ReportDetails().Set("decoding_failed", failure.Message);
+        return new CorruptionReport
+        {
+            Id = Guid.CreateVersion7(ev.Time).ToString(),
+            Time = ev.Time,
+            Host = _host,
+            Source = "fanotify",
+            Category = ev.IsOverflow ? ErrorCategory.EventsLost : meaning.Category,
+            Severity = ev.IsOverflow ? Severity.Warning : SeverityOf(meaning.Category),
+            Filesystem = FilesystemInfo.From(ev.Superblock),
+            Error = new ErrorInfo { Errno = ev.Errno, RawErrno = ev.RawError, Name = meaning.Name, Description = meaning.Description, Meaning = meaning.Meaning, Count = ev.Count },
+            Object = new ObjectInfo { HandleType = ev.HandleType, Handle = Convert.ToHexStringLower(ev.Handle), WholeFilesystem = ev.IsWholeFilesystem },
+            Decoder = "none",
+            Details = details,
+            Pid = ev.Pid,
+            KernelEvents = ev.KernelEvents,
         };
     }
 

@@ -5,9 +5,10 @@ namespace ErrorWatch.Decoding;
 /// <summary>What a file handle names: the whole filesystem, or an inode (and maybe its parent).</summary>
 public sealed record FileObject
 {
-    public static readonly FileObject WholeFilesystem = new() { HandleType = FILEID_INVALID };
+    public static readonly FileObject WholeFilesystem = new() { HandleType = FILEID_INVALID, IsWholeFilesystem = true };
 
-    public bool IsWholeFilesystem => Inode is null;
+    /// <summary>Only an empty FILEID_INVALID handle means the whole filesystem (kernel-abi.md §2.7); an undecodable handle still names a file.</summary>
+    public bool IsWholeFilesystem { get; private init; }
     public ulong? Inode { get; init; }
     public uint? Generation { get; init; }
     public ulong? ParentInode { get; init; }

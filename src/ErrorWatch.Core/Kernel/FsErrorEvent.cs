@@ -22,7 +22,7 @@ public sealed class FsErrorEvent
     public int RawError { get; init; }
     public int Errno { get; init; }
     /// <summary>Errors this report stands for: error_count, summed over coalesced events.</summary>
-    public uint Count { get; set; }
+    public ulong Count { get; set; }
 
     public bool HasFid { get; init; }
     public FilesystemId Fsid { get; init; }

@@ -62,7 +62,7 @@ public sealed record CorruptionReport
                 return $"{Filesystem.Type} {Filesystem.Device}{where}: {Error.Meaning}";
             var what = Object.Inode is { } ino
                 ? $" in inode {ino}" + (Object.Path is { } p ? $" ({p.Escaped})" : "")
-                : " (whole filesystem)";
+                : Object.WholeFilesystem ? " (whole filesystem)" : $" in a file with an undecodable handle (type 0x{Object.HandleType:x})";
             var count = Error.Count == 1 ? "1 error" : $"{Error.Count} errors";
             return $"{Filesystem.Type} {Filesystem.Device}{where} reports {Error.Meaning} ({Error.Name}{(Error.Alias is { } a ? "/" + a : "")}){what}, {count}";
         }
@@ -110,8 +110,9 @@ public sealed record ErrorInfo
 
 public sealed record ObjectInfo
 {
-    /// <summary>"filesystem" for whole-fs errors, "inode" otherwise.</summary>
-    public string Scope => Inode is null ? "filesystem" : "inode";
+    /// <summary>"filesystem" for whole-fs errors, "inode" for a decoded handle, "unknown" for a file whose handle could not be decoded.</summary>
+    public string Scope => Inode is not null ? "inode" : WholeFilesystem ? "filesystem" : "unknown";
+    public bool WholeFilesystem { get; init; } = true;
     public ulong? Inode { get; init; }
     public uint? Generation { get; init; }
     public ulong? ParentInode { get; init; }

@@ -59,9 +59,7 @@ public sealed class Ext4ErrorTests
             Directory.CreateDirectory(Path.Combine(root, "dir", "broken"));
             ino = Inode(Path.Combine(root, "dir", "broken"));
         });
-        fs.Unmount();
-        fs.Debugfs($"sif <{ino}> block[0] 0");
-        fs.Mount("errors=continue");
+        fs.CorruptOffline($"sif <{ino}> block[0] 0");
         using var daemon = DaemonHarness.Watching(fs.MountPoint);
         var baseline = fs.ErrorsCount;
 
@@ -93,9 +91,7 @@ public sealed class Ext4ErrorTests
                 File.WriteAllText(Path.Combine(root, "projects", "reports", $"q{i}.txt"), "x");
             ino = Inode(Path.Combine(root, "projects", "reports"));
         });
-        fs.Unmount();
-        fs.Debugfs("zap_block -f /projects/reports -p 0x41 0");
-        fs.Mount("errors=continue");
+        fs.CorruptOffline("zap_block -f /projects/reports -p 0x41 0");
         using var daemon = DaemonHarness.Watching(fs.MountPoint);
         var baseline = fs.ErrorsCount;
 
@@ -121,9 +117,7 @@ public sealed class Ext4ErrorTests
             File.WriteAllText(Path.Combine(root, "photos", "cat.jpg"), "meow");
             ino = Inode(Path.Combine(root, "photos"));
         });
-        fs.Unmount();
-        fs.Debugfs($"sif <{ino}> checksum 0x1234");
-        fs.Mount("errors=continue");
+        fs.CorruptOffline($"sif <{ino}> checksum 0x1234");
         using var daemon = DaemonHarness.Watching(fs.MountPoint);
         var baseline = fs.ErrorsCount;
 

@@ -1,0 +1,290 @@
+using ErrorWatch.Filesystems;
+using ErrorWatch.Kernel;
+using ErrorWatch.Watching;
+using static ErrorWatch.Tests.Decoding.TestEvents;
+
+namespace ErrorWatch.Tests.Watching;
+
+/// <summary>
+/// The bounded hand-off between the read loop and the decoders. Like the kernel's own merge
+/// (kernel-abi.md §2.8) it may fold events of one superblock together, but error counts must add
+/// up exactly ("consumers must sum error_count") and a queue overflow notice is never merged away.
+/// </summary>
+public class EventHandOffTests
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+
+    private static async Task<FsErrorEvent> TakeOne(EventHandOff handOff)
+    {
+        using var timeout = new CancellationTokenSource(Patience);
+        var ev = await handOff.TakeAsync(timeout.Token);
+        Assert.NotNull(ev);
+        return ev;
+    }
+
+    /// <summary>Completes the hand-off and takes everything left, in order.</summary>
+    private static async Task<List<FsErrorEvent>> CompleteAndDrain(EventHandOff handOff)
+    {
+        handOff.Complete();
+        var taken = new List<FsErrorEvent>();
+        using var timeout = new CancellationTokenSource(Patience);
+        while (await handOff.TakeAsync(timeout.Token) is { } ev)
+            taken.Add(ev);
+        return taken;
+    }
+
+    /// <summary>Sum of error counts, in 64 bits.</summary>
+    private static ulong TotalCount(IEnumerable<FsErrorEvent> events) => events.Aggregate(0ul, (sum, e) => sum + e.Count);
+
+    private static Superblock OtherExt4() =>
+        Make(new DeviceNumber(7, 2), "ext4", 0xEF53, "/dev/loop2", new FilesystemId(0x0a0a0a0a, 0x0b0b0b0b));
+
+    [Fact]
+    public async Task FullQueue_FoldsTheRestOfOneSuperblockIntoOneEvent()
+    {
+        var sb = Ext4();
+        var handOff = new EventHandOff(capacity: 2);
+        for (uint i = 1; i <= 10; i++)
+            handOff.Post(Queued(sb, i % 2 == 1 ? EUCLEAN : EIO, i));
+
+        Assert.Equal(3, handOff.Count);
+        Assert.Equal(10, handOff.Posted);
+        Assert.Equal(7, handOff.FoldedEvents); // events 4..10 folded into event 3
+
+        var first = await TakeOne(handOff);
+        var second = await TakeOne(handOff);
+        var folded = await TakeOne(handOff);
+        Assert.Equal(0, handOff.Count);
+
+        // The two queued events come out unchanged, in order.
+        Assert.Equal((1u, EUCLEAN, 1, (Dictionary<int, ulong>?)null), (first.Count, first.Errno, first.KernelEvents, first.FoldedErrnos));
+        Assert.Equal((2u, EIO, 1, (Dictionary<int, ulong>?)null), (second.Count, second.Errno, second.KernelEvents, second.FoldedErrnos));
+
+        // Events 3..10 folded: 3+4+...+10 = 52 errors from 8 kernel events; the first errno is kept.
+        Assert.Equal(52u, folded.Count);
+        Assert.Equal(8, folded.KernelEvents);
+        Assert.Equal(EUCLEAN, folded.Errno);
+        Assert.Same(sb, folded.Superblock);
+        var tally = Assert.IsType<Dictionary<int, ulong>>(folded.FoldedErrnos);
+        Assert.Equal(2, tally.Count);
+        Assert.Equal(3ul + 5 + 7 + 9, tally[EUCLEAN]);
+        Assert.Equal(4ul + 6 + 8 + 10, tally[EIO]);
+
+        var all = new[] { first, second, folded };
+        Assert.Equal(55ul, TotalCount(all));
+        Assert.Equal(10, all.Sum(e => e.KernelEvents));
+
+        Assert.Empty(await CompleteAndDrain(handOff));
+    }
+
+    [Fact]
+    public async Task FoldingOneErrno_KeepsNoTally()
+    {
+        var sb = Ext4();
+        var handOff = new EventHandOff(capacity: 1);
+        handOff.Post(Queued(sb, EUCLEAN, 1));
+        handOff.Post(Queued(sb, EUCLEAN, 2));
+        handOff.Post(Queued(sb, EUCLEAN, 3));
+
+        var taken = await CompleteAndDrain(handOff);
+
+        Assert.Equal(2, taken.Count);
+        Assert.Equal(5u, taken[1].Count);
+        Assert.Equal(2, taken[1].KernelEvents);
+        Assert.Null(taken[1].FoldedErrnos);
+    }
+
+    [Fact]
+    public async Task BelowCapacity_NothingIsFolded()
+    {
+        var sb = Ext4();
+        var handOff = new EventHandOff(capacity: 8);
+        for (uint i = 1; i <= 8; i++)
+            handOff.Post(Queued(sb, EUCLEAN, i));
+
+        var taken = await CompleteAndDrain(handOff);
+
+        Assert.Equal(Enumerable.Range(1, 8).Select(i => (ulong)i), taken.Select(e => e.Count));
+        Assert.All(taken, e => Assert.Equal(1, e.KernelEvents));
+        Assert.Equal(0, handOff.FoldedEvents);
+    }
+
+    [Fact]
+    public async Task Overflow_IsNeverFolded()
+    {
+        var sb = Ext4();
+        var handOff = new EventHandOff(capacity: 1);
+        var error1 = Queued(sb, EUCLEAN, 1);
+        var error2 = Queued(sb, EUCLEAN, 2);
+        var overflow1 = Overflow(sb);
+        var error3 = Queued(sb, EIO, 4);
+        var overflow2 = Overflow(sb);
+
+        handOff.Post(error1);    // queued
+        handOff.Post(error2);    // queue full: pending fold for sb
+        handOff.Post(overflow1); // must not fold into error2 although sb has a pending fold
+        handOff.Post(error3);    // folds into error2
+        handOff.Post(overflow2); // and again
+
+        var taken = await CompleteAndDrain(handOff);
+
+        Assert.Equal(4, taken.Count);
+        Assert.Same(error1, taken[0]);
+        var overflows = taken.Where(e => e.IsOverflow).ToList();
+        Assert.Equal(2, overflows.Count);
+        Assert.Same(overflow1, overflows[0]);
+        Assert.Same(overflow2, overflows[1]);
+        Assert.All(overflows, o =>
+        {
+            Assert.Equal(0u, o.Count);
+            Assert.Equal(1, o.KernelEvents);
+            Assert.Null(o.FoldedErrnos);
+        });
+        var folded = Assert.Single(taken, e => !e.IsOverflow && e != error1);
+        Assert.Equal(6u, folded.Count);
+        Assert.Equal(2, folded.KernelEvents);
+    }
+
+    [Fact]
+    public async Task OverflowFirst_ThenErrors_OverflowStaysSeparate()
+    {
+        var sb = Ext4();
+        var handOff = new EventHandOff(capacity: 1);
+        var overflow = Overflow(sb);
+        handOff.Post(overflow);
+        handOff.Post(Queued(sb, EUCLEAN, 5));
+        handOff.Post(Queued(sb, EUCLEAN, 6));
+
+        var taken = await CompleteAndDrain(handOff);
+
+        Assert.Same(overflow, taken[0]);
+        Assert.Equal(0u, overflow.Count);
+        Assert.Equal(11ul, TotalCount(taken.Where(e => !e.IsOverflow)));
+    }
+
+    [Fact]
+    public async Task TwoSuperblocks_FoldSeparately()
+    {
+        var a = Ext4();
+        var b = OtherExt4();
+        var handOff = new EventHandOff(capacity: 1);
+        handOff.Post(Queued(a, EUCLEAN, 1)); // queued
+        handOff.Post(Queued(a, EUCLEAN, 2)); // folded for a
+        handOff.Post(Queued(b, EIO, 10));    // folded for b
+        handOff.Post(Queued(a, EBADMSG, 3)); // into a
+        handOff.Post(Queued(b, EIO, 20));    // into b
+
+        Assert.Equal(3, handOff.Count);
+        var taken = await CompleteAndDrain(handOff);
+
+        Assert.Equal(3, taken.Count);
+        Assert.Equal(1u, taken[0].Count);
+        var foldedA = Assert.Single(taken.Skip(1), e => e.Superblock == a);
+        var foldedB = Assert.Single(taken.Skip(1), e => e.Superblock == b);
+        Assert.Equal(5u, foldedA.Count);
+        Assert.Equal(2, foldedA.KernelEvents);
+        Assert.Equal(new Dictionary<int, ulong> { [EUCLEAN] = 2, [EBADMSG] = 3 }, foldedA.FoldedErrnos);
+        Assert.Equal(30u, foldedB.Count);
+        Assert.Equal(2, foldedB.KernelEvents);
+        Assert.Null(foldedB.FoldedErrnos);
+    }
+
+    [Fact]
+    public async Task Complete_MakesTakeReturnNullOnlyAfterDraining()
+    {
+        var handOff = new EventHandOff(capacity: 1);
+        handOff.Post(Queued(Ext4(), EUCLEAN, 1));
+        handOff.Post(Queued(Ext4(), EUCLEAN, 2)); // a different Superblock instance: its own fold
+        handOff.Complete();
+
+        using var timeout = new CancellationTokenSource(Patience);
+        Assert.NotNull(await handOff.TakeAsync(timeout.Token));
+        Assert.NotNull(await handOff.TakeAsync(timeout.Token));
+        Assert.Null(await handOff.TakeAsync(timeout.Token));
+        Assert.Null(await handOff.TakeAsync(timeout.Token)); // and stays completed
+    }
+
+    [Fact]
+    public async Task WaitingTake_IsWokenByPostAndByComplete()
+    {
+        var handOff = new EventHandOff(capacity: 4);
+        using var timeout = new CancellationTokenSource(Patience);
+
+        var waiting = handOff.TakeAsync(timeout.Token).AsTask();
+        await Task.Delay(50);
+        Assert.False(waiting.IsCompleted);
+        var ev = Queued(Ext4(), EUCLEAN, 1);
+        handOff.Post(ev);
+        Assert.Same(ev, await waiting.WaitAsync(Patience));
+
+        var waitingForEnd = handOff.TakeAsync(timeout.Token).AsTask();
+        await Task.Delay(50);
+        Assert.False(waitingForEnd.IsCompleted);
+        handOff.Complete();
+        Assert.Null(await waitingForEnd.WaitAsync(Patience));
+    }
+
+    [Fact]
+    public async Task Take_HonoursCancellation()
+    {
+        var handOff = new EventHandOff(capacity: 4);
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await handOff.TakeAsync(cancel.Token));
+    }
+
+    [Fact]
+    public void Capacity_MustBePositive()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new EventHandOff(0));
+    }
+
+    [Fact]
+    public async Task Post_NeverBlocksWithoutAConsumer_AndCountsAddUp()
+    {
+        const int capacity = 16, events = 100_000;
+        var superblocks = new[] { Ext4(), Xfs(), OtherExt4() };
+        var handOff = new EventHandOff(capacity);
+        ulong posted = 0;
+
+        // No consumer runs while posting: Post must return every time (bounded by a generous timeout).
+        await Task.Run(() =>
+        {
+            for (var i = 0; i < events; i++)
+            {
+                var count = (uint)(i % 7 + 1);
+                posted += count;
+                handOff.Post(Queued(superblocks[i % superblocks.Length], i % 3 == 0 ? EIO : EUCLEAN, count));
+            }
+        }).WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(events, handOff.Posted);
+        Assert.InRange(handOff.Count, 1, capacity + superblocks.Length);
+        Assert.InRange(handOff.MaxDepth, 1, capacity + superblocks.Length);
+
+        var taken = await CompleteAndDrain(handOff);
+
+        Assert.InRange(taken.Count, 1, capacity + superblocks.Length);
+        Assert.Equal(posted, TotalCount(taken));
+        Assert.Equal(events, taken.Sum(e => e.KernelEvents));
+        // Per-errno tallies of folded events add up to their counts.
+        Assert.All(taken.Where(e => e.FoldedErrnos is not null), e => Assert.Equal((ulong)e.Count, e.FoldedErrnos!.Values.Aggregate(0ul, (s, v) => s + v)));
+        Assert.Equal(0, handOff.Count);
+    }
+
+    [Fact]
+    public async Task FoldedCounts_DoNotWrapAround()
+    {
+        var sb = Ext4();
+        var handOff = new EventHandOff(capacity: 1);
+        handOff.Post(Queued(sb, EUCLEAN, 1));              // queued
+        handOff.Post(Queued(sb, EUCLEAN, uint.MaxValue));  // folded
+        handOff.Post(Queued(sb, EIO, 2));                  // folded on top
+
+        var taken = await CompleteAndDrain(handOff);
+
+        var folded = taken[1];
+        Assert.Equal((ulong)uint.MaxValue + 2, folded.FoldedErrnos!.Values.Aggregate(0ul, (s, v) => s + v));
+        Assert.Equal((ulong)uint.MaxValue + 2, (ulong)folded.Count);
+    }
+}
