@@ -154,12 +154,13 @@ public sealed class EventDecoder
 
     private void DispatchUnknownRecords(DecodeContext context, byte[] raw)
     {
-        var records = new InfoRecordWalker(raw);
-        while (records.Next(out var type, out var start, out var length))
+        var records = new InfoRecordReader(raw, 0);
+        while (records.TryRead(out var info))
         {
+            var type = info.Type;
             if (type is Fanotify.FAN_EVENT_INFO_TYPE_FID or Fanotify.FAN_EVENT_INFO_TYPE_ERROR or Fanotify.FAN_EVENT_INFO_TYPE_PIDFD or Fanotify.FAN_EVENT_INFO_TYPE_MNT)
                 continue;
-            var record = raw.AsSpan(start, length);
+            var record = info.Bytes;
             var decoder = _registry.ForRecord(context.Superblock.Magic, type);
             if (decoder is null)
             {
@@ -176,28 +177,6 @@ public sealed class EventDecoder
                 context.Details.Section("unknown_records").Set($"type_{type}_decoder_error", e.Message);
                 _log.Error(e, "Record decoder for type {Type} failed", type);
             }
-        }
-    }
-
-    /// <summary>Re-walks a copied record area (bounds were already checked when it was read).</summary>
-    private ref struct InfoRecordWalker(ReadOnlySpan<byte> records)
-    {
-        private readonly ReadOnlySpan<byte> _records = records;
-        private int _position;
-
-        public bool Next(out byte type, out int start, out int length)
-        {
-            type = 0;
-            start = _position;
-            length = 0;
-            if (_records.Length - _position < 4)
-                return false;
-            length = BitConverter.ToUInt16(_records.Slice(_position + 2));
-            if (length < 4 || length > _records.Length - _position)
-                return false;
-            type = _records[_position];
-            _position += length;
-            return true;
         }
     }
 
