@@ -21,7 +21,7 @@ public sealed unsafe class MountTracker : IDisposable
 {
     private readonly FilesystemInventory _inventory;
     private readonly ILogger _log;
-    private readonly FileDescriptor _wake;
+    private readonly WakeSignal _wake = new();
     private readonly FanotifyGroup? _mountGroup;
     private readonly FileDescriptor? _mountinfo;
     private readonly Thread _thread;
@@ -34,10 +34,6 @@ public sealed unsafe class MountTracker : IDisposable
         _inventory = inventory;
         _log = log;
         _rescanInterval = rescanInterval ?? TimeSpan.FromSeconds(30);
-        var wake = Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
-        if (wake < 0)
-            throw new InvalidOperationException($"eventfd failed: {ErrnoTable.Name(Libc.LastErrno)}");
-        _wake = new FileDescriptor(wake);
 
         if (allowFanotify)
         {
@@ -85,11 +81,7 @@ public sealed unsafe class MountTracker : IDisposable
         return !_thread.IsAlive || _thread.Join(timeout);
     }
 
-    private void Wake()
-    {
-        ulong one = 1;
-        Libc.Write(_wake.Fd, (byte*)&one, 8);
-    }
+    private void Wake() => _wake.Signal();
 
     private void Loop()
     {
@@ -99,7 +91,7 @@ public sealed unsafe class MountTracker : IDisposable
             DrainMountinfo(buffer); // arms POLLPRI: the kernel signals changes after the file was read
         while (!_stopping)
         {
-            fds[0] = new Libc.PollFd { Fd = _wake.Fd, Events = Libc.POLLIN };
+            fds[0] = _wake.PollFd;
             fds[1] = _mountGroup is not null
                 ? new Libc.PollFd { Fd = _mountGroup.Fd, Events = Libc.POLLIN }
                 : new Libc.PollFd { Fd = _mountinfo!.Fd, Events = Libc.POLLPRI | Libc.POLLERR };
@@ -115,10 +107,7 @@ public sealed unsafe class MountTracker : IDisposable
                 Thread.Sleep(1000);
             }
             if (ready > 0 && fds[0].REvents != 0)
-            {
-                ulong value;
-                Libc.Read(_wake.Fd, (byte*)&value, 8);
-            }
+                _wake.Drain();
             if (ready > 0 && fds[1].REvents != 0)
             {
                 if (_mountGroup is not null)

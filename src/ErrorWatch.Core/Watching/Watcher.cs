@@ -19,7 +19,7 @@ public sealed unsafe class Watcher : IDisposable
 
     private readonly EventHandOff _handOff;
     private readonly ILogger _log;
-    private readonly FileDescriptor _wake;
+    private readonly WakeSignal _wake = new();
     private readonly ConcurrentQueue<Command> _commands = new();
     private readonly List<SuperblockWatch> _watches = new();
     private readonly byte[] _buffer = GC.AllocateArray<byte>(BufferSize, pinned: true);
@@ -32,10 +32,6 @@ public sealed unsafe class Watcher : IDisposable
     {
         _handOff = handOff;
         _log = log;
-        var fd = Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
-        if (fd < 0)
-            throw new InvalidOperationException($"eventfd failed: {ErrnoTable.Name(Libc.LastErrno)}");
-        _wake = new FileDescriptor(fd);
         _thread = new Thread(Loop) { Name = "errorwatch-read", IsBackground = true };
     }
 
@@ -68,11 +64,7 @@ public sealed unsafe class Watcher : IDisposable
         Wake();
     }
 
-    private void Wake()
-    {
-        ulong one = 1;
-        Libc.Write(_wake.Fd, (byte*)&one, 8);
-    }
+    private void Wake() => _wake.Signal();
 
     private readonly record struct Command(SuperblockWatch Watch, bool Retire, TaskCompletionSource? Done);
 
@@ -86,7 +78,7 @@ public sealed unsafe class Watcher : IDisposable
                 ApplyCommands();
                 if (fds.Length != _watches.Count + 1)
                     fds = new Libc.PollFd[_watches.Count + 1];
-                fds[0] = new Libc.PollFd { Fd = _wake.Fd, Events = Libc.POLLIN };
+                fds[0] = _wake.PollFd;
                 for (var i = 0; i < _watches.Count; i++)
                     fds[i + 1] = new Libc.PollFd { Fd = _watches[i].Group.Fd, Events = Libc.POLLIN };
 
@@ -101,7 +93,7 @@ public sealed unsafe class Watcher : IDisposable
                     break;
                 }
                 if ((fds[0].REvents & Libc.POLLIN) != 0)
-                    DrainWake();
+                    _wake.Drain();
                 for (var i = 1; i < fds.Length; i++)
                 {
                     if (fds[i].REvents != 0 && i - 1 < _watches.Count)
@@ -124,12 +116,6 @@ public sealed unsafe class Watcher : IDisposable
             _watches.Clear();
             _handOff.Complete();
         }
-    }
-
-    private void DrainWake()
-    {
-        ulong value;
-        Libc.Read(_wake.Fd, (byte*)&value, 8);
     }
 
     private void ApplyCommands()
