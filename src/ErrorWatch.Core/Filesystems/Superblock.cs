@@ -33,9 +33,12 @@ public sealed class Superblock
 
     internal void UpdateMounts(IEnumerable<MountEntry> mounts) => _mounts = [.. mounts];
 
-    /// <summary>The mount to show first: a mount of the filesystem root, shortest mount point first.</summary>
-    public MountEntry? PrimaryMount =>
-        _mounts.OrderByDescending(m => m.IsFilesystemRoot).ThenBy(m => m.MountPoint.Bytes.Length).FirstOrDefault();
+    /// <summary>Mounts in the order to show them: mounts of the filesystem root first, shortest mount point first.</summary>
+    public IEnumerable<MountEntry> MountsByPreference =>
+        _mounts.OrderByDescending(m => m.IsFilesystemRoot).ThenBy(m => m.MountPoint.Bytes.Length);
+
+    /// <summary>The mount to show first.</summary>
+    public MountEntry? PrimaryMount => MountsByPreference.FirstOrDefault();
 
     public bool ReadOnly => _mounts.Length > 0 && _mounts.All(m => m.SuperblockReadOnly || m.ReadOnly);
 

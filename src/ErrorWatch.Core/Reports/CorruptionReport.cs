@@ -86,7 +86,7 @@ public sealed record FilesystemInfo
         Uuid = sb.Uuid,
         Label = sb.Label,
         Type = sb.FsType,
-        Mountpoints = [.. sb.Mounts.OrderByDescending(m => m.IsFilesystemRoot).ThenBy(m => m.MountPoint.Bytes.Length).Select(m => m.MountPoint)],
+        Mountpoints = [.. sb.MountsByPreference.Select(m => m.MountPoint)],
         Fsid = sb.Fsid.ToString(),
     };
 }
