@@ -63,15 +63,10 @@ internal static class RunCommand
         {
             Output, Filesystem, Exclude, FsTypes, NoPaths, MountTracking, MountSourceOption, LogLevel,
         };
-        command.Validators.Add(result =>
-        {
-            if (result.GetValue(Output) is { } o && o is not ("text" or "json" or "none"))
-                result.AddError($"--output must be text, json or none, not '{o}'");
-            if (result.GetValue(MountTracking) is { } t && t is not ("auto" or "mountinfo"))
-                result.AddError($"--mount-tracking must be auto or mountinfo, not '{t}'");
-            if (result.GetValue(MountSourceOption) is { } s && s is not ("auto" or "statmount" or "mountinfo"))
-                result.AddError($"--mount-source must be auto, statmount or mountinfo, not '{s}'");
-        });
+        // AcceptOnlyFromAmong gives "Argument 'x' not recognized. Must be one of: ..." instead of a crash on a missing value.
+        Output.AcceptOnlyFromAmong("text", "json", "none");
+        MountTracking.AcceptOnlyFromAmong("auto", "mountinfo");
+        MountSourceOption.AcceptOnlyFromAmong("auto", "statmount", "mountinfo");
         command.SetAction(parse => Execute(parse));
         return command;
     }
