@@ -86,7 +86,8 @@ internal static class DemoCommand
             if (xfs is not null)
                 include.Add(xfs.MountPoint);
             using var daemon = new ErrorWatchDaemon(
-                new DaemonOptions { Watch = new WatchOptions { Include = include } },
+                // The demo's filesystems are new and thrown away: keep their baseline with them, not in /var/lib.
+                new DaemonOptions { Watch = new WatchOptions { Include = include }, StateDirectory = Path.Combine(Path.GetDirectoryName(ext4.Image)!, "state") },
                 DecoderRegistry.CreateDefault(), sinks, log);
             var capabilities = daemon.Start();
             Say("");

@@ -51,6 +51,28 @@ internal static class RunCommand
         DefaultValueFactory = _ => "auto",
     };
 
+    public static readonly Option<string> StateDirectory = new("--state-dir")
+    {
+        Description = "Where what was already reported is remembered across restarts (default: $STATE_DIRECTORY, else /var/lib/errorwatch)",
+        DefaultValueFactory = _ => Health.HealthBaseline.DefaultDirectory(),
+    };
+
+    public static readonly Option<double> CheckInterval = new("--check-interval")
+    {
+        Description = "Seconds between periodic checks of native health (ext4 state, XFS sick bits); notifications and kernel log lines trigger checks at once",
+        DefaultValueFactory = _ => 30,
+    };
+
+    public static readonly Option<bool> NoKernelLog = new("--no-kernel-log")
+    {
+        Description = "Do not read /dev/kmsg for lines that call for a prompt health check",
+    };
+
+    public static readonly Option<bool> NoHealthMonitor = new("--no-xfs-health-monitor")
+    {
+        Description = "Poll XFS health bits even where XFS_IOC_HEALTH_MONITOR (Linux 7.0+) is available (leave it to xfs_healer)",
+    };
+
     public static readonly Option<LogEventLevel> LogLevel = new("--log-level")
     {
         Description = "Minimum level of the daemon's own log on stderr",
@@ -61,12 +83,17 @@ internal static class RunCommand
     {
         var command = new Command("run", "Watch every ext4 and XFS filesystem and report each error the kernel announces")
         {
-            Output, Filesystem, Exclude, FsTypes, NoPaths, MountTracking, MountSourceOption, LogLevel,
+            Output, Filesystem, Exclude, FsTypes, NoPaths, MountTracking, MountSourceOption, StateDirectory, CheckInterval, NoKernelLog, NoHealthMonitor, LogLevel,
         };
         // AcceptOnlyFromAmong gives "Argument 'x' not recognized. Must be one of: ..." instead of a crash on a missing value.
         Output.AcceptOnlyFromAmong("text", "json", "none");
         MountTracking.AcceptOnlyFromAmong("auto", "mountinfo");
         MountSourceOption.AcceptOnlyFromAmong("auto", "statmount", "mountinfo");
+        CheckInterval.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<double>() is var seconds && (seconds < 0.1 || seconds > 86400 || double.IsNaN(seconds)))
+                result.AddError($"--check-interval must be between 0.1 and 86400 seconds, not {seconds}");
+        });
         command.SetAction(parse => Execute(parse));
         return command;
     }
@@ -97,6 +124,13 @@ internal static class RunCommand
             },
             ResolvePaths = !parse.GetValue(NoPaths),
             FanotifyMountEvents = parse.GetValue(MountTracking) != "mountinfo",
+            StateDirectory = parse.GetValue(StateDirectory),
+            Health = new Health.HealthOptions
+            {
+                CheckInterval = TimeSpan.FromSeconds(parse.GetValue(CheckInterval)),
+                KernelLog = !parse.GetValue(NoKernelLog),
+                XfsHealthMonitor = !parse.GetValue(NoHealthMonitor),
+            },
             MountSource = parse.GetValue(MountSourceOption) switch
             {
                 "statmount" => MountSource.Statmount,

@@ -142,15 +142,24 @@ public sealed class ScratchFilesystem : IDisposable
     }
 
     /// <summary>Writes /sys/fs/ext4/&lt;dev&gt;/trigger_fs_error: only on our own ext4 mounted errors=continue.</summary>
-    public void TriggerFsError(string message = "errorwatch test")
+    /// <param name="mayShutDown">Allow errors=remount-ro/panic mounts (the filesystem goes read-only; never use with panic).</param>
+    public void TriggerFsError(string message = "errorwatch test", bool mayShutDown = false)
     {
         EnsureOurs();
-        if (Type != "ext4" || !MountOptions.Split(',').Contains("errors=continue"))
-            throw new InvalidOperationException("trigger_fs_error only on an ext4 scratch filesystem mounted errors=continue");
+        var options = MountOptions.Split(',');
+        if (Type != "ext4" || !(options.Contains("errors=continue") || (mayShutDown && options.Contains("errors=remount-ro"))))
+            throw new InvalidOperationException("trigger_fs_error only on an ext4 scratch filesystem mounted errors=continue (or errors=remount-ro when asked to shut it down)");
         // From a child process, as a real error would come from some other process (the report's pid).
         var result = Tool.RunWithInput(message, TimeSpan.FromSeconds(10), "tee", $"/sys/fs/ext4/{KernelName}/trigger_fs_error");
         if (result.ExitCode != 0)
             throw new InvalidOperationException($"trigger_fs_error failed: {result.StdErr.Trim()}");
+    }
+
+    /// <summary>FS_IOC_SHUTDOWN through xfs_io (works on ext4 and XFS): our own scratch filesystem only.</summary>
+    public void ShutDown()
+    {
+        EnsureOurs();
+        Tool.Check("xfs_io", "-x", "-c", "shutdown", MountPoint);
     }
 
     public ulong ErrorsCount => ulong.Parse(File.ReadAllText($"/sys/fs/ext4/{KernelName}/errors_count").Trim());

@@ -22,6 +22,10 @@ public sealed record Capabilities
     public required IReadOnlyList<Superblock> Watched { get; init; }
     public required IReadOnlyList<SkippedFilesystem> Skipped { get; init; }
     public required IReadOnlyDictionary<string, int> OtherTypes { get; init; }
+    /// <summary>Per watched filesystem, where its native error state is read from.</summary>
+    public IReadOnlyDictionary<Superblock, string> Health { get; init; } = new Dictionary<Superblock, string>();
+    public string KernelLog { get; init; } = "";
+    public string StateFile { get; init; } = "";
 
     public static Version? ParseKernelVersion(string release)
     {
@@ -57,7 +61,7 @@ public sealed record Capabilities
         }
     }
 
-    internal static Capabilities Collect(FilesystemInventory inventory, MountTracker tracker)
+    internal static Capabilities Collect(FilesystemInventory inventory, MountTracker tracker, Health.HealthLoop health)
     {
         var release = ReadKernelRelease();
         var version = ParseKernelVersion(release);
@@ -77,6 +81,8 @@ public sealed record Capabilities
             notes.Add($"XFS reports errors through fanotify only from Linux 7.0; on {version} XFS filesystems are watched but stay silent there");
         if (version is not null && version >= new Version(6, 6))
             notes.Add("ext4 mounted errors=remount-ro (or aborted) reports only its first error through fanotify (6.6+)");
+        if (health.Baseline.Problem is { } baselineProblem)
+            notes.Add(baselineProblem);
         if (tracker.FanotifyProblem is { } mountProblem)
             notes.Add(mountProblem + "; following /proc/self/mountinfo instead");
         if (!HasDacReadSearch())
@@ -96,6 +102,9 @@ public sealed record Capabilities
             Watched = inventory.Watches.Select(w => w.Superblock).ToList(),
             Skipped = inventory.Skipped,
             OtherTypes = inventory.OtherTypes,
+            Health = health.Describe(),
+            KernelLog = health.KernelLogProblem is { } why ? $"not read: {why}" : "/dev/kmsg (lines trigger checks; facts come from the kernel's own records)",
+            StateFile = health.Baseline.FilePath ?? "none (in memory)",
         };
     }
 
@@ -110,6 +119,8 @@ public sealed record Capabilities
         w.WriteBoolean("path_resolution", PathResolution);
         w.WriteString("max_user_groups", MaxUserGroups);
         w.WriteString("max_queued_events", MaxQueuedEvents);
+        w.WriteString("kernel_log", KernelLog);
+        w.WriteString("state_file", StateFile);
         w.WriteStartArray("watched");
         foreach (var sb in Watched)
         {
@@ -118,6 +129,7 @@ public sealed record Capabilities
             w.WriteString("major_minor", sb.Device.ToString());
             w.WriteString("type", sb.FsType);
             if (sb.Uuid is { } uuid) w.WriteString("uuid", uuid.ToString()); else w.WriteNull("uuid");
+            if (Health.TryGetValue(sb, out var health)) w.WriteString("health", health); else w.WriteNull("health");
             w.WriteStartArray("mountpoints");
             foreach (var m in sb.Mounts)
                 w.WriteStringValue(m.MountPoint.Text ?? m.MountPoint.Escaped);
@@ -157,9 +169,15 @@ public sealed record Capabilities
         sb.AppendLine($"  mounts: {MountSource}, tracked by {MountTracking}");
         sb.AppendLine($"  path resolution: {(PathResolution ? "yes (CAP_DAC_READ_SEARCH)" : "no")}");
         sb.AppendLine($"  fanotify limits: max_user_groups={MaxUserGroups} max_queued_events={MaxQueuedEvents}");
+        sb.AppendLine($"  kernel log: {KernelLog}");
+        sb.AppendLine($"  state: {StateFile}");
         sb.AppendLine($"  watching {Watched.Count} filesystem(s):");
         foreach (var s in Watched)
+        {
             sb.AppendLine($"    {s.FsType,-5} {s.DevicePath} ({s.Device}) {string.Join(' ', s.Mounts.Select(m => m.MountPoint.Escaped))} uuid={s.Uuid?.ToString() ?? "?"}");
+            if (Health.TryGetValue(s, out var health))
+                sb.AppendLine($"          health: {health}");
+        }
         foreach (var s in Skipped)
             sb.AppendLine($"    not watched: {s.FsType} {s.Device} at {s.MountPoint}: {s.Reason}");
         if (OtherTypes.Count > 0)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
+using ErrorWatch.Health;
 using ErrorWatch.Publishing;
 using ErrorWatch.Reports;
 using ErrorWatch.Watching;
@@ -21,6 +22,9 @@ public sealed record DaemonOptions
     public TimeSpan RescanInterval { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>How long shutdown may spend publishing what was already read (SIGTERM must exit within 2 s).</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(1.2);
+    public HealthOptions Health { get; init; } = new();
+    /// <summary>Where the health baseline lives ($STATE_DIRECTORY or /var/lib/errorwatch by default); null keeps it in memory.</summary>
+    public string? StateDirectory { get; init; } = HealthBaseline.DefaultDirectory();
 }
 
 /// <summary>
@@ -37,6 +41,7 @@ public sealed class ErrorWatchDaemon : IDisposable
     private readonly Watcher _watcher;
     private readonly MountTracker _tracker;
     private readonly EventDecoder _decoder;
+    private readonly HealthLoop _health;
     private long _reports;
 
     public ErrorWatchDaemon(DaemonOptions options, DecoderRegistry registry, IReadOnlyList<IReportSink> sinks, ILogger log)
@@ -48,11 +53,17 @@ public sealed class ErrorWatchDaemon : IDisposable
         _watcher = new Watcher(_handOff, log);
         Inventory = new FilesystemInventory(options.Watch, _watcher, options.MountSource ?? MountTable.Detect(), log);
         _tracker = new MountTracker(Inventory, log, options.RescanInterval, options.FanotifyMountEvents);
+        var baseline = new HealthBaseline(options.StateDirectory, log);
+        baseline.Load();
+        _health = new HealthLoop(options.Health, _watcher, _handOff, baseline, log);
+        Inventory.Watched += _health.Add;
+        Inventory.Unwatched += _health.Remove;
         _decoder = new EventDecoder(registry, new PathResolver(options.PathResolutionsPerSecond) { Enabled = options.ResolvePaths }, log);
     }
 
     public FilesystemInventory Inventory { get; }
     public MountTracker MountTracker => _tracker;
+    public HealthLoop Health => _health;
     public EventHandOff HandOff => _handOff;
     public long ReportsPublished => Interlocked.Read(ref _reports);
     public long EventsRead => _watcher.EventsRead;
@@ -61,9 +72,12 @@ public sealed class ErrorWatchDaemon : IDisposable
     public Capabilities Start()
     {
         _watcher.Start();
+        _health.Start();
         Inventory.Reconcile();
+        if (!_health.WaitForFirstChecks(TimeSpan.FromSeconds(3)))
+            _log.Warning("Native health sources are slow to answer; their first reports follow");
         _tracker.Start();
-        var capabilities = Capabilities.Collect(Inventory, _tracker);
+        var capabilities = Capabilities.Collect(Inventory, _tracker, _health);
         _log.Information("Watching {Count} filesystem(s); FAN_FS_ERROR marks {Marks}; mounts tracked by {Tracking}",
             capabilities.Watched.Count, capabilities.FsErrorMarks, capabilities.MountTracking);
         return capabilities;
@@ -76,10 +90,10 @@ public sealed class ErrorWatchDaemon : IDisposable
         {
             while (true)
             {
-                var ev = await _handOff.TakeAsync(stop).ConfigureAwait(false);
-                if (ev is null)
+                var item = await _handOff.TakeAsync(stop).ConfigureAwait(false);
+                if (item is null)
                     break;
-                DecodeAndPublish(ev);
+                Handle(item.Value);
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -91,20 +105,48 @@ public sealed class ErrorWatchDaemon : IDisposable
     private async Task ShutdownAsync()
     {
         var deadline = Stopwatch.StartNew();
+        // First: the last health checks still need the read loop (to flush fanotify before comparing counts).
+        _health.Stop(_options.Health.StopBudget + TimeSpan.FromMilliseconds(200));
         _tracker.Stop(TimeSpan.FromMilliseconds(300));
         // The read loop reads every group empty, closes them and completes the hand-off.
         _watcher.Stop(TimeSpan.FromMilliseconds(500));
         using var drain = new CancellationTokenSource(_options.DrainTimeout - deadline.Elapsed is { Ticks: > 0 } left ? left : TimeSpan.Zero);
         try
         {
-            while (await _handOff.TakeAsync(drain.Token).ConfigureAwait(false) is { } ev)
-                DecodeAndPublish(ev);
+            while (await _handOff.TakeAsync(drain.Token).ConfigureAwait(false) is { } item)
+                Handle(item);
         }
         catch (OperationCanceledException)
         {
             _log.Error("Shutdown deadline reached with {Count} event(s) not yet published", _handOff.Count);
         }
-        _log.Information("Stopped after {Reports} report(s) from {Events} kernel event(s)", ReportsPublished, EventsRead);
+        // What the drain published moved the baseline once more.
+        _health.Baseline.Save();
+        _log.Information("Stopped after {Reports} report(s) from {Events} kernel event(s) and {Findings} health finding(s)", ReportsPublished, EventsRead, _health.Findings);
+    }
+
+    private void Handle(HandOffItem item)
+    {
+        if (item.Event is { } ev)
+            DecodeAndPublish(ev);
+        else if (item.Finding is { } finding)
+            DecodeAndPublish(finding);
+    }
+
+    private void DecodeAndPublish(HealthFinding finding)
+    {
+        CorruptionReport report;
+        try
+        {
+            report = _decoder.Decode(finding);
+        }
+        catch (Exception e)
+        {
+            _log.Error(e, "Decoding failed for a {Source} finding on {Superblock}; publishing the bare report", finding.Source, finding.Superblock);
+            report = _decoder.Minimal(finding, e);
+        }
+        Publish(report);
+        _health.Published(finding.Superblock, report);
     }
 
     private void DecodeAndPublish(Kernel.FsErrorEvent ev)
@@ -121,6 +163,7 @@ public sealed class ErrorWatchDaemon : IDisposable
             report = _decoder.Minimal(ev, e);
         }
         Publish(report);
+        _health.Published(ev.Superblock, report);
     }
 
     private void Publish(CorruptionReport report)
@@ -142,6 +185,7 @@ public sealed class ErrorWatchDaemon : IDisposable
 
     public void Dispose()
     {
+        _health.Dispose();
         _tracker.Dispose();
         _watcher.Dispose();
     }

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using System.Diagnostics;
 using ErrorWatch.Filesystems;
+using ErrorWatch.Health;
 using ErrorWatch.Interop;
 using ErrorWatch.Kernel;
 using ErrorWatch.Reports;
@@ -105,6 +106,86 @@ public sealed class EventDecoder
         };
     }
 
+    /// <summary>
+    /// A native health finding becomes a report the same way an event does: the filesystem's decoder
+    /// gives the errno's meaning and its own detail, and an inode the source named gets its path.
+    /// </summary>
+    public CorruptionReport Decode(HealthFinding finding)
+    {
+        var sb = finding.Superblock;
+        var decoder = _registry.For(sb.Magic);
+        var failures = new List<string>();
+        var meaning = Guard(() => decoder.DescribeError(finding.Errno), () => ErrorMeaning.Generic(finding.Errno), "DescribeError", decoder, failures);
+        var category = finding.Category ?? meaning.Category;
+
+        var obj = FileObject.WholeFilesystem;
+        byte[] handle = [];
+        if (finding.Inode is { } ino)
+        {
+            var encoded = Guard(() => decoder.EncodeHandle(ino, finding.Generation), () => null, "EncodeHandle", decoder, failures);
+            if (encoded is { } h)
+            {
+                handle = h.Handle;
+                obj = decoder.DecodeHandle(h.Type, h.Handle);
+            }
+            else
+            {
+                obj = new FileObject { Inode = ino, Generation = finding.Generation, HandleType = Fanotify.FILEID_INVALID };
+            }
+        }
+        var context = new DecodeContext { Superblock = sb, Finding = finding, Object = obj };
+        if (!finding.Details.IsEmpty)
+            context.Details.Set(finding.Source, finding.Details);
+        foreach (var failure in failures)
+            context.Details.Section(decoder.Name).Set("decoder_error", failure);
+        var resolution = handle.Length > 0 ? _paths.Resolve(sb, obj, handle) : null;
+        try
+        {
+            decoder.AddDetails(context);
+        }
+        catch (Exception e)
+        {
+            context.Details.Section(decoder.Name).Set("decoder_error", e.Message);
+            _log.Error(e, "Decoder {Decoder} failed on a {Source} finding from {Superblock}", decoder.Name, finding.Source, sb);
+        }
+
+        return new CorruptionReport
+        {
+            Id = Guid.CreateVersion7(finding.Time).ToString(),
+            Time = finding.Time,
+            Host = _host,
+            Source = finding.Source,
+            Category = category,
+            Severity = finding.Category == ErrorCategory.ReadOnly ? Severity.Critical : SeverityOf(category),
+            Filesystem = FilesystemInfo.From(sb),
+            Error = new ErrorInfo
+            {
+                Errno = finding.Errno,
+                RawErrno = finding.Errno,
+                Name = meaning.Name,
+                Description = meaning.Description,
+                Meaning = meaning.Meaning,
+                Alias = meaning.Alias,
+                Count = finding.Count,
+            },
+            Object = new ObjectInfo
+            {
+                Inode = obj.Inode,
+                Generation = obj.Generation,
+                HandleType = obj.HandleType,
+                Handle = obj.HandleHex,
+                Path = resolution?.Path,
+                PathError = resolution?.Failure ?? (obj.Inode is not null && handle.Length == 0 ? "no file handle encoding for this filesystem" : null),
+                Deleted = resolution?.Deleted ?? false,
+                WholeFilesystem = obj.IsWholeFilesystem,
+            },
+            Decoder = decoder.Name,
+            Details = context.Details,
+            Finding = finding.What,
+            DecodeSeconds = Stopwatch.GetElapsedTime(finding.Timestamp).TotalSeconds,
+        };
+    }
+
     private T Guard<T>(Func<T> call, Func<T> fallback, string what, IFilesystemDecoder decoder, List<string> failures)
     {
         try
@@ -142,6 +223,28 @@ public sealed class EventDecoder
             Details = details,
             Pid = ev.Pid,
             KernelEvents = ev.KernelEvents,
+        };
+    }
+
+    /// <summary>The report when decoding a finding failed (a bug): the source's facts, generic meaning.</summary>
+    public CorruptionReport Minimal(HealthFinding finding, Exception failure)
+    {
+        var meaning = ErrorMeaning.Generic(finding.Errno);
+        var category = finding.Category ?? meaning.Category;
+        return new CorruptionReport
+        {
+            Id = Guid.CreateVersion7(finding.Time).ToString(),
+            Time = finding.Time,
+            Host = _host,
+            Source = finding.Source,
+            Category = category,
+            Severity = SeverityOf(category),
+            Filesystem = FilesystemInfo.From(finding.Superblock),
+            Error = new ErrorInfo { Errno = finding.Errno, RawErrno = finding.Errno, Name = meaning.Name, Description = meaning.Description, Meaning = meaning.Meaning, Count = finding.Count },
+            Object = new ObjectInfo { Inode = finding.Inode, Generation = finding.Generation, WholeFilesystem = finding.Inode is null, HandleType = Fanotify.FILEID_INVALID },
+            Decoder = "none",
+            Details = new ReportDetails().Set("decoding_failed", failure.Message),
+            Finding = finding.What,
         };
     }
 

@@ -21,6 +21,17 @@ public sealed class Ext4Decoder : IFilesystemDecoder
 
     public FileObject DecodeHandle(int handleType, ReadOnlySpan<byte> handle) => FileHandleLayout.Decode(handleType, handle, Types);
 
+    /// <summary>Type 1 (ino32 + generation). Generation 0 means "any" to ext4_nfs_get_inode, for inodes ext4 named without one.</summary>
+    public (int Type, byte[] Handle)? EncodeHandle(ulong inode, uint? generation)
+    {
+        if (inode is 0 or > uint.MaxValue)
+            return null;
+        var handle = new byte[8];
+        BitConverter.TryWriteBytes(handle, (uint)inode);
+        BitConverter.TryWriteBytes(handle.AsSpan(4), generation ?? 0);
+        return (FILEID_INO32_GEN, handle);
+    }
+
     public ErrorMeaning DescribeError(int errno)
     {
         var generic = ErrorMeaning.Generic(errno);

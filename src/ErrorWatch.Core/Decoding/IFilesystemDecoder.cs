@@ -21,6 +21,12 @@ public interface IFilesystemDecoder
 
     /// <summary>Adds the filesystem's own error record (sysfs counters, health bits...) to the report.</summary>
     void AddDetails(DecodeContext context);
+
+    /// <summary>
+    /// A file handle for an inode a native source named without one (ext4's last error inode, an XFS
+    /// sick inode), so its path can be resolved like an event's; null when the filesystem has no such encoding.
+    /// </summary>
+    (int Type, byte[] Handle)? EncodeHandle(ulong inode, uint? generation) => null;
 }
 
 /// <summary>
@@ -36,7 +42,10 @@ public interface IInfoRecordDecoder
 public sealed class DecodeContext
 {
     public required Superblock Superblock { get; init; }
-    public required FsErrorEvent Event { get; init; }
+    /// <summary>The fanotify event being decoded, or null for a native health finding.</summary>
+    public FsErrorEvent? Event { get; init; }
+    /// <summary>The native health finding being decoded, or null for a fanotify event.</summary>
+    public Health.HealthFinding? Finding { get; init; }
     public required FileObject Object { get; init; }
     public ReportDetails Details { get; } = new();
 }

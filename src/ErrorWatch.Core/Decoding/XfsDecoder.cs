@@ -32,10 +32,76 @@ public sealed class XfsDecoder : IFilesystemDecoder
         };
     }
 
+    /// <summary>Type 0x81 (ino64 + generation), which xfs_fs_fh_to_dentry accepts on every mount; XFS checks the generation, so it is required.</summary>
+    public (int Type, byte[] Handle)? EncodeHandle(ulong inode, uint? generation)
+    {
+        if (generation is not { } gen || inode == 0)
+            return null;
+        var handle = new byte[12];
+        BitConverter.TryWriteBytes(handle, inode);
+        BitConverter.TryWriteBytes(handle.AsSpan(8), gen);
+        return (FILEID_INO64_GEN, handle);
+    }
+
+    /// <summary>
+    /// XFS's own record for every report: the sick and checked bits of the filesystem, the AG that
+    /// holds the inode, and the inode itself (kernel-abi.md §7.2–7.4), read with ioctls on the mount root.
+    /// </summary>
     public void AddDetails(DecodeContext context)
     {
         var section = context.Details.Section(Name);
-        if (!context.Object.IsWholeFilesystem)
+        if (!context.Object.IsWholeFilesystem && context.Event is not null)
             section.Set("inode_numbers", (context.Object.HandleType & 0x80) != 0 ? "64-bit" : "32-bit (inode32)");
+        FileDescriptor? root = null;
+        string? problem = "no mount";
+        var errno = 0;
+        foreach (var mount in context.Superblock.MountsByPreference)
+        {
+            root = Filesystems.MountRoot.Open(mount, pathOnly: false, out problem, out errno);
+            if (root is not null)
+                break;
+        }
+        if (root is null)
+        {
+            section.Set("health_error", errno == Libc.EIO ? "the mount root answers EIO: the filesystem is shut down" : problem ?? "cannot open the mount root");
+            return;
+        }
+        using (root)
+            AddHealth(section, root.Fd, context.Object.Inode);
     }
+
+    private static void AddHealth(Reports.ReportDetails section, int fd, ulong? inode)
+    {
+        var e = Interop.Xfs.Geometry(fd, out var geometry);
+        if (e != 0 || !geometry.HasHealth)
+        {
+            section.Set("health_error", e != 0 ? $"XFS_IOC_FSGEOMETRY: {ErrnoTable.Name(e)}" : $"geometry version {geometry.Version} has no health fields");
+            return;
+        }
+        var health = section.Section("health");
+        health.Set("filesystem", Bits(geometry.Sick, geometry.Checked, Health.Xfs.XfsHealthNames.Filesystem));
+        if (inode is not { } ino)
+            return;
+        var ag = AgOf(ino, geometry);
+        if (Interop.Xfs.AgGeometry(fd, ag, out var group) == 0)
+            health.Set($"ag_{ag}", Bits(group.Sick, group.Checked, Health.Xfs.XfsHealthNames.Group));
+        var b = Interop.Xfs.BulkstatOne(fd, ino, out var stat);
+        if (b == 0)
+            health.Set($"inode_{ino}", Bits(stat.Sick, stat.Checked, Health.Xfs.XfsHealthNames.Inode).Set("generation", stat.Generation));
+        else
+            health.Set($"inode_{ino}", new Reports.ReportDetails().Set("error", $"XFS_IOC_BULKSTAT: {ErrnoTable.Name(b)}"));
+    }
+
+    /// <summary>agno = ino >> (inopblog + agblklog) (XFS_INO_TO_AGNO in fs/xfs/libxfs/xfs_format.h).</summary>
+    internal static uint AgOf(ulong ino, in Interop.XfsGeometry geometry)
+    {
+        var inodesPerBlockLog = System.Numerics.BitOperations.Log2(geometry.BlockSize / Math.Max(1u, geometry.InodeSize));
+        var agBlocksLog = System.Numerics.BitOperations.Log2(geometry.AgBlocks - 1) + 1; // xfs_highbit32(agblocks - 1) + 1
+        return (uint)(ino >> (inodesPerBlockLog + agBlocksLog));
+    }
+
+    private static Reports.ReportDetails Bits(uint sick, uint @checked, Func<uint, IReadOnlyList<Health.Xfs.XfsStructure>> names) => new Reports.ReportDetails()
+        .Set("sick", names(sick).Select(s => s.Id).ToArray())
+        .Set("checked", names(@checked).Select(s => s.Id).ToArray())
+        .Set("state", sick != 0 ? "unhealthy" : @checked != 0 ? "healthy" : "unchecked");
 }

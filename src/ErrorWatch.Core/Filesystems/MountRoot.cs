@@ -11,15 +11,19 @@ namespace ErrorWatch.Filesystems;
 /// </summary>
 internal static unsafe class MountRoot
 {
-    public static FileDescriptor? Open(MountEntry mount, bool pathOnly, out string? problem)
+    public static FileDescriptor? Open(MountEntry mount, bool pathOnly, out string? problem) => Open(mount, pathOnly, out problem, out _);
+
+    /// <summary>As <see cref="Open(MountEntry, bool, out string?)"/>, with open(2)'s errno (XFS answers EIO when shut down).</summary>
+    public static FileDescriptor? Open(MountEntry mount, bool pathOnly, out string? problem, out int errno)
     {
+        errno = 0;
         var flags = Libc.O_DIRECTORY | Libc.O_CLOEXEC | (pathOnly ? Libc.O_PATH : Libc.O_RDONLY | Libc.O_NONBLOCK);
         int fd;
         fixed (byte* p = NulTerminated(mount.MountPoint.Bytes))
             fd = Libc.Open(p, flags, 0);
         if (fd < 0)
         {
-            var errno = Libc.LastErrno;
+            errno = Libc.LastErrno;
             problem = $"cannot open mount point {mount.MountPoint.Escaped}: {ErrnoTable.Name(errno)}";
             return null;
         }

@@ -27,8 +27,11 @@ internal static unsafe partial class Libc
     // <asm-generic/errno-base.h>, <asm-generic/errno.h>
     public const int EPERM = 1, ENOENT = 2, EINTR = 4, EIO = 5, EBADF = 9, EAGAIN = 11, ENOMEM = 12,
         EACCES = 13, EEXIST = 17, EXDEV = 18, ENODEV = 19, ENOTDIR = 20, EINVAL = 22, EMFILE = 24,
-        ENOSPC = 28, EROFS = 30, ENOSYS = 38, EBADMSG = 74, EOVERFLOW = 75, EOPNOTSUPP = 95,
+        ENOSPC = 28, EROFS = 30, EPIPE = 32, ENOSYS = 38, EBADMSG = 74, EOVERFLOW = 75, EOPNOTSUPP = 95,
         ESHUTDOWN = 108, ESTALE = 116, EUCLEAN = 117;
+
+    // <unistd.h> lseek whence; SEEK_DATA is the Linux extension /dev/kmsg gives its own meaning.
+    public const int SEEK_SET = 0, SEEK_END = 2, SEEK_DATA = 3;
 
     // <poll.h>
     public const short POLLIN = 0x1, POLLPRI = 0x2, POLLERR = 0x8, POLLHUP = 0x10, POLLNVAL = 0x20;
@@ -63,6 +66,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "pread", SetLastError = true)]
     public static partial nint PRead(int fd, byte* buf, nint count, long offset);
+
+    [LibraryImport(Lib, EntryPoint = "fsync", SetLastError = true)]
+    public static partial int FSync(int fd);
 
     [LibraryImport(Lib, EntryPoint = "lseek", SetLastError = true)]
     public static partial long LSeek(int fd, long offset, int whence);

@@ -21,7 +21,7 @@ public sealed record CorruptionReport
     public required string Id { get; init; }
     public required DateTimeOffset Time { get; init; }
     public required string Host { get; init; }
-    /// <summary>Where the error was learnt: "fanotify" (later also ext4-sysfs, ext4-superblock, xfs-health...).</summary>
+    /// <summary>Where the error was learnt: fanotify, ext4-sysfs, ext4-superblock, ext4-state, xfs-health, xfs-health-monitor.</summary>
     public required string Source { get; init; }
     public required ErrorCategory Category { get; init; }
     public required Severity Severity { get; init; }
@@ -38,6 +38,8 @@ public sealed record CorruptionReport
     public int KernelEvents { get; init; } = 1;
     /// <summary>Problems met while parsing the event (the report is still made).</summary>
     public string? ParseProblem { get; init; }
+    /// <summary>What a native health source found, in words ("AG 0 inode btree is sick"); null for fanotify reports.</summary>
+    public string? Finding { get; init; }
     /// <summary>Seconds from read(2) to this report being built.</summary>
     public double DecodeSeconds { get; init; }
 
@@ -59,7 +61,12 @@ public sealed record CorruptionReport
         {
             var where = Filesystem.Mountpoints.Length > 0 ? $" ({Filesystem.Mountpoints[0].Escaped})" : "";
             if (Category == ErrorCategory.EventsLost)
-                return $"{Filesystem.Type} {Filesystem.Device}{where}: {Error.Meaning}";
+                return $"{Filesystem.Type} {Filesystem.Device}{where}: {Finding ?? Error.Meaning}";
+            if (Finding is { } finding)
+            {
+                var file = Object.Path is { } fp ? $" ({fp.Escaped})" : "";
+                return $"{Filesystem.Type} {Filesystem.Device}{where}: {finding}{file} [{Source}]";
+            }
             var what = Object.Inode is { } ino
                 ? $" in inode {ino}" + (Object.Path is { } p ? $" ({p.Escaped})" : "")
                 : Object.WholeFilesystem ? " (whole filesystem)" : $" in a file with an undecodable handle (type 0x{Object.HandleType:x})";

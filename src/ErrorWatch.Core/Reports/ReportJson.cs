@@ -36,6 +36,7 @@ public static class ReportJson
         w.WriteString("event", r.EventName);
         w.WriteString("severity", r.Severity.ToString().ToLowerInvariant());
         w.WriteString("summary", r.Summary);
+        if (r.Finding is { } finding) w.WriteString("finding", finding); else w.WriteNull("finding");
 
         var fs = r.Filesystem;
         w.WriteStartObject("filesystem");

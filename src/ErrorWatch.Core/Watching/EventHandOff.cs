@@ -1,10 +1,14 @@
 using ErrorWatch.Filesystems;
+using ErrorWatch.Health;
 using ErrorWatch.Kernel;
 
 namespace ErrorWatch.Watching;
 
+/// <summary>What the decoders take next: a fanotify event or a native health finding.</summary>
+public readonly record struct HandOffItem(FsErrorEvent? Event, HealthFinding? Finding);
+
 /// <summary>
-/// The bounded hand-off between the read loop and the decoders. <see cref="Post"/> never waits:
+/// The bounded hand-off between the read loop (and the health sources) and the decoders. <see cref="Post"/> never waits:
 /// when the queue is full, events for a superblock are folded into one pending event per
 /// superblock (counts summed, errnos tallied), so memory stays bounded and no error is dropped.
 /// </summary>
@@ -14,6 +18,8 @@ public sealed class EventHandOff
     private readonly Queue<FsErrorEvent> _queue;
     private readonly Dictionary<Superblock, FsErrorEvent> _folded = new(ReferenceEqualityComparer.Instance);
     private readonly Queue<Superblock> _foldedOrder = new();
+    // Findings are few (one per check and structure) and are never folded: each names a different fact.
+    private readonly Queue<HealthFinding> _findings = new();
     private readonly Lock _lock = new();
     private readonly SemaphoreSlim _signal = new(0);
     private bool _signalled;
@@ -35,7 +41,7 @@ public sealed class EventHandOff
         get
         {
             lock (_lock)
-                return _queue.Count + _folded.Count;
+                return _queue.Count + _folded.Count + _findings.Count;
         }
     }
 
@@ -72,6 +78,19 @@ public sealed class EventHandOff
         _signal.Release();
     }
 
+    /// <summary>Called by the health sources; never blocks.</summary>
+    public void Post(HealthFinding finding)
+    {
+        lock (_lock)
+        {
+            _findings.Enqueue(finding);
+            if (_signalled)
+                return;
+            _signalled = true;
+        }
+        _signal.Release();
+    }
+
     private void Fold(FsErrorEvent into, FsErrorEvent ev)
     {
         FoldedEvents++;
@@ -85,19 +104,21 @@ public sealed class EventHandOff
         into.KernelEvents += ev.KernelEvents;
     }
 
-    /// <summary>Takes the next event: queued ones first, then folded ones. Null once completed and empty.</summary>
-    public async ValueTask<FsErrorEvent?> TakeAsync(CancellationToken cancel)
+    /// <summary>Takes the next item: findings, then queued events, then folded ones. Null once completed and empty.</summary>
+    public async ValueTask<HandOffItem?> TakeAsync(CancellationToken cancel)
     {
         while (true)
         {
             lock (_lock)
             {
+                if (_findings.TryDequeue(out var finding))
+                    return new HandOffItem(null, finding);
                 if (_queue.TryDequeue(out var ev))
-                    return ev;
+                    return new HandOffItem(ev, null);
                 if (_foldedOrder.TryDequeue(out var sb))
                 {
                     _folded.Remove(sb, out var folded);
-                    return folded;
+                    return new HandOffItem(folded, null);
                 }
                 if (_completed)
                     return null;

@@ -169,9 +169,10 @@ public sealed unsafe class FilesystemInventory
         var watch = new SuperblockWatch(sb, group);
         _watches[device] = watch;
         _skipped.Remove(device);
-        _watcher.Add(watch);
         _log.Information("Watching {Superblock} uuid={Uuid} fsid={Fsid}", sb, sb.Uuid, sb.Fsid);
+        // Subscribers (the health sources) see the watch before its first event can be read.
         Watched?.Invoke(watch);
+        _watcher.Add(watch);
     }
 
     private void Skip(SkippedFilesystem skip, bool byConfiguration = false)

@@ -40,13 +40,29 @@ public sealed unsafe class Watcher : IDisposable
 
     public void Start() => _thread.Start();
 
-    public void Add(SuperblockWatch watch) => Send(new Command(watch, Retire: false, null));
+    public void Add(SuperblockWatch watch) => Send(new Command(watch, CommandKind.Add, null));
+
+    /// <summary>
+    /// Reads everything the kernel has queued for this group; completes when done. The ext4 health
+    /// source calls it before comparing errors_count with fanotify counts: the kernel queues the
+    /// event before it updates the counter, so after a flush every counted error that fanotify
+    /// announced has been read.
+    /// </summary>
+    public Task Flush(SuperblockWatch watch)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_thread.IsAlive)
+            done.SetResult();
+        else
+            Send(new Command(watch, CommandKind.Flush, done));
+        return done.Task;
+    }
 
     /// <summary>Stops watching: the group is read until empty, then closed. Completes when done.</summary>
     public Task Retire(SuperblockWatch watch)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Send(new Command(watch, Retire: true, done));
+        Send(new Command(watch, CommandKind.Retire, done));
         return done.Task;
     }
 
@@ -66,7 +82,9 @@ public sealed unsafe class Watcher : IDisposable
 
     private void Wake() => _wake.Signal();
 
-    private readonly record struct Command(SuperblockWatch Watch, bool Retire, TaskCompletionSource? Done);
+    private enum CommandKind { Add, Retire, Flush }
+
+    private readonly record struct Command(SuperblockWatch Watch, CommandKind Kind, TaskCompletionSource? Done);
 
     private void Loop()
     {
@@ -122,9 +140,16 @@ public sealed unsafe class Watcher : IDisposable
     {
         while (_commands.TryDequeue(out var command))
         {
-            if (!command.Retire)
+            if (command.Kind == CommandKind.Add)
             {
                 _watches.Add(command.Watch);
+                continue;
+            }
+            if (command.Kind == CommandKind.Flush)
+            {
+                if (_watches.Contains(command.Watch))
+                    ReadAll(command.Watch);
+                command.Done?.SetResult();
                 continue;
             }
             if (_watches.Remove(command.Watch))

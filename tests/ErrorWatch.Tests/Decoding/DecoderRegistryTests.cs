@@ -74,7 +74,7 @@ public class DecoderRegistryTests
         public void AddDetails(DecodeContext context)
         {
             DetailsCalls++;
-            context.Details.Section(Name).Set("root_objectid", BinaryPrimitives.ReadUInt64LittleEndian(context.Event.Handle.AsSpan(8)));
+            context.Details.Section(Name).Set("root_objectid", BinaryPrimitives.ReadUInt64LittleEndian(context.Event!.Handle.AsSpan(8)));
         }
     }
 

@@ -45,7 +45,7 @@ public sealed class ScratchDirectory : IDisposable
     public ScratchFilesystem Ext4(string name, string mountOptions = "errors=continue", Action<string>? prepare = null, params string[] mkfs)
         => Track(ScratchFilesystem.Create(Path, name, "ext4", 32, mkfs.Length > 0 ? mkfs : ["-O", "metadata_csum"], mountOptions, prepare));
 
-    public ScratchFilesystem Xfs(string name) => Track(ScratchFilesystem.Create(Path, name, "xfs", 320, [], ""));
+    public ScratchFilesystem Xfs(string name, params string[] mkfs) => Track(ScratchFilesystem.Create(Path, name, "xfs", 320, mkfs, ""));
 
     public ScratchFilesystem Track(ScratchFilesystem fs)
     {
@@ -73,8 +73,16 @@ public sealed class DaemonHarness : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _running;
 
+    private readonly string? _ownStateDirectory;
+
     public DaemonHarness(DaemonOptions options, DecoderRegistry? registry = null)
     {
+        // Never the machine's /var/lib/errorwatch: a test gets its own state unless it passes one.
+        if (options.StateDirectory == ErrorWatch.Health.HealthBaseline.DefaultDirectory())
+        {
+            _ownStateDirectory = Directory.CreateTempSubdirectory("errorwatch-state-").FullName;
+            options = options with { StateDirectory = _ownStateDirectory };
+        }
         var log = new LoggerConfiguration().MinimumLevel.Is(LogEventLevel.Warning).WriteTo.Console(standardErrorFromLevel: LogEventLevel.Verbose).CreateLogger();
         Daemon = new ErrorWatchDaemon(options, registry ?? DecoderRegistry.CreateDefault(), [new CallbackSink(Reports.Add)], log);
         Capabilities = Daemon.Start();
@@ -116,5 +124,7 @@ public sealed class DaemonHarness : IDisposable
         _stop.Cancel();
         _running.Wait(TimeSpan.FromSeconds(5));
         Daemon.Dispose();
+        if (_ownStateDirectory is not null)
+            Directory.Delete(_ownStateDirectory, recursive: true);
     }
 }

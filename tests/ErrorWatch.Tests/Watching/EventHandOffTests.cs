@@ -17,7 +17,7 @@ public class EventHandOffTests
     private static async Task<FsErrorEvent> TakeOne(EventHandOff handOff)
     {
         using var timeout = new CancellationTokenSource(Patience);
-        var ev = await handOff.TakeAsync(timeout.Token);
+        var ev = await handOff.TakeEventAsync(timeout.Token);
         Assert.NotNull(ev);
         return ev;
     }
@@ -28,7 +28,7 @@ public class EventHandOffTests
         handOff.Complete();
         var taken = new List<FsErrorEvent>();
         using var timeout = new CancellationTokenSource(Patience);
-        while (await handOff.TakeAsync(timeout.Token) is { } ev)
+        while (await handOff.TakeEventAsync(timeout.Token) is { } ev)
             taken.Add(ev);
         return taken;
     }
@@ -198,10 +198,10 @@ public class EventHandOffTests
         handOff.Complete();
 
         using var timeout = new CancellationTokenSource(Patience);
-        Assert.NotNull(await handOff.TakeAsync(timeout.Token));
-        Assert.NotNull(await handOff.TakeAsync(timeout.Token));
-        Assert.Null(await handOff.TakeAsync(timeout.Token));
-        Assert.Null(await handOff.TakeAsync(timeout.Token)); // and stays completed
+        Assert.NotNull(await handOff.TakeEventAsync(timeout.Token));
+        Assert.NotNull(await handOff.TakeEventAsync(timeout.Token));
+        Assert.Null(await handOff.TakeEventAsync(timeout.Token));
+        Assert.Null(await handOff.TakeEventAsync(timeout.Token)); // and stays completed
     }
 
     [Fact]
@@ -210,14 +210,14 @@ public class EventHandOffTests
         var handOff = new EventHandOff(capacity: 4);
         using var timeout = new CancellationTokenSource(Patience);
 
-        var waiting = handOff.TakeAsync(timeout.Token).AsTask();
+        var waiting = handOff.TakeEventAsync(timeout.Token).AsTask();
         await Task.Delay(50);
         Assert.False(waiting.IsCompleted);
         var ev = Queued(Ext4(), EUCLEAN, 1);
         handOff.Post(ev);
         Assert.Same(ev, await waiting.WaitAsync(Patience));
 
-        var waitingForEnd = handOff.TakeAsync(timeout.Token).AsTask();
+        var waitingForEnd = handOff.TakeEventAsync(timeout.Token).AsTask();
         await Task.Delay(50);
         Assert.False(waitingForEnd.IsCompleted);
         handOff.Complete();
@@ -230,7 +230,7 @@ public class EventHandOffTests
         var handOff = new EventHandOff(capacity: 4);
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
 
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await handOff.TakeAsync(cancel.Token));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await handOff.TakeEventAsync(cancel.Token));
     }
 
     [Fact]
@@ -286,5 +286,18 @@ public class EventHandOffTests
         var folded = taken[1];
         Assert.Equal((ulong)uint.MaxValue + 2, folded.FoldedErrnos!.Values.Aggregate(0ul, (s, v) => s + v));
         Assert.Equal((ulong)uint.MaxValue + 2, (ulong)folded.Count);
+    }
+}
+
+internal static class HandOffTestExtensions
+{
+    /// <summary>The next item, which these tests expect to be a fanotify event (or the end).</summary>
+    public static async ValueTask<FsErrorEvent?> TakeEventAsync(this EventHandOff handOff, CancellationToken cancel)
+    {
+        var item = await handOff.TakeAsync(cancel);
+        if (item is null)
+            return null;
+        Assert.Null(item.Value.Finding);
+        return item.Value.Event;
     }
 }

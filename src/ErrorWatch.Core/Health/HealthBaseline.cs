@@ -1,0 +1,210 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using ErrorWatch.Interop;
+using Serilog;
+
+namespace ErrorWatch.Health;
+
+/// <summary>What ErrorWatch has already reported about one ext4 filesystem (by UUID), across restarts.</summary>
+public sealed class Ext4Baseline
+{
+    /// <summary>Errors of errors_count that reports have accounted for (fanotify + sysfs + history).</summary>
+    [JsonPropertyName("reported")] public ulong Reported { get; set; }
+    /// <summary>s_first_error_time when <see cref="Reported"/> was last set: a different one means e2fsck reset the counter.</summary>
+    [JsonPropertyName("first_error_time")] public long FirstErrorTime { get; set; }
+    /// <summary>EXT2_ERROR_FS without a count was reported (old kernels set the state but no counter).</summary>
+    [JsonPropertyName("error_state_reported")] public bool ErrorStateReported { get; set; }
+    /// <summary>The mount instance the state below belongs to (boot id, device, first mount id).</summary>
+    [JsonPropertyName("instance")] public string? Instance { get; set; }
+    /// <summary>"emergency_ro", "shutdown" or null: the last state reported for <see cref="Instance"/>.</summary>
+    [JsonPropertyName("state")] public string? State { get; set; }
+    [JsonPropertyName("updated")] public DateTimeOffset Updated { get; set; }
+}
+
+/// <summary>XFS sick bits already reported for one mount instance (XFS health lives in memory and ends at unmount).</summary>
+public sealed class XfsBaseline
+{
+    [JsonPropertyName("instance")] public string? Instance { get; set; }
+    [JsonPropertyName("fs_sick")] public uint FilesystemSick { get; set; }
+    [JsonPropertyName("ag_sick")] public Dictionary<uint, uint> GroupSick { get; set; } = new();
+    [JsonPropertyName("inode_sick")] public Dictionary<ulong, uint> InodeSick { get; set; } = new();
+    [JsonPropertyName("shutdown")] public bool Shutdown { get; set; }
+    [JsonPropertyName("updated")] public DateTimeOffset Updated { get; set; }
+}
+
+public sealed class BaselineFile
+{
+    [JsonPropertyName("version")] public int Version { get; set; } = 1;
+    [JsonPropertyName("ext4")] public Dictionary<string, Ext4Baseline> Ext4 { get; set; } = new();
+    [JsonPropertyName("xfs")] public Dictionary<string, XfsBaseline> Xfs { get; set; } = new();
+}
+
+[JsonSerializable(typeof(BaselineFile))]
+[JsonSourceGenerationOptions(WriteIndented = true)]
+internal sealed partial class BaselineJson : JsonSerializerContext;
+
+/// <summary>
+/// The state directory's record of what was already reported, so that a restart reports exactly
+/// the errors that happened while ErrorWatch was not running, and nothing twice. Written
+/// atomically (temporary file, fsync, rename, fsync of the directory): a crash leaves the old or
+/// the new file, never half of one.
+/// </summary>
+public sealed class HealthBaseline
+{
+    public const string FileName = "health-baseline.json";
+
+    private readonly string? _directory;
+    private readonly ILogger _log;
+    private readonly Lock _lock = new();
+    private BaselineFile _file = new();
+    private bool _dirty;
+
+    /// <summary>A baseline kept only in memory (no state directory): nothing survives a restart.</summary>
+    public static HealthBaseline InMemory(ILogger? log = null) => new(null, log);
+
+    public HealthBaseline(string? directory, ILogger? log = null)
+    {
+        _directory = directory;
+        _log = log ?? Serilog.Core.Logger.None;
+    }
+
+    /// <summary>systemd's $STATE_DIRECTORY (first entry), else /var/lib/errorwatch.</summary>
+    public static string DefaultDirectory() => DefaultDirectory(Environment.GetEnvironmentVariable("STATE_DIRECTORY"));
+
+    /// <param name="fromSystemd">$STATE_DIRECTORY: colon-separated when the unit names several.</param>
+    public static string DefaultDirectory(string? fromSystemd)
+    {
+        if (!string.IsNullOrEmpty(fromSystemd))
+            return fromSystemd.Split(':')[0];
+        return "/var/lib/errorwatch";
+    }
+
+    public string? FilePath => _directory is null ? null : Path.Combine(_directory, FileName);
+
+    /// <summary>Why the baseline could not be loaded or saved, or null.</summary>
+    public string? Problem { get; private set; }
+
+    public bool IsDirty
+    {
+        get
+        {
+            lock (_lock)
+                return _dirty;
+        }
+    }
+
+    /// <summary>Reads the file. A missing file is a first start; an unreadable one is set aside and named, never fatal.</summary>
+    public void Load()
+    {
+        if (FilePath is not { } path)
+            return;
+        lock (_lock)
+        {
+            try
+            {
+                Directory.CreateDirectory(_directory!);
+                if (!File.Exists(path))
+                    return;
+                var bytes = File.ReadAllBytes(path);
+                _file = JsonSerializer.Deserialize(bytes, BaselineJson.Default.BaselineFile) ?? new BaselineFile();
+                if (_file.Version != 1)
+                    throw new JsonException($"unknown version {_file.Version}");
+            }
+            catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException or NotSupportedException)
+            {
+                var aside = path + ".unreadable-" + DateTime.UtcNow.ToString("yyyyMMddTHHmmssZ");
+                Problem = $"{path} is unreadable ({e.Message}); errors already recorded in superblocks will be reported again as history";
+                _log.Error("Health baseline {Path} is unreadable: {Reason}; moved to {Aside} and starting afresh", path, e.Message, aside);
+                try
+                {
+                    File.Move(path, aside, overwrite: true);
+                }
+                catch (IOException)
+                {
+                }
+                _file = new BaselineFile();
+            }
+        }
+    }
+
+    /// <summary>Runs <paramref name="change"/> on the ext4 entry for <paramref name="key"/> under the lock.</summary>
+    public T Ext4<T>(string key, Func<Ext4Baseline, T> change)
+    {
+        lock (_lock)
+        {
+            if (!_file.Ext4.TryGetValue(key, out var entry))
+                _file.Ext4[key] = entry = new Ext4Baseline();
+            return change(entry);
+        }
+    }
+
+    /// <summary>Whether an ext4 entry exists (a filesystem seen before).</summary>
+    public bool HasExt4(string key)
+    {
+        lock (_lock)
+            return _file.Ext4.ContainsKey(key);
+    }
+
+    public T Xfs<T>(string key, Func<XfsBaseline, T> change)
+    {
+        lock (_lock)
+        {
+            if (!_file.Xfs.TryGetValue(key, out var entry))
+                _file.Xfs[key] = entry = new XfsBaseline();
+            return change(entry);
+        }
+    }
+
+    public void MarkDirty()
+    {
+        lock (_lock)
+            _dirty = true;
+    }
+
+    /// <summary>Writes the file if anything changed. Returns false (and logs) when it could not.</summary>
+    public bool Save()
+    {
+        byte[] bytes;
+        lock (_lock)
+        {
+            if (!_dirty)
+                return true;
+            bytes = JsonSerializer.SerializeToUtf8Bytes(_file, BaselineJson.Default.BaselineFile);
+            _dirty = false;
+        }
+        if (FilePath is not { } path)
+            return true;
+        try
+        {
+            Directory.CreateDirectory(_directory!);
+            var temporary = path + ".tmp";
+            using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 4096, FileOptions.WriteThrough))
+            {
+                stream.Write(bytes);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temporary, path, overwrite: true);
+            SyncDirectory(_directory!);
+            Problem = null;
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            lock (_lock)
+                _dirty = true;
+            Problem = $"cannot write {path}: {e.Message}";
+            _log.Error("Cannot save the health baseline to {Path}: {Reason}; will retry", path, e.Message);
+            return false;
+        }
+    }
+
+    /// <summary>fsync of the directory makes the rename itself durable.</summary>
+    private static void SyncDirectory(string directory)
+    {
+        var fd = Libc.Open(directory, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC);
+        if (fd < 0)
+            return;
+        using var _ = new FileDescriptor(fd);
+        Libc.FSync(fd);
+    }
+}

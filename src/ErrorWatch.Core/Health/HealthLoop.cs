@@ -1,0 +1,457 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using ErrorWatch.Decoding;
+using ErrorWatch.Filesystems;
+using ErrorWatch.Health.KernelLog;
+using ErrorWatch.Interop;
+using ErrorWatch.Reports;
+using ErrorWatch.Watching;
+using Serilog;
+
+namespace ErrorWatch.Health;
+
+public sealed record HealthOptions
+{
+    /// <summary>How often every source is checked without a notification (ext4 state, XFS sick bits). Cheap: ioctls and sysfs reads only.</summary>
+    public TimeSpan CheckInterval { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Read /dev/kmsg for XFS/ext4 lines that call for a prompt check (never for a report's facts).</summary>
+    public bool KernelLog { get; init; } = true;
+    /// <summary>Use XFS_IOC_HEALTH_MONITOR (Linux 7.0+) instead of polling where the kernel has it.</summary>
+    public bool XfsHealthMonitor { get; init; } = true;
+    /// <summary>Most inodes one kernel-log-triggered AG scan may stat to find the owner of a bad block on XFS without rmapbt.</summary>
+    public int XfsScanLimit { get; init; } = 100_000;
+    /// <summary>After a fanotify report, look again this much later (ext4 flips to read-only just after announcing).</summary>
+    public TimeSpan RecheckAfterReport { get; init; } = TimeSpan.FromMilliseconds(300);
+    /// <summary>Delay between a kernel log line and the check it triggers (the kernel marks sick bits after logging).</summary>
+    public TimeSpan KernelLogSettle { get; init; } = TimeSpan.FromMilliseconds(250);
+    /// <summary>Ceiling on the final check at shutdown, inside the 2 s SIGTERM budget.</summary>
+    public TimeSpan StopBudget { get; init; } = TimeSpan.FromMilliseconds(300);
+}
+
+/// <summary>
+/// The native health stage: one thread that polls the sources' fds (ext4 errors_count for
+/// POLLPRI, XFS health monitors), /dev/kmsg (lines that call for a prompt look) and a timer for
+/// periodic and scheduled checks, and posts what the checks find to the hand-off. Checks run on
+/// this thread only, so a source needs no locking except for what <see cref="Published"/> touches.
+/// </summary>
+public sealed unsafe class HealthLoop : IDisposable
+{
+    private readonly HealthOptions _options;
+    private readonly Watcher _watcher;
+    private readonly EventHandOff _handOff;
+    private readonly ILogger _log;
+    private readonly WakeSignal _wake = new();
+    private readonly Thread _thread;
+    private readonly Lock _lock = new();
+    private readonly Dictionary<Superblock, IHealthSource> _sources = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<IHealthSource, (long Due, HealthTrigger Why)> _due = new(ReferenceEqualityComparer.Instance);
+    private readonly ConcurrentQueue<IHealthSource> _retired = new();
+    private readonly string _bootId;
+    private KernelLogReader? _kmsg;
+    private IHealthSource? _checking;
+    private volatile bool _stopping;
+    private long _checks;
+    private long _findings;
+
+    public HealthLoop(HealthOptions options, Watcher watcher, EventHandOff handOff, HealthBaseline baseline, ILogger log)
+    {
+        _options = options;
+        _watcher = watcher;
+        _handOff = handOff;
+        Baseline = baseline;
+        _log = log;
+        _bootId = ReadBootId();
+        _thread = new Thread(Loop) { Name = "errorwatch-health", IsBackground = true };
+    }
+
+    public HealthBaseline Baseline { get; }
+    public long Checks => Interlocked.Read(ref _checks);
+    public long Findings => Interlocked.Read(ref _findings);
+    /// <summary>Why /dev/kmsg is not read (disabled, or cannot be opened), or null.</summary>
+    public string? KernelLogProblem { get; private set; }
+
+    /// <summary>What each watched filesystem's health is read from.</summary>
+    public IReadOnlyDictionary<Superblock, string> Describe()
+    {
+        lock (_lock)
+            return _sources.ToDictionary(kv => kv.Key, kv => kv.Value.Describe(), (IEqualityComparer<Superblock>)ReferenceEqualityComparer.Instance);
+    }
+
+    /// <summary>Starts watching one filesystem's native state; its first check runs at once.</summary>
+    public void Add(SuperblockWatch watch)
+    {
+        var source = Create(watch);
+        if (source is null)
+            return;
+        lock (_lock)
+        {
+            _sources[watch.Superblock] = source;
+            _due[source] = (0, HealthTrigger.FirstWatch);
+        }
+        _wake.Signal();
+    }
+
+    private IHealthSource? Create(SuperblockWatch watch)
+    {
+        var sb = watch.Superblock;
+        try
+        {
+            return sb.Magic switch
+            {
+                Ext4Decoder.Magic => new Ext4Health(watch, _watcher, Baseline, Instance(sb), _log),
+                XfsDecoder.Magic => new XfsHealth(watch, Baseline, Instance(sb), _options, _log),
+                _ => null,
+            };
+        }
+        catch (Exception e)
+        {
+            _log.Error(e, "Cannot read the native health of {Superblock}; only fanotify events will be reported for it", sb);
+            return null;
+        }
+    }
+
+    /// <summary>Identifies one mount's lifetime: in-memory state (XFS health, ext4 emergency_ro) ends with it.</summary>
+    private string Instance(Superblock sb) =>
+        $"{_bootId}/{sb.Device}/{(sb.Mounts.IsEmpty ? 0 : sb.Mounts.Min(m => m.Id))}";
+
+    public void Remove(SuperblockWatch watch)
+    {
+        lock (_lock)
+        {
+            if (!_sources.Remove(watch.Superblock, out var source))
+                return;
+            _due.Remove(source);
+            _retired.Enqueue(source);
+        }
+        _wake.Signal();
+    }
+
+    /// <summary>A report went out (called by the publishing stage after the sinks).</summary>
+    public void Published(Superblock sb, CorruptionReport report)
+    {
+        IHealthSource? source;
+        lock (_lock)
+            _sources.TryGetValue(sb, out source);
+        if (source is null)
+            return;
+        source.Published(report);
+        if (report.Source == ReportSource.Fanotify)
+            Schedule(source, _options.RecheckAfterReport, HealthTrigger.FanotifyReport);
+    }
+
+    /// <summary>Asks for a check of <paramref name="sb"/> (used by tests and the kernel log).</summary>
+    public void RequestCheck(Superblock sb, TimeSpan delay, HealthTrigger why)
+    {
+        IHealthSource? source;
+        lock (_lock)
+            _sources.TryGetValue(sb, out source);
+        if (source is not null)
+            Schedule(source, delay, why);
+    }
+
+    private void Schedule(IHealthSource source, TimeSpan delay, HealthTrigger why)
+    {
+        var due = Stopwatch.GetTimestamp() + (long)(delay.TotalSeconds * Stopwatch.Frequency);
+        lock (_lock)
+        {
+            if (!_sources.ContainsValue(source))
+                return;
+            if (_due.TryGetValue(source, out var existing) && existing.Due <= due)
+                return;
+            _due[source] = (due, why);
+        }
+        _wake.Signal();
+    }
+
+    public void Start()
+    {
+        if (_options.KernelLog)
+        {
+            // From the oldest record still in the ring: lines from before ErrorWatch started still
+            // say which XFS inodes and blocks to look at (the facts come from the ioctls).
+            var kmsg = new KernelLogReader(KernelLogReader.StartAt.Beginning);
+            if (kmsg.IsOpen)
+            {
+                _kmsg = kmsg;
+            }
+            else
+            {
+                KernelLogProblem = kmsg.Problem;
+                kmsg.Dispose();
+                _log.Warning("Not reading the kernel log: {Problem}; problems are found by notifications and the periodic check only", KernelLogProblem);
+            }
+        }
+        else
+        {
+            KernelLogProblem = "disabled by configuration";
+        }
+        _thread.Start();
+    }
+
+    /// <summary>
+    /// Waits (bounded) until every filesystem watched so far has had its first check, so that
+    /// "history" means "before ErrorWatch started" and not "before the health thread got to it".
+    /// </summary>
+    public bool WaitForFirstChecks(TimeSpan timeout)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < timeout)
+        {
+            lock (_lock)
+                if (!_due.Values.Any(d => d.Why == HealthTrigger.FirstWatch) && _checking is null)
+                    return true;
+            Thread.Sleep(5);
+        }
+        return false;
+    }
+
+    /// <summary>Runs a last check of every source (bounded), saves the baseline and stops.</summary>
+    public void Stop(TimeSpan timeout)
+    {
+        _stopping = true;
+        _wake.Signal();
+        if (_thread.IsAlive)
+            _thread.Join(timeout);
+        Baseline.Save();
+    }
+
+    private void Loop()
+    {
+        var fds = new List<Libc.PollFd>();
+        var owners = new List<IHealthSource?>();
+        var findings = new List<HealthFinding>();
+        var nextPeriodic = Stopwatch.GetTimestamp() + Ticks(_options.CheckInterval);
+        var lastSave = Stopwatch.GetTimestamp();
+        try
+        {
+            while (!_stopping)
+            {
+                DisposeRetired();
+                BuildPollSet(fds, owners);
+                var now = Stopwatch.GetTimestamp();
+                var wait = Math.Min(nextPeriodic, NextDue()) - now;
+                if (Baseline.IsDirty)
+                    wait = Math.Min(wait, lastSave + Stopwatch.Frequency - now);
+                var timeoutMs = (int)Math.Clamp(wait * 1000 / Stopwatch.Frequency, 0, int.MaxValue);
+
+                var array = fds.ToArray();
+                int ready;
+                fixed (Libc.PollFd* p = array)
+                    ready = Libc.Poll(p, (nuint)array.Length, timeoutMs);
+                if (ready < 0 && Libc.LastErrno != Libc.EINTR)
+                {
+                    _log.Fatal("poll in the health loop failed: {Errno}", ErrnoTable.Name(Libc.LastErrno));
+                    break;
+                }
+                if (_stopping)
+                    break;
+                for (var i = 0; ready > 0 && i < array.Length; i++)
+                {
+                    if (array[i].REvents == 0)
+                        continue;
+                    if (i == 0)
+                        _wake.Drain();
+                    else if (owners[i] is { } source)
+                        OnSourceReady(source, findings);
+                    else
+                        ReadKernelLog();
+                }
+
+                now = Stopwatch.GetTimestamp();
+                if (now >= nextPeriodic)
+                {
+                    nextPeriodic = now + Ticks(_options.CheckInterval);
+                    lock (_lock)
+                        foreach (var source in _sources.Values)
+                            if (!_due.ContainsKey(source))
+                                _due[source] = (now, HealthTrigger.Periodic);
+                }
+                RunDueChecks(now, findings);
+                if (Baseline.IsDirty && Stopwatch.GetElapsedTime(lastSave) >= TimeSpan.FromSeconds(1))
+                {
+                    Baseline.Save();
+                    lastSave = Stopwatch.GetTimestamp();
+                }
+            }
+            FinalChecks(findings);
+        }
+        catch (Exception e)
+        {
+            _log.Fatal(e, "The health loop failed; native health sources are no longer checked");
+        }
+        finally
+        {
+            DisposeRetired();
+            lock (_lock)
+            {
+                foreach (var source in _sources.Values)
+                    source.Dispose();
+                _sources.Clear();
+            }
+            _kmsg?.Dispose();
+        }
+    }
+
+    private static long Ticks(TimeSpan span) => (long)(span.TotalSeconds * Stopwatch.Frequency);
+
+    private long NextDue()
+    {
+        lock (_lock)
+            return _due.Count == 0 ? long.MaxValue : _due.Values.Min(d => d.Due);
+    }
+
+    private void BuildPollSet(List<Libc.PollFd> fds, List<IHealthSource?> owners)
+    {
+        fds.Clear();
+        owners.Clear();
+        fds.Add(_wake.PollFd);
+        owners.Add(null);
+        if (_kmsg is not null)
+        {
+            fds.Add(new Libc.PollFd { Fd = _kmsg.Fd, Events = Libc.POLLIN });
+            owners.Add(null);
+        }
+        lock (_lock)
+        {
+            foreach (var source in _sources.Values)
+            {
+                if (source.PollFd < 0)
+                    continue;
+                fds.Add(new Libc.PollFd { Fd = source.PollFd, Events = source.PollEvents });
+                owners.Add(source);
+            }
+        }
+    }
+
+    private void OnSourceReady(IHealthSource source, List<HealthFinding> findings)
+    {
+        try
+        {
+            findings.Clear();
+            var checkNow = source.OnReady(findings);
+            Post(findings);
+            if (checkNow)
+                Schedule(source, TimeSpan.Zero, HealthTrigger.CounterNotified);
+        }
+        catch (Exception e)
+        {
+            _log.Error(e, "Health source of {Superblock} failed while reading its notification", source.Superblock);
+        }
+    }
+
+    private void ReadKernelLog()
+    {
+        _kmsg!.ReadAvailable(maxRecords: 4096, onRecord: record =>
+        {
+            // Only the kernel's own lines: anyone may write to /dev/kmsg, but never as facility 0.
+            if (!KernelLogMatcher.TryMatch(record, out var signal) || !signal.IsTrusted)
+                return;
+            IHealthSource? source;
+            lock (_lock)
+                source = _sources.Values.FirstOrDefault(s => s.Superblock.KernelName == signal.DeviceName && s.Superblock.FsType.StartsWith(signal.FsType == "ext4" ? "ext" : signal.FsType, StringComparison.Ordinal));
+            if (source is null)
+                return;
+            _log.Debug("Kernel log line #{Sequence} ({Kind}) on {Superblock}: checking now", signal.Sequence, signal.Kind, source.Superblock);
+            source.Hint(signal);
+            // XFS logs a verifier failure before it marks the structure sick, and one problem
+            // comes as several lines: look a moment later, once.
+            Schedule(source, _options.KernelLogSettle, HealthTrigger.KernelLog);
+        });
+    }
+
+    private void RunDueChecks(long now, List<HealthFinding> findings)
+    {
+        while (true)
+        {
+            IHealthSource? source = null;
+            HealthTrigger why = default;
+            lock (_lock)
+            {
+                foreach (var (s, due) in _due)
+                {
+                    if (due.Due <= now)
+                    {
+                        source = s;
+                        why = due.Why;
+                        break;
+                    }
+                }
+                if (source is null)
+                    return;
+                _due.Remove(source);
+                _checking = source;
+            }
+            Check(source, why, findings);
+            lock (_lock)
+                _checking = null;
+        }
+    }
+
+    private void Check(IHealthSource source, HealthTrigger why, List<HealthFinding> findings)
+    {
+        findings.Clear();
+        Interlocked.Increment(ref _checks);
+        try
+        {
+            source.Check(why, findings);
+        }
+        catch (Exception e)
+        {
+            // A failing source costs its own check, never the loop or the other filesystems.
+            _log.Error(e, "Health check of {Superblock} failed", source.Superblock);
+        }
+        Post(findings);
+    }
+
+    private void Post(List<HealthFinding> findings)
+    {
+        foreach (var finding in findings)
+        {
+            Interlocked.Increment(ref _findings);
+            _handOff.Post(finding);
+        }
+        findings.Clear();
+    }
+
+    /// <summary>A last look before stopping, so errors counted in the last moments are not left to the next start.</summary>
+    private void FinalChecks(List<HealthFinding> findings)
+    {
+        var deadline = Stopwatch.StartNew();
+        List<IHealthSource> sources;
+        lock (_lock)
+            sources = _sources.Values.Where(s => s is Ext4Health).ToList();
+        foreach (var source in sources)
+        {
+            if (deadline.Elapsed > _options.StopBudget)
+            {
+                _log.Warning("Stop budget reached before every filesystem had its last check; the next start reports the rest");
+                break;
+            }
+            Check(source, HealthTrigger.Stopping, findings);
+        }
+    }
+
+    private void DisposeRetired()
+    {
+        while (_retired.TryDequeue(out var source))
+            source.Dispose();
+    }
+
+    private static string ReadBootId()
+    {
+        try
+        {
+            return File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim();
+        }
+        catch (IOException)
+        {
+            return "unknown-boot";
+        }
+    }
+
+    public void Dispose()
+    {
+        Stop(TimeSpan.FromSeconds(1));
+        _wake.Dispose();
+    }
+}

@@ -1,0 +1,33 @@
+using ErrorWatch.Filesystems;
+using ErrorWatch.Health.KernelLog;
+using ErrorWatch.Reports;
+
+namespace ErrorWatch.Health;
+
+/// <summary>
+/// One filesystem's native error state (ext4 counters, XFS health), checked by the
+/// <see cref="HealthLoop"/> thread only. A check compares what the kernel knows with what was
+/// already reported and turns the difference into <see cref="HealthFinding"/>s.
+/// </summary>
+internal interface IHealthSource : IDisposable
+{
+    Superblock Superblock { get; }
+
+    /// <summary>An fd to poll (ext4 errors_count for POLLPRI, an XFS health monitor for POLLIN), or -1.</summary>
+    int PollFd { get; }
+    short PollEvents { get; }
+
+    /// <summary>What the source reads from (for logs and the capability report).</summary>
+    string Describe();
+
+    /// <summary>The poll fd is ready: consume it; true when a check should follow now.</summary>
+    bool OnReady(List<HealthFinding> findings);
+
+    void Check(HealthTrigger trigger, List<HealthFinding> findings);
+
+    /// <summary>A kernel log line named this filesystem: remember what it points at for the next check.</summary>
+    void Hint(in KernelLogSignal signal);
+
+    /// <summary>A report about this filesystem went out (any source): keep the baseline in step.</summary>
+    void Published(CorruptionReport report);
+}

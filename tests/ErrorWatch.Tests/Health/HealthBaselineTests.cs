@@ -1,0 +1,69 @@
+using ErrorWatch.Health;
+
+namespace ErrorWatch.Tests.Health;
+
+public sealed class HealthBaselineTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("errorwatch-baseline-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void Survives_a_restart()
+    {
+        var first = new HealthBaseline(_dir);
+        first.Load();
+        first.Ext4("uuid-a", b => b.Reported = 7);
+        first.Xfs("uuid-b", b => { b.Instance = "i"; b.GroupSick[3] = 0x40; return b.InodeSick[131] = 0x10; });
+        first.MarkDirty();
+        Assert.True(first.Save());
+        Assert.False(File.Exists(Path.Combine(_dir, HealthBaseline.FileName + ".tmp")));
+
+        var second = new HealthBaseline(_dir);
+        second.Load();
+        Assert.Null(second.Problem);
+        Assert.True(second.HasExt4("uuid-a"));
+        Assert.Equal(7UL, second.Ext4("uuid-a", b => b.Reported));
+        Assert.Equal(0x40u, second.Xfs("uuid-b", b => b.GroupSick[3]));
+        Assert.Equal(0x10u, second.Xfs("uuid-b", b => b.InodeSick[131]));
+    }
+
+    [Theory]
+    [InlineData("{ not json")]
+    [InlineData("{\"version\": 99}")]
+    [InlineData("")]
+    public void An_unreadable_file_is_set_aside_and_named_never_fatal(string content)
+    {
+        File.WriteAllText(Path.Combine(_dir, HealthBaseline.FileName), content);
+        var baseline = new HealthBaseline(_dir);
+        baseline.Load();
+        Assert.NotNull(baseline.Problem);
+        Assert.Contains(HealthBaseline.FileName, baseline.Problem);
+        Assert.False(baseline.HasExt4("anything"));
+        Assert.Single(Directory.GetFiles(_dir, HealthBaseline.FileName + ".unreadable-*"));
+        baseline.Ext4("x", b => b.Reported = 1);
+        baseline.MarkDirty();
+        Assert.True(baseline.Save());
+    }
+
+    [Fact]
+    public void An_unwritable_directory_is_reported_and_kept_dirty_for_a_retry()
+    {
+        var file = Path.Combine(_dir, "not-a-directory");
+        File.WriteAllText(file, "");
+        var baseline = new HealthBaseline(file);
+        baseline.Ext4("x", b => b.Reported = 1);
+        baseline.MarkDirty();
+        Assert.False(baseline.Save());
+        Assert.NotNull(baseline.Problem);
+        Assert.True(baseline.IsDirty);
+    }
+
+    [Theory]
+    [InlineData("/var/lib/errorwatch-a:/var/lib/other", "/var/lib/errorwatch-a")]
+    [InlineData("/run/state", "/run/state")]
+    [InlineData("", "/var/lib/errorwatch")]
+    [InlineData(null, "/var/lib/errorwatch")]
+    public void State_directory_follows_systemd(string? variable, string expected) =>
+        Assert.Equal(expected, HealthBaseline.DefaultDirectory(variable));
+}
