@@ -91,7 +91,10 @@ internal static class RunCommand
         MountSourceOption.AcceptOnlyFromAmong("auto", "statmount", "mountinfo");
         CheckInterval.Validators.Add(result =>
         {
-            if (result.GetValueOrDefault<double>() is var seconds && (seconds < 0.1 || seconds > 86400 || double.IsNaN(seconds)))
+            // Read the token, not the value: an unparseable one is the parser's error to report, and asking for its value throws.
+            if (result.Tokens.Count == 0 || !double.TryParse(result.Tokens[^1].Value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds))
+                return;
+            if (seconds < 0.1 || seconds > 86400 || double.IsNaN(seconds))
                 result.AddError($"--check-interval must be between 0.1 and 86400 seconds, not {seconds}");
         });
         command.SetAction(parse => Execute(parse));

@@ -42,6 +42,8 @@ public sealed class ErrorWatchDaemon : IDisposable
     private readonly MountTracker _tracker;
     private readonly EventDecoder _decoder;
     private readonly HealthLoop _health;
+    private readonly MonitorCorrelation _correlation = new(TimeSpan.FromSeconds(1));
+    private readonly List<CorruptionReport> _ready = new();
     private long _reports;
 
     public ErrorWatchDaemon(DaemonOptions options, DecoderRegistry registry, IReadOnlyList<IReportSink> sinks, ILogger log)
@@ -57,6 +59,7 @@ public sealed class ErrorWatchDaemon : IDisposable
         baseline.Load();
         _health = new HealthLoop(options.Health, _watcher, _handOff, baseline, log);
         Inventory.Watched += _health.Add;
+        Inventory.Reading += _health.Begin;
         Inventory.Unwatched += _health.Remove;
         _decoder = new EventDecoder(registry, new PathResolver(options.PathResolutionsPerSecond) { Enabled = options.ResolvePaths }, log);
     }
@@ -90,7 +93,27 @@ public sealed class ErrorWatchDaemon : IDisposable
         {
             while (true)
             {
-                var item = await _handOff.TakeAsync(stop).ConfigureAwait(false);
+                HandOffItem? item;
+                if (_correlation.NextDue() is { } due)
+                {
+                    // A report is waiting for its fanotify/monitor partner: wake when it is due.
+                    using var wait = CancellationTokenSource.CreateLinkedTokenSource(stop);
+                    wait.CancelAfter(due);
+                    try
+                    {
+                        item = await _handOff.TakeAsync(wait.Token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (!stop.IsCancellationRequested)
+                    {
+                        _correlation.Expire(_ready);
+                        PublishReady();
+                        continue;
+                    }
+                }
+                else
+                {
+                    item = await _handOff.TakeAsync(stop).ConfigureAwait(false);
+                }
                 if (item is null)
                     break;
                 Handle(item.Value);
@@ -118,8 +141,12 @@ public sealed class ErrorWatchDaemon : IDisposable
         }
         catch (OperationCanceledException)
         {
+            _correlation.Drain(_ready);
+            PublishReady();
             _log.Error("Shutdown deadline reached with {Count} event(s) not yet published", _handOff.Count);
         }
+        _correlation.Drain(_ready);
+        PublishReady();
         // What the drain published moved the baseline once more.
         _health.Baseline.Save();
         _log.Information("Stopped after {Reports} report(s) from {Events} kernel event(s) and {Findings} health finding(s)", ReportsPublished, EventsRead, _health.Findings);
@@ -145,8 +172,28 @@ public sealed class ErrorWatchDaemon : IDisposable
             _log.Error(e, "Decoding failed for a {Source} finding on {Superblock}; publishing the bare report", finding.Source, finding.Superblock);
             report = _decoder.Minimal(finding, e);
         }
-        Publish(report);
-        _health.Published(finding.Superblock, report);
+        Offer(finding.Superblock, report);
+    }
+
+    /// <summary>Publishes now, unless it is half of a fanotify/monitor pair (XFS on 7.0+).</summary>
+    private void Offer(Superblock sb, CorruptionReport report)
+    {
+        _correlation.Offer(report, _health.IsMonitored(sb), _ready);
+        _correlation.Expire(_ready);
+        PublishReady(sb);
+    }
+
+    private void PublishReady(Superblock? sb = null)
+    {
+        foreach (var report in _ready)
+        {
+            Publish(report);
+            var owner = sb is not null && report.Filesystem.MajorMinor == sb.Device ? sb
+                : Inventory.Watches.FirstOrDefault(w => w.Superblock.Device == report.Filesystem.MajorMinor)?.Superblock;
+            if (owner is not null)
+                _health.Published(owner, report);
+        }
+        _ready.Clear();
     }
 
     private void DecodeAndPublish(Kernel.FsErrorEvent ev)
@@ -162,8 +209,7 @@ public sealed class ErrorWatchDaemon : IDisposable
             _log.Error(e, "Decoding failed for errno {Errno} x{Count} on {Superblock}; publishing the bare report", ev.Errno, ev.Count, ev.Superblock);
             report = _decoder.Minimal(ev, e);
         }
-        Publish(report);
-        _health.Published(ev.Superblock, report);
+        Offer(ev.Superblock, report);
     }
 
     private void Publish(CorruptionReport report)

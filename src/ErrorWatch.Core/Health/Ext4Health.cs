@@ -163,9 +163,11 @@ internal sealed unsafe class Ext4Health : IHealthSource
         _fanotifyMatched = 0;
         _baseline.MarkDirty();
 
-        // Before 5.x-era counters, or after a tune2fs: the on-disk state says "errors" with no count.
-        if (record.ErrorsCount == 0 && Ext4SuperblockImage.ReadDevice(Superblock.DevicePath, out _) is { } disk
-            && (disk.State & Ext4State.Errors) != 0
+        // Old kernels (or other tools) set EXT2_ERROR_FS without counting. Only when nothing at all
+        // is counted or announced: a live error sets the state a moment before the counter moves.
+        if (record.ErrorsCount == 0 && record.First is null && _watch.ErrorsRead == 0
+            && Ext4SuperblockImage.ReadDevice(Superblock.DevicePath, out _) is { } disk
+            && (disk.State & Ext4State.Errors) != 0 && disk.ErrorCount == 0 && disk.FirstError is null
             && !_baseline.Ext4(_key, b => b.ErrorStateReported))
         {
             _baseline.Ext4(_key, b => b.ErrorStateReported = true);

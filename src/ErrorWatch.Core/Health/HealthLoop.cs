@@ -77,15 +77,26 @@ public sealed unsafe class HealthLoop : IDisposable
             return _sources.ToDictionary(kv => kv.Key, kv => kv.Value.Describe(), (IEqualityComparer<Superblock>)ReferenceEqualityComparer.Instance);
     }
 
-    /// <summary>Starts watching one filesystem's native state; its first check runs at once.</summary>
+    /// <summary>Starts following one filesystem's native state (before its first fanotify event can be read).</summary>
     public void Add(SuperblockWatch watch)
     {
         var source = Create(watch);
         if (source is null)
             return;
         lock (_lock)
-        {
             _sources[watch.Superblock] = source;
+    }
+
+    /// <summary>
+    /// The read loop has the filesystem's group: the first check may run (its flush of the group
+    /// must come after the group was added, or fanotify's errors would look unannounced).
+    /// </summary>
+    public void Begin(SuperblockWatch watch)
+    {
+        lock (_lock)
+        {
+            if (!_sources.TryGetValue(watch.Superblock, out var source))
+                return;
             _due[source] = (0, HealthTrigger.FirstWatch);
         }
         _wake.Signal();
@@ -137,6 +148,13 @@ public sealed unsafe class HealthLoop : IDisposable
         source.Published(report);
         if (report.Source == ReportSource.Fanotify)
             Schedule(source, _options.RecheckAfterReport, HealthTrigger.FanotifyReport);
+    }
+
+    /// <summary>True when ErrorWatch holds this XFS filesystem's health monitor (7.0+): its fanotify reports pair with monitor records.</summary>
+    public bool IsMonitored(Superblock sb)
+    {
+        lock (_lock)
+            return _sources.TryGetValue(sb, out var source) && source is XfsHealth { MonitorActive: true };
     }
 
     /// <summary>Asks for a check of <paramref name="sb"/> (used by tests and the kernel log).</summary>

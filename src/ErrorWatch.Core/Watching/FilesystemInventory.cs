@@ -61,7 +61,10 @@ public sealed unsafe class FilesystemInventory
     /// <summary>errno of the first fanotify_mark(FAN_FS_ERROR) attempt: 0 accepted, EINVAL unsupported, -1 not tried yet.</summary>
     public int FsErrorMarkResult { get; private set; } = -1;
 
+    /// <summary>A superblock is marked; raised before its group is read, so subscribers are ready for its first event.</summary>
     public event Action<SuperblockWatch>? Watched;
+    /// <summary>The read loop has the group: anything asked of the Watcher about it now comes after its adding.</summary>
+    public event Action<SuperblockWatch>? Reading;
     public event Action<SuperblockWatch>? Unwatched;
 
     public IReadOnlyList<SuperblockWatch> Watches
@@ -173,6 +176,7 @@ public sealed unsafe class FilesystemInventory
         // Subscribers (the health sources) see the watch before its first event can be read.
         Watched?.Invoke(watch);
         _watcher.Add(watch);
+        Reading?.Invoke(watch);
     }
 
     private void Skip(SkippedFilesystem skip, bool byConfiguration = false)

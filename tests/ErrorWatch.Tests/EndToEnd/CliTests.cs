@@ -98,14 +98,21 @@ public sealed partial class CliTests
         }
     }
 
-    [Fact]
-    public void Run_refuses_an_unknown_output_format_with_a_clear_message()
+    [Theory]
+    [InlineData("Argument 'xml' not recognized", "run", "--output", "xml")]
+    [InlineData("Required argument missing for option: '--mount-tracking'", "run", "--mount-tracking")]
+    [InlineData("Required argument missing for option: '--output'", "run", "--output")]
+    [InlineData("--check-interval must be between 0.1 and 86400 seconds", "run", "--check-interval", "0")]
+    [InlineData("Cannot parse argument 'soon'", "run", "--check-interval", "soon")]
+    public void Run_refuses_bad_options_with_a_clear_message_and_no_stack_trace(string message, params string[] args)
     {
-        using var process = Start("run", "--output", "xml");
+        using var process = Start(args);
         var stderr = process.StandardError.ReadToEnd();
         Assert.True(process.WaitForExit(TimeSpan.FromSeconds(30)));
         Assert.NotEqual(0, process.ExitCode);
-        Assert.Contains("--output must be text, json or none", stderr);
+        Assert.Contains(message, stderr);
+        Assert.DoesNotContain("Unhandled exception", stderr);
+        Assert.DoesNotContain("   at ", stderr);
     }
 
     private static Process Start(params string[] args)
