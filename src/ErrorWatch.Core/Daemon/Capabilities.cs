@@ -78,9 +78,9 @@ public sealed record Capabilities
         else if (version < new Version(5, 16))
             notes.Add($"Linux {version} predates FAN_FS_ERROR (5.16); only backported stable kernels (5.10.220+, 5.15.154+) may report");
         if (version is not null && version < new Version(7, 0))
-            notes.Add($"XFS reports errors through fanotify only from Linux 7.0; on {version} XFS filesystems are watched but stay silent there");
+            notes.Add($"XFS reports errors through fanotify only from Linux 7.0; on {version} ErrorWatch reads XFS's own health bits and shutdown state instead (source xfs-health)");
         if (version is not null && version >= new Version(6, 6))
-            notes.Add("ext4 mounted errors=remount-ro (or aborted) reports only its first error through fanotify (6.6+)");
+            notes.Add("ext4 mounted errors=remount-ro (or aborted) reports only its first error through fanotify (6.6+); the read-only transition is reported (ext4-state) and later errors come from errors_count (ext4-sysfs)");
         if (health.Baseline.Problem is { } baselineProblem)
             notes.Add(baselineProblem);
         if (tracker.FanotifyProblem is { } mountProblem)
