@@ -100,7 +100,7 @@ internal sealed unsafe class Ext4Health : IHealthSource
             return;
         // Every error the counter includes was queued to fanotify before the counter moved: read
         // those first, or they would look like errors fanotify never announced.
-        if (!_watcher.Flush(_watch).Wait(FlushPatience))
+        if (!_watcher.Flush(_watch, FlushPatience))
             _log.Warning("Reading the fanotify queue of {Superblock} took over {Patience}; counts may be reconciled late", Superblock, FlushPatience);
 
         Ext4ErrorRecord record;

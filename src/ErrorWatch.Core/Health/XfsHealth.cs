@@ -231,6 +231,9 @@ internal sealed unsafe class XfsHealth : IHealthSource
 
     public void Check(HealthTrigger trigger, List<HealthFinding> findings)
     {
+        lock (_publishedLock)
+            foreach (var ino in _announcedInodes)
+                Remember(ino); // inodes fanotify named (7.0+): their bits and AG are worth a look
         using var root = OpenRoot(out var problem, out var errno);
         if (root is null)
         {

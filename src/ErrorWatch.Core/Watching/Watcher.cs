@@ -48,14 +48,14 @@ public sealed unsafe class Watcher : IDisposable
     /// event before it updates the counter, so after a flush every counted error that fanotify
     /// announced has been read.
     /// </summary>
-    public Task Flush(SuperblockWatch watch)
+    public bool Flush(SuperblockWatch watch, TimeSpan timeout)
     {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         if (!_thread.IsAlive)
-            done.SetResult();
-        else
-            Send(new Command(watch, CommandKind.Flush, done));
-        return done.Task;
+            return true;
+        // A plain event, not a Task: completing it runs nothing on the read loop's thread and wakes no pool thread.
+        using var done = new ManualResetEventSlim();
+        Send(new Command(watch, CommandKind.Flush, null, done));
+        return done.Wait(timeout);
     }
 
     /// <summary>Stops watching: the group is read until empty, then closed. Completes when done.</summary>
@@ -84,7 +84,7 @@ public sealed unsafe class Watcher : IDisposable
 
     private enum CommandKind { Add, Retire, Flush }
 
-    private readonly record struct Command(SuperblockWatch Watch, CommandKind Kind, TaskCompletionSource? Done);
+    private readonly record struct Command(SuperblockWatch Watch, CommandKind Kind, TaskCompletionSource? Done, ManualResetEventSlim? Flushed = null);
 
     private void Loop()
     {
@@ -149,7 +149,14 @@ public sealed unsafe class Watcher : IDisposable
             {
                 if (_watches.Contains(command.Watch))
                     ReadAll(command.Watch);
-                command.Done?.SetResult();
+                try
+                {
+                    command.Flushed?.Set();
+                }
+                catch (ObjectDisposedException)
+                {
+                    // the caller stopped waiting and disposed it
+                }
                 continue;
             }
             if (_watches.Remove(command.Watch))
