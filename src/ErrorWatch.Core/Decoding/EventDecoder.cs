@@ -49,15 +49,7 @@ public sealed class EventDecoder
             ? null
             : _paths.Resolve(sb, obj, ev.Handle);
 
-        try
-        {
-            decoder.AddDetails(context);
-        }
-        catch (Exception e)
-        {
-            context.Details.Section(decoder.Name).Set("decoder_error", e.Message);
-            _log.Error(e, "Decoder {Decoder} failed on an event from {Superblock}", decoder.Name, sb);
-        }
+        AddDetails(decoder, context);
         if (ev.UnknownRecords is { } raw)
             DispatchUnknownRecords(context, raw);
         if (ev.HasFid && ev.Fsid != sb.Fsid && sb.Fsid != default)
@@ -72,17 +64,7 @@ public sealed class EventDecoder
             Category = meaning.Category,
             Severity = SeverityOf(meaning.Category),
             Filesystem = filesystem,
-            Error = new ErrorInfo
-            {
-                Errno = ev.Errno,
-                RawErrno = ev.RawError,
-                Name = meaning.Name,
-                Description = meaning.Description,
-                Meaning = meaning.Meaning,
-                Alias = meaning.Alias,
-                Count = ev.Count,
-                Folded = FoldedByName(ev),
-            },
+            Error = ErrorOf(meaning, ev.Errno, ev.RawError, ev.Count) with { Folded = FoldedByName(ev) },
             Object = new ObjectInfo
             {
                 Inode = obj.Inode,
@@ -139,15 +121,7 @@ public sealed class EventDecoder
         foreach (var failure in failures)
             context.Details.Section(decoder.Name).Set("decoder_error", failure);
         var resolution = handle.Length > 0 ? _paths.Resolve(sb, obj, handle) : null;
-        try
-        {
-            decoder.AddDetails(context);
-        }
-        catch (Exception e)
-        {
-            context.Details.Section(decoder.Name).Set("decoder_error", e.Message);
-            _log.Error(e, "Decoder {Decoder} failed on a {Source} finding from {Superblock}", decoder.Name, finding.Source, sb);
-        }
+        AddDetails(decoder, context);
 
         return new CorruptionReport
         {
@@ -158,16 +132,7 @@ public sealed class EventDecoder
             Category = category,
             Severity = finding.Category == ErrorCategory.ReadOnly ? Severity.Critical : SeverityOf(category),
             Filesystem = FilesystemInfo.From(sb),
-            Error = new ErrorInfo
-            {
-                Errno = finding.Errno,
-                RawErrno = finding.Errno,
-                Name = meaning.Name,
-                Description = meaning.Description,
-                Meaning = meaning.Meaning,
-                Alias = meaning.Alias,
-                Count = finding.Count,
-            },
+            Error = ErrorOf(meaning, finding.Errno, finding.Errno, finding.Count),
             Object = new ObjectInfo
             {
                 Inode = obj.Inode,
@@ -184,6 +149,32 @@ public sealed class EventDecoder
             Finding = finding.What,
             DecodeSeconds = Stopwatch.GetElapsedTime(finding.Timestamp).TotalSeconds,
         };
+    }
+
+    private static ErrorInfo ErrorOf(ErrorMeaning meaning, int errno, int raw, ulong count) => new()
+    {
+        Errno = errno,
+        RawErrno = raw,
+        Name = meaning.Name,
+        Description = meaning.Description,
+        Meaning = meaning.Meaning,
+        Alias = meaning.Alias,
+        Count = count,
+    };
+
+    /// <summary>The filesystem's own record; a decoder bug costs the details, never the report.</summary>
+    private void AddDetails(IFilesystemDecoder decoder, DecodeContext context)
+    {
+        try
+        {
+            decoder.AddDetails(context);
+        }
+        catch (Exception e)
+        {
+            context.Details.Section(decoder.Name).Set("decoder_error", e.Message);
+            _log.Error(e, "Decoder {Decoder} failed on a {Source} report from {Superblock}", decoder.Name,
+                context.Finding?.Source ?? "fanotify", context.Superblock);
+        }
     }
 
     private T Guard<T>(Func<T> call, Func<T> fallback, string what, IFilesystemDecoder decoder, List<string> failures)

@@ -99,21 +99,12 @@ public sealed class Ext4Decoder : IFilesystemDecoder
         return value;
     }
 
-    /// <summary>s_errors: u16 little-endian at byte 1084 of the device (superblock offset 0x3C), if s_magic checks out.</summary>
-    private static unsafe int? ReadSuperblockErrors(string devicePath)
-    {
-        if (!devicePath.StartsWith("/dev/", StringComparison.Ordinal))
-            return null;
-        var fd = Libc.Open(devicePath, Libc.O_RDONLY | Libc.O_CLOEXEC);
-        if (fd < 0)
-            return null;
-        using var _ = new FileDescriptor(fd);
-        var buffer = stackalloc byte[8];
-        if (Libc.PRead(fd, buffer, 8, 1080) != 8)
-            return null;
-        var magic = buffer[0] | buffer[1] << 8;
-        return magic == 0xEF53 ? buffer[4] | buffer[5] << 8 : null;
-    }
+    /// <summary>s_errors from the on-disk superblock (the one ext4 superblock reader), if it is ext4's.</summary>
+    private static int? ReadSuperblockErrors(string devicePath) =>
+        devicePath.StartsWith("/dev/", StringComparison.Ordinal)
+        && Health.Ext4.Ext4SuperblockImage.ReadDevice(devicePath, out _) is { IsExt4: true } disk
+            ? disk.RawErrorsBehavior
+            : null;
 
     /// <summary>Reads errors_count and the first/last error fields the kernel keeps in the superblock.</summary>
     public static Ext4ErrorRecord ReadErrorRecord(string sysfsDir)

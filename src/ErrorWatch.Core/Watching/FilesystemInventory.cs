@@ -268,17 +268,11 @@ public sealed unsafe class FilesystemInventory
             return new Guid(new ReadOnlySpan<byte>(buffer + 1, 16), bigEndian: true);
         if (magic == Decoding.XfsDecoder.Magic && Libc.Ioctl(fd, XFS_IOC_FSGEOMETRY, buffer) == 0)
             return new Guid(new ReadOnlySpan<byte>(buffer + 64, 16), bigEndian: true);
-        if (magic == Decoding.Ext4Decoder.Magic && devicePath.StartsWith("/dev/", StringComparison.Ordinal))
-        {
-            // Before 6.10: s_uuid at superblock offset 0x68 (device offset 1128). The UUID never
-            // changes under a mounted filesystem in practice, so the on-disk copy is good enough.
-            var dev = Libc.Open(devicePath, Libc.O_RDONLY | Libc.O_CLOEXEC);
-            if (dev < 0)
-                return null;
-            using var _ = new FileDescriptor(dev);
-            if (Libc.PRead(dev, buffer, 16, 1128) == 16)
-                return new Guid(new ReadOnlySpan<byte>(buffer, 16), bigEndian: true);
-        }
+        // Before 6.10: s_uuid from the on-disk superblock. It never changes under a mounted
+        // filesystem in practice, so the on-disk copy is good enough.
+        if (magic == Decoding.Ext4Decoder.Magic && devicePath.StartsWith("/dev/", StringComparison.Ordinal)
+            && Health.Ext4.Ext4SuperblockImage.ReadDevice(devicePath, out _) is { IsExt4: true } disk)
+            return disk.Uuid;
         return null;
     }
 
