@@ -74,17 +74,18 @@ public sealed class Ext4Decoder : IFilesystemDecoder
         }
     }
 
-    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<Filesystems.Superblock, string> _onDiskBehavior = new();
+    // Per superblock object, so it dies with it; static so the health source and the decoder share one read.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Filesystems.Superblock, string> OnDiskBehavior = new();
 
     /// <summary>
     /// errors=continue|remount-ro|panic: the mount option when given, else the superblock's s_errors,
     /// which ext4 leaves out of the mount options when it is the default (kernel-abi.md §6.4).
     /// </summary>
-    public string? ErrorsBehavior(Filesystems.Superblock sb)
+    public static string? ErrorsBehavior(Filesystems.Superblock sb)
     {
         if (sb.MountOption("errors") is { } option)
             return option;
-        if (_onDiskBehavior.TryGetValue(sb, out var cached))
+        if (OnDiskBehavior.TryGetValue(sb, out var cached))
             return cached;
         var value = ReadSuperblockErrors(sb.DevicePath) switch
         {
@@ -95,7 +96,7 @@ public sealed class Ext4Decoder : IFilesystemDecoder
             _ => "remount-ro", // the kernel treats any other value as remount-ro
         };
         if (value is not null)
-            _onDiskBehavior.AddOrUpdate(sb, value);
+            OnDiskBehavior.AddOrUpdate(sb, value);
         return value;
     }
 

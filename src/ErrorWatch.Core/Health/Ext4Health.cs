@@ -78,7 +78,8 @@ internal sealed unsafe class Ext4Health : IHealthSource
     public short PollEvents => Libc.POLLPRI | Libc.POLLERR;
     public string BaselineKey => _key;
 
-    public string Describe() => _problem ?? $"{_sysfsDir}/errors_count (POLLPRI), {_optionsFile}";
+    /// <summary>What an admin needs first (what ext4 does on an error here), then what ErrorWatch reads.</summary>
+    public string Describe() => $"errors={Ext4Decoder.ErrorsBehavior(Superblock) ?? "unknown"}; " + (_problem ?? $"{_sysfsDir}/errors_count (POLLPRI), {_optionsFile}");
 
     /// <summary>sysfs notification is edge-triggered on "read since the last notify": read from offset 0 to re-arm.</summary>
     private void ArmCounter()

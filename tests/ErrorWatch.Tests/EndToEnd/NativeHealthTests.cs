@@ -91,6 +91,9 @@ public sealed class NativeHealthTests
         fs.TriggerFsError("old 3");
 
         using var daemon = Daemon(Path.Combine(scratch.Path, "state"), 30, fs.MountPoint);
+        var health = Assert.Single(daemon.Capabilities.Health).Value;
+        Assert.StartsWith("errors=continue; ", health);
+        Assert.Contains($"/sys/fs/ext4/{fs.KernelName}/errors_count (POLLPRI)", health);
         var reports = daemon.Collect(r => r.Any(x => x.Source == ReportSource.Ext4Superblock), TimeSpan.FromSeconds(10));
         var history = Assert.Single(reports, r => r.Source == ReportSource.Ext4Superblock);
         Assert.Equal(3UL, history.Error.Count);
