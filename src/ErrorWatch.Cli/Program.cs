@@ -6,5 +6,6 @@ var root = new RootCommand("ErrorWatch: tells you when a filesystem is corruptin
     RunCommand.Create(),
     DecodeCommand.Create(),
     DemoCommand.Create(),
+    ListCommand.Create(),
 };
 return root.Parse(args).Invoke();

@@ -146,7 +146,18 @@ internal static class RunCommand
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Cancel(); });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; stop.Cancel(); });
 
-        using var daemon = new ErrorWatchDaemon(options, DecoderRegistry.CreateDefault(), sinks, log);
+        ErrorWatchDaemon daemon;
+        try
+        {
+            daemon = new ErrorWatchDaemon(options, DecoderRegistry.CreateDefault(), sinks, log);
+        }
+        catch (IOException e)
+        {
+            log.Fatal("Cannot start: {Reason}", e.Message);
+            (log as IDisposable)?.Dispose();
+            return 1;
+        }
+        using var _ = daemon;
         var capabilities = daemon.Start();
         if (json is not null)
             json.WriteObject(capabilities.WriteJson);

@@ -155,6 +155,17 @@ public sealed class ScratchFilesystem : IDisposable
             throw new InvalidOperationException($"trigger_fs_error failed: {result.StdErr.Trim()}");
     }
 
+    /// <summary>An error storm: <paramref name="count"/> writes to trigger_fs_error from this process (errors=continue only).</summary>
+    public void TriggerFsErrors(int count, CancellationToken cancel = default)
+    {
+        EnsureOurs();
+        if (Type != "ext4" || !MountOptions.Split(',').Contains("errors=continue"))
+            throw new InvalidOperationException("trigger_fs_error storms only on an ext4 scratch filesystem mounted errors=continue");
+        var trigger = $"/sys/fs/ext4/{KernelName}/trigger_fs_error";
+        for (var i = 0; i < count && !cancel.IsCancellationRequested; i++)
+            File.WriteAllText(trigger, "errorwatch storm");
+    }
+
     /// <summary>FS_IOC_SHUTDOWN through xfs_io (works on ext4 and XFS): our own scratch filesystem only.</summary>
     public void ShutDown()
     {

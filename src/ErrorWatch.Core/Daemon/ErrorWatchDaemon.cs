@@ -23,7 +23,8 @@ public sealed record DaemonOptions
     /// <summary>How long shutdown may spend publishing what was already read (SIGTERM must exit within 2 s).</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(1.2);
     public HealthOptions Health { get; init; } = new();
-    /// <summary>Where the health baseline lives ($STATE_DIRECTORY or /var/lib/errorwatch by default); null keeps it in memory.</summary>
+    public Store.StoreOptions Store { get; init; } = new();
+    /// <summary>Where the report store and the health baseline live ($STATE_DIRECTORY or /var/lib/errorwatch by default); null keeps nothing (tests of other stages).</summary>
     public string? StateDirectory { get; init; } = HealthBaseline.DefaultDirectory();
 }
 
@@ -42,6 +43,8 @@ public sealed class ErrorWatchDaemon : IDisposable
     private readonly MountTracker _tracker;
     private readonly EventDecoder _decoder;
     private readonly HealthLoop _health;
+    private readonly Store.ReportStore? _store;
+    private long _storeFailures;
     private readonly MonitorCorrelation _correlation = new(TimeSpan.FromSeconds(1));
     private readonly List<CorruptionReport> _ready = new();
     private long _reports;
@@ -55,6 +58,9 @@ public sealed class ErrorWatchDaemon : IDisposable
         _watcher = new Watcher(_handOff, log);
         Inventory = new FilesystemInventory(options.Watch, _watcher, options.MountSource ?? MountTable.Detect(), log);
         _tracker = new MountTracker(Inventory, log, options.RescanInterval, options.FanotifyMountEvents);
+        // Before anything can be detected: a store that cannot be opened (another ErrorWatch holds
+        // it, or the directory is not writable) stops the start with that reason.
+        _store = options.StateDirectory is { } state ? ErrorWatch.Store.ReportStore.Open(state, options.Store, log) : null;
         var baseline = new HealthBaseline(options.StateDirectory, log);
         baseline.Load();
         _health = new HealthLoop(options.Health, _watcher, _handOff, baseline, log);
@@ -67,6 +73,7 @@ public sealed class ErrorWatchDaemon : IDisposable
     public FilesystemInventory Inventory { get; }
     public MountTracker MountTracker => _tracker;
     public HealthLoop Health => _health;
+    public Store.ReportStore? Store => _store;
     public EventHandOff HandOff => _handOff;
     public long ReportsPublished => Interlocked.Read(ref _reports);
     public long EventsRead => _watcher.EventsRead;
@@ -215,6 +222,16 @@ public sealed class ErrorWatchDaemon : IDisposable
     private void Publish(CorruptionReport report)
     {
         Interlocked.Increment(ref _reports);
+        // The store first: once a report is out anywhere, it is also on disk.
+        try
+        {
+            _store?.Append(report);
+        }
+        catch (IOException e)
+        {
+            if (Interlocked.Increment(ref _storeFailures) == 1 || _storeFailures % 1000 == 0)
+                _log.Error("Report store write failed ({Failures} so far): {Reason}; reports still go to every output", _storeFailures, e.Message);
+        }
         foreach (var sink in _sinks)
         {
             try
@@ -231,6 +248,7 @@ public sealed class ErrorWatchDaemon : IDisposable
 
     public void Dispose()
     {
+        _store?.Dispose();
         _health.Dispose();
         _tracker.Dispose();
         _watcher.Dispose();

@@ -14,6 +14,8 @@ internal static unsafe partial class Libc
     public const int O_RDONLY = 0x0;
     public const int O_WRONLY = 0x1;
     public const int O_RDWR = 0x2;
+    public const int O_CREAT = 0x40;
+    public const int O_APPEND = 0x400;
     public const int O_NONBLOCK = 0x800;
     public const int O_DIRECTORY = 0x10000;
     public const int O_NOFOLLOW = 0x20000;
@@ -69,6 +71,15 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "fsync", SetLastError = true)]
     public static partial int FSync(int fd);
+
+    [LibraryImport(Lib, EntryPoint = "fdatasync", SetLastError = true)]
+    public static partial int FDataSync(int fd);
+
+    // <sys/file.h>: one writer per report store
+    public const int LOCK_EX = 2, LOCK_NB = 4;
+
+    [LibraryImport(Lib, EntryPoint = "flock", SetLastError = true)]
+    public static partial int Flock(int fd, int operation);
 
     [LibraryImport(Lib, EntryPoint = "lseek", SetLastError = true)]
     public static partial long LSeek(int fd, long offset, int whence);

@@ -6,9 +6,14 @@ namespace ErrorWatch.Tests.EndToEnd;
 
 /// <summary>The errorwatch executable itself, as an admin runs it.</summary>
 [Collection(ScratchCollection.Name)]
-public sealed partial class CliTests
+public sealed partial class CliTests : IDisposable
 {
     private static string Executable => Path.Combine(AppContext.BaseDirectory, "errorwatch");
+
+    /// <summary>Every `run` here gets its own state directory: never the machine's /var/lib/errorwatch.</summary>
+    private readonly string _state = Directory.CreateTempSubdirectory("errorwatch-cli-state-").FullName;
+
+    public void Dispose() => Directory.Delete(_state, recursive: true);
 
     [LoopFact]
     public void Run_with_json_output_prints_capabilities_then_one_report_per_event_and_stops_on_sigterm_within_two_seconds()
@@ -115,7 +120,65 @@ public sealed partial class CliTests
         Assert.DoesNotContain("   at ", stderr);
     }
 
-    private static Process Start(params string[] args)
+    [LoopFact]
+    public void Kill_9_during_a_storm_loses_no_report_that_was_out_and_leaves_the_store_readable()
+    {
+        using var scratch = new ScratchDirectory();
+        var fs = scratch.Ext4("kill9");
+        var printed = new List<string>();
+        using (var process = Start("run", "--output", "json", "--filesystem", fs.MountPoint, "--log-level", "Warning"))
+        {
+            Assert.Equal("capabilities", JsonDocument.Parse(ReadLine(process)).RootElement.GetProperty("type").GetString());
+            using var stopStorm = new CancellationTokenSource();
+            var storm = Task.Run(() => fs.TriggerFsErrors(20_000, stopStorm.Token));
+            while (printed.Count < 300)
+                printed.Add(JsonDocument.Parse(ReadLine(process)).RootElement.GetProperty("id").GetString()!);
+            process.Kill(); // SIGKILL, in the middle of the storm
+            // Whatever it printed before dying is "out" too.
+            string? line;
+            while ((line = process.StandardOutput.ReadLine()) is not null)
+                if (line.StartsWith('{') && line.EndsWith('}'))
+                    printed.Add(JsonDocument.Parse(line).RootElement.GetProperty("id").GetString()!);
+            Assert.True(process.WaitForExit(TimeSpan.FromSeconds(5)));
+            stopStorm.Cancel();
+            storm.Wait();
+        }
+
+        var stored = ListIds(out var listErrors);
+        Assert.Empty(listErrors);
+        Assert.Empty(printed.Except(stored));
+
+        // A restart opens the store (cutting a torn tail, if the kill left one) and appends after it.
+        using (var again = Start("run", "--output", "json", "--filesystem", fs.MountPoint, "--log-level", "Warning"))
+        {
+            ReadLine(again);
+            fs.TriggerFsError("after restart");
+            var after = JsonDocument.Parse(ReadLine(again)).RootElement;
+            while (after.GetProperty("source").GetString() != "fanotify")
+                after = JsonDocument.Parse(ReadLine(again)).RootElement;
+            Assert.Equal(0, Kill(again.Id, 15));
+            Assert.True(again.WaitForExit(TimeSpan.FromSeconds(5)));
+            var final = ListIds(out listErrors);
+            Assert.Empty(listErrors);
+            Assert.Empty(printed.Except(final));
+            Assert.Contains(after.GetProperty("id").GetString(), final);
+        }
+    }
+
+    private List<string> ListIds(out string errors)
+    {
+        using var list = Start("list", "--json");
+        var ids = new List<string>();
+        string? line;
+        while ((line = list.StandardOutput.ReadLine()) is not null)
+            ids.Add(JsonDocument.Parse(line).RootElement.GetProperty("id").GetString()!);
+        errors = list.StandardError.ReadToEnd();
+        Assert.True(list.WaitForExit(TimeSpan.FromSeconds(30)));
+        Assert.Equal(0, list.ExitCode);
+        return ids;
+    }
+
+    private Process Start(params string[] args)
     {
         var psi = new ProcessStartInfo(Executable)
         {
@@ -125,6 +188,12 @@ public sealed partial class CliTests
         };
         foreach (var a in args)
             psi.ArgumentList.Add(a);
+        if (args.Length > 0 && args[0] is "run" or "list" && !args.Contains("--state-dir"))
+        {
+            // Right after the command: appended last it would become the value of a trailing option.
+            psi.ArgumentList.Insert(1, "--state-dir");
+            psi.ArgumentList.Insert(2, _state);
+        }
         return Process.Start(psi)!;
     }
 

@@ -124,7 +124,7 @@ public readonly ref struct Ext4SuperblockImage
     /// crc32c seeded with ~0 over bytes 0..0x3FB with no final inversion: ext4_superblock_csum() uses the
     /// kernel's raw crc32c(), not the finalised CRC-32C of RFC 3720.
     /// </summary>
-    public uint ComputedChecksum => Crc32C(uint.MaxValue, _bytes.Slice(0, ChecksumOffset));
+    public uint ComputedChecksum => ErrorWatch.Crc32C.Update(uint.MaxValue, _bytes.Slice(0, ChecksumOffset));
 
     /// <summary>True when s_checksum matches, or when the filesystem has no metadata_csum and so no checksum to check.</summary>
     public bool ChecksumValid => !HasMetadataCsum || StoredChecksum == ComputedChecksum;
@@ -209,19 +209,6 @@ public readonly ref struct Ext4SuperblockImage
     {
         var nul = field.IndexOf((byte)0);
         return Encoding.UTF8.GetString(nul < 0 ? field : field.Slice(0, nul));
-    }
-
-    /// <summary>Raw crc32c update (no pre/post inversion), eight bytes at a time; BitOperations uses SSE4.2/ARMv8 CRC when present.</summary>
-    internal static uint Crc32C(uint crc, ReadOnlySpan<byte> data)
-    {
-        while (data.Length >= sizeof(ulong))
-        {
-            crc = BitOperations.Crc32C(crc, BinaryPrimitives.ReadUInt64LittleEndian(data));
-            data = data.Slice(sizeof(ulong));
-        }
-        foreach (var b in data)
-            crc = BitOperations.Crc32C(crc, b);
-        return crc;
     }
 
     private static string DescribeErrno(int errno)

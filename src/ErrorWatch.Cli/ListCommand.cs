@@ -1,0 +1,82 @@
+using System.CommandLine;
+using System.Text.Json;
+using ErrorWatch.Store;
+
+namespace ErrorWatch.Cli;
+
+/// <summary>errorwatch list: the reports in the store, oldest first.</summary>
+internal static class ListCommand
+{
+    private static readonly Option<string> Since = new("--since")
+    {
+        Description = "Only reports after this report id, since this time (2026-11-21T10:00:00Z) or within this age (30min, 12h, 7d)",
+    };
+
+    private static readonly Option<string> Filesystem = new("--filesystem", "-f")
+    {
+        Description = "Only reports about this filesystem (device, major:minor, UUID, label or mount point)",
+    };
+
+    private static readonly Option<bool> Json = new("--json")
+    {
+        Description = "One JSON report per line, exactly as stored (schema: docs/report-schema.md)",
+    };
+
+    public static Command Create()
+    {
+        var command = new Command("list", "Show the reports kept in the store")
+        {
+            Since, Filesystem, Json, RunCommand.StateDirectory,
+        };
+        command.SetAction(parse => Execute(parse));
+        return command;
+    }
+
+    private static int Execute(ParseResult parse)
+    {
+        var state = parse.GetValue(RunCommand.StateDirectory)!;
+        var query = new ReportQuery { Filesystem = parse.GetValue(Filesystem) };
+        if (parse.GetValue(Since) is { } since)
+        {
+            query = ReportQuery.WithSince(query, since, DateTimeOffset.UtcNow, out var problem)!;
+            if (problem is not null)
+            {
+                Console.Error.WriteLine($"errorwatch list: {problem}");
+                return 2;
+            }
+        }
+        if (!Directory.Exists(Path.Combine(state, ReportStore.DirectoryName)))
+        {
+            Console.Error.WriteLine($"errorwatch list: no report store in {state} (nothing reported yet, or another --state-dir)");
+            return 1;
+        }
+        var json = parse.GetValue(Json);
+        var stdout = Console.OpenStandardOutput();
+        var problems = ReportStoreReader.Read(state, (record, time, _) =>
+        {
+            if (!query.Matches(record, time))
+                return;
+            if (json)
+            {
+                stdout.Write(record);
+                stdout.WriteByte((byte)'\n');
+                return;
+            }
+            stdout.Write(System.Text.Encoding.UTF8.GetBytes(TextLine(record) + "\n"));
+        });
+        stdout.Flush();
+        foreach (var problem in problems)
+            Console.Error.WriteLine($"errorwatch list: {problem}");
+        return 0;
+    }
+
+    /// <summary>The same line `run --output text` prints, from the stored JSON.</summary>
+    private static string TextLine(ReadOnlySpan<byte> record)
+    {
+        using var doc = JsonDocument.Parse(record.ToArray());
+        var r = doc.RootElement;
+        string Get(string name) => r.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : "?";
+        var time = DateTimeOffset.TryParse(Get("time"), out var t) ? t.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ") : Get("time");
+        return $"{time} {Get("severity").ToUpperInvariant()} {Get("summary")} [{Get("source")}] id={Get("id")}";
+    }
+}

@@ -1,0 +1,191 @@
+using System.Collections.Immutable;
+using System.Text.Json;
+using ErrorWatch.Decoding;
+using ErrorWatch.Filesystems;
+using ErrorWatch.Reports;
+using ErrorWatch.Store;
+
+namespace ErrorWatch.Tests.Store;
+
+public sealed class ReportStoreTests : IDisposable
+{
+    private readonly string _state = Directory.CreateTempSubdirectory("errorwatch-store-").FullName;
+
+    public void Dispose() => Directory.Delete(_state, recursive: true);
+
+    internal static CorruptionReport Report(int n, string device = "/dev/sdb1", DateTimeOffset? time = null, FsPath? path = null) => new()
+    {
+        Id = Guid.CreateVersion7(time ?? DateTimeOffset.UtcNow).ToString(),
+        Time = time ?? DateTimeOffset.UtcNow,
+        Host = "test",
+        Source = "fanotify",
+        Category = ErrorCategory.Corruption,
+        Severity = Severity.Critical,
+        Filesystem = new FilesystemInfo { Device = device, MajorMinor = new DeviceNumber(8, 17), Type = "ext4", Uuid = Guid.Parse("6b1a2f4e-0a39-4e4c-9d76-4f1c2a0b7e11"), Mountpoints = [FsPath.FromString("/srv")], Fsid = "0" },
+        Error = new ErrorInfo { Errno = 117, RawErrno = 117, Name = "EUCLEAN", Description = "", Meaning = "", Count = (ulong)n },
+        Object = new ObjectInfo { Inode = (ulong)n, WholeFilesystem = false, Path = path },
+        Decoder = "ext4",
+    };
+
+    private List<JsonElement> ReadAll(out IReadOnlyList<string> problems)
+    {
+        var all = new List<JsonElement>();
+        problems = ReportStoreReader.Read(_state, (json, _, _) => all.Add(JsonDocument.Parse(json.ToArray()).RootElement.Clone()));
+        return all;
+    }
+
+    private string OnlySegment() => Assert.Single(Directory.GetFiles(Path.Combine(_state, ReportStore.DirectoryName), "*.log"));
+
+    [Fact]
+    public void Reports_come_back_in_order_byte_exact_across_reopen()
+    {
+        var hostile = new FsPath([.. "/srv/a\nb"u8, 0xff]); // a newline and a byte that is not UTF-8
+        using (var store = ReportStore.Open(_state, new StoreOptions(), Serilog.Core.Logger.None))
+        {
+            for (var i = 1; i <= 50; i++)
+                store.Append(Report(i, path: i == 7 ? hostile : null));
+            Assert.Equal(50, store.Count);
+        }
+        using (var store = ReportStore.Open(_state, new StoreOptions(), Serilog.Core.Logger.None))
+        {
+            Assert.Equal(50, store.Count);
+            Assert.Empty(store.Problems);
+            store.Append(Report(51));
+        }
+        var all = ReadAll(out var problems);
+        Assert.Empty(problems);
+        Assert.Equal(Enumerable.Range(1, 51).Select(i => (ulong)i), all.Select(r => r.GetProperty("error").GetProperty("count").GetUInt64()));
+        var seventh = all[6].GetProperty("object");
+        Assert.Equal("L3Nydi9hCmL/", seventh.GetProperty("path_base64").GetString()); // exact bytes, newline and 0xff included
+    }
+
+    [Fact]
+    public void A_torn_last_record_is_named_and_cut_and_earlier_ones_survive()
+    {
+        using (var store = ReportStore.Open(_state, new StoreOptions(), Serilog.Core.Logger.None))
+            for (var i = 1; i <= 5; i++)
+                store.Append(Report(i));
+        var segment = OnlySegment();
+        var whole = new FileInfo(segment).Length;
+        // What kill -9 inside write(2) leaves: the start of a record.
+        var torn = StoreRecord.Encode(System.Text.Encoding.UTF8.GetBytes("{\"id\":\"x\",\"time\":\"2026-11-21T00:00:00Z\"}"))[..30];
+        using (var f = new FileStream(segment, FileMode.Append))
+            f.Write(torn);
+
+        Assert.Equal(5, ReadAll(out var readerProblems).Count); // a reader skips it quietly: a write may be in progress
+        Assert.Empty(readerProblems);
+        using (var store = ReportStore.Open(_state, new StoreOptions(), Serilog.Core.Logger.None))
+        {
+            Assert.Contains(store.Problems, p => p.Contains("torn record"));
+            Assert.Equal(whole, new FileInfo(segment).Length);
+            store.Append(Report(6));
+        }
+        Assert.Equal(6, ReadAll(out _).Count);
+    }
+
+    [Fact]
+    public void Damage_in_the_middle_costs_only_the_damaged_record()
+    {
+        using (var store = ReportStore.Open(_state, new StoreOptions(), Serilog.Core.Logger.None))
+            for (var i = 1; i <= 5; i++)
+                store.Append(Report(i));
+        var segment = OnlySegment();
+        var bytes = File.ReadAllBytes(segment);
+        var second = bytes.AsSpan(StoreRecord.HeaderSize).IndexOf("EWR1"u8) + StoreRecord.HeaderSize;
+        bytes[second + StoreRecord.HeaderSize + 10] ^= 0xff; // flip a byte inside record 2's JSON
+        File.WriteAllBytes(segment, bytes);
+
+        var all = ReadAll(out var problems);
+        Assert.Equal(new ulong[] { 1, 3, 4, 5 }, all.Select(r => r.GetProperty("error").GetProperty("count").GetUInt64()));
+        Assert.Contains(problems, p => p.Contains("checksum mismatch"));
+    }
+
+    [Fact]
+    public void Garbage_files_never_throw()
+    {
+        var dir = Path.Combine(_state, ReportStore.DirectoryName);
+        Directory.CreateDirectory(dir);
+        var random = new Random(42);
+        for (var n = 1; n <= 20; n++)
+        {
+            var junk = new byte[random.Next(0, 5000)];
+            random.NextBytes(junk);
+            if (n % 3 == 0 && junk.Length > 8)
+                "EWR1"u8.CopyTo(junk.AsSpan(random.Next(0, junk.Length - 4)));
+            File.WriteAllBytes(Path.Combine(dir, $"{n:D10}.log"), junk);
+        }
+        ReadAll(out _);
+        using var store = ReportStore.Open(_state, new StoreOptions(), Serilog.Core.Logger.None);
+        store.Append(Report(1));
+        Assert.Contains(ReadAll(out _), r => r.GetProperty("error").GetProperty("count").GetUInt64() == 1);
+    }
+
+    [Fact]
+    public void Retention_drops_whole_old_segments_by_count_and_age()
+    {
+        var options = new StoreOptions { SegmentRecords = 10, MaxReports = 25 };
+        using (var store = ReportStore.Open(_state, options, Serilog.Core.Logger.None))
+            for (var i = 1; i <= 60; i++)
+                store.Append(Report(i));
+        var kept = ReadAll(out _).Select(r => r.GetProperty("error").GetProperty("count").GetUInt64()).ToList();
+        Assert.InRange(kept.Count, 20, 25); // never more than MaxReports; segments shrink to a tenth of it
+        Assert.Equal(60UL, kept[^1]);
+        Assert.Equal(Enumerable.Range(61 - kept.Count, kept.Count).Select(i => (ulong)i), kept); // the newest, contiguous
+
+        Directory.Delete(Path.Combine(_state, ReportStore.DirectoryName), true);
+        var old = DateTimeOffset.UtcNow.AddDays(-100);
+        using (var store = ReportStore.Open(_state, new StoreOptions { SegmentRecords = 5, MaxAge = TimeSpan.FromDays(90) }, Serilog.Core.Logger.None))
+        {
+            for (var i = 1; i <= 10; i++)
+                store.Append(Report(i, time: old));
+            for (var i = 11; i <= 12; i++)
+                store.Append(Report(i));
+        }
+        Assert.Equal(new ulong[] { 11, 12 }, ReadAll(out _).Select(r => r.GetProperty("error").GetProperty("count").GetUInt64()));
+    }
+
+    [Fact]
+    public void A_second_writer_is_refused_with_the_reason()
+    {
+        using var first = ReportStore.Open(_state, new StoreOptions(), Serilog.Core.Logger.None);
+        var e = Assert.Throws<IOException>(() => ReportStore.Open(_state, new StoreOptions(), Serilog.Core.Logger.None));
+        Assert.Contains("another ErrorWatch", e.Message);
+    }
+
+    [Theory]
+    [InlineData("01a1fdd6-fa34-7ad0-96c4-e8e52e760982", true, false)]
+    [InlineData("2026-11-21T10:00:00Z", false, true)]
+    [InlineData("30min", false, true)]
+    [InlineData("7d", false, true)]
+    [InlineData("yesterday", false, false)]
+    [InlineData("10x", false, false)]
+    public void Since_takes_an_id_a_time_or_an_age(string since, bool isId, bool isTime)
+    {
+        var query = ReportQuery.WithSince(new ReportQuery(), since, DateTimeOffset.UtcNow, out var problem);
+        if (!isId && !isTime)
+        {
+            Assert.Null(query);
+            Assert.Contains(since, problem);
+            return;
+        }
+        Assert.NotNull(query);
+        Assert.Equal(isId, query.AfterId is not null);
+        Assert.Equal(isTime, query.Since is not null);
+    }
+
+    [Fact]
+    public void Query_filters_by_id_and_filesystem()
+    {
+        var early = Report(1, time: DateTimeOffset.UtcNow.AddMinutes(-5));
+        var late = Report(2, device: "/dev/sdc1");
+        var early2 = ReportJson.ToUtf8(early);
+        var late2 = ReportJson.ToUtf8(late);
+        var afterEarly = new ReportQuery { AfterId = early.Id };
+        Assert.False(afterEarly.Matches(early2, early.Time));
+        Assert.True(afterEarly.Matches(late2, late.Time));
+        foreach (var name in new[] { "/dev/sdc1", "8:17", "/srv", "6b1a2f4e-0a39-4e4c-9d76-4f1c2a0b7e11" })
+            Assert.True(new ReportQuery { Filesystem = name }.Matches(late2, late.Time), name);
+        Assert.False(new ReportQuery { Filesystem = "/dev/sdc1" }.Matches(early2, early.Time));
+        Assert.False(new ReportQuery { Filesystem = "/home" }.Matches(late2, late.Time));
+    }
+}
