@@ -1,15 +1,42 @@
+using ErrorWatch.Publishing.Journal;
 using Serilog;
 using Serilog.Events;
 
 namespace ErrorWatch.Cli;
 
-/// <summary>The daemon's own log: Serilog to stderr, so stdout carries only reports.</summary>
+/// <summary>The daemon's own log: journald when it is reachable, the terminal when there is one.</summary>
 internal static class Logging
 {
-    public static ILogger Create(LogEventLevel level) => new LoggerConfiguration()
-        .MinimumLevel.Is(level)
-        .WriteTo.Console(
-            standardErrorFromLevel: LogEventLevel.Verbose,
-            outputTemplate: "{Timestamp:HH:mm:ss.fff} {Level:u3} {Message:lj}{NewLine}{Exception}")
-        .CreateLogger();
+    public static ILogger Create(LogEventLevel level, IJournal? journal = null)
+    {
+        var config = new LoggerConfiguration().MinimumLevel.Is(level);
+        var toJournal = journal is { IsAvailable: true };
+        if (toJournal)
+            config = config.WriteTo.Sink(new JournaldLogSink(journal!));
+        // Under systemd stderr is already the journal (JOURNAL_STREAM): writing both would log everything twice.
+        if (!toJournal || !StderrIsJournal())
+            config = config.WriteTo.Console(
+                standardErrorFromLevel: LogEventLevel.Verbose,
+                outputTemplate: "{Timestamp:HH:mm:ss.fff} {Level:u3} {Message:lj}{NewLine}{Exception}");
+        return config.CreateLogger();
+    }
+
+    /// <summary>$JOURNAL_STREAM is "dev:ino" of the stream systemd connected; it holds only if fd 2 is still that stream.</summary>
+    private static bool StderrIsJournal()
+    {
+        var stream = Environment.GetEnvironmentVariable("JOURNAL_STREAM");
+        if (string.IsNullOrEmpty(stream))
+            return false;
+        try
+        {
+            var target = new FileInfo("/proc/self/fd/2").LinkTarget;
+            // socket:[ino] — the inode is the part that identifies the stream.
+            var ino = stream.Split(':').ElementAtOrDefault(1);
+            return target is not null && ino is not null && target == $"socket:[{ino}]";
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
 }

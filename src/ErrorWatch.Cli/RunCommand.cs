@@ -4,6 +4,7 @@ using ErrorWatch.Daemon;
 using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Publishing;
+using ErrorWatch.Publishing.Journal;
 using ErrorWatch.Watching;
 using Serilog.Events;
 
@@ -14,8 +15,14 @@ internal static class RunCommand
 {
     public static readonly Option<string> Output = new("--output", "-o")
     {
-        Description = "Where reports go on stdout: text (one line each), json (one JSON object per line) or none",
-        DefaultValueFactory = _ => "text",
+        Description = "Reports on stdout as well: text (one line each), json (one JSON object per line), none, or auto (text on a terminal, else none)",
+        DefaultValueFactory = _ => "auto",
+    };
+
+    public static readonly Option<string> Journal = new("--journal")
+    {
+        Description = "Reports to journald: auto (when its socket exists, or as the fallback when nothing else shows them), yes, or no",
+        DefaultValueFactory = _ => "auto",
     };
 
     public static readonly Option<string[]> Filesystem = new("--filesystem", "-f")
@@ -83,10 +90,11 @@ internal static class RunCommand
     {
         var command = new Command("run", "Watch every ext4 and XFS filesystem and report each error the kernel announces")
         {
-            Output, Filesystem, Exclude, FsTypes, NoPaths, MountTracking, MountSourceOption, StateDirectory, CheckInterval, NoKernelLog, NoHealthMonitor, LogLevel,
+            Output, Journal, Filesystem, Exclude, FsTypes, NoPaths, MountTracking, MountSourceOption, StateDirectory, CheckInterval, NoKernelLog, NoHealthMonitor, LogLevel,
         };
         // AcceptOnlyFromAmong gives "Argument 'x' not recognized. Must be one of: ..." instead of a crash on a missing value.
-        Output.AcceptOnlyFromAmong("text", "json", "none");
+        Output.AcceptOnlyFromAmong("auto", "text", "json", "none");
+        Journal.AcceptOnlyFromAmong("auto", "yes", "no");
         MountTracking.AcceptOnlyFromAmong("auto", "mountinfo");
         MountSourceOption.AcceptOnlyFromAmong("auto", "statmount", "mountinfo");
         CheckInterval.Validators.Add(result =>
@@ -103,14 +111,20 @@ internal static class RunCommand
 
     private static int Execute(ParseResult parse)
     {
-        var log = Logging.Create(parse.GetValue(LogLevel));
+        var journal = new SdJournal();
+        var log = Logging.Create(parse.GetValue(LogLevel), journal);
         if (Interop.Libc.GetEuid() != 0)
             log.Warning("Not running as root: FAN_FS_ERROR marks need CAP_SYS_ADMIN, path resolution CAP_DAC_READ_SEARCH");
 
         var output = parse.GetValue(Output)!;
+        if (output == "auto")
+            output = Console.IsOutputRedirected ? "none" : "text";
         var stdout = Console.OpenStandardOutput();
         var json = output == "json" ? new JsonLinesSink(stdout) : null;
         var sinks = new List<IReportSink>();
+        var journalSink = JournalFor(parse.GetValue(Journal)!, journal, output != "none", log);
+        if (journalSink is not null)
+            sinks.Add(journalSink);
         if (json is not null)
             sinks.Add(json);
         else if (output == "text")
@@ -165,8 +179,28 @@ internal static class RunCommand
             Console.Out.Write(capabilities.ToText());
         Console.Out.Flush();
 
+        // Storm summaries are due at the end of each interval even when no report follows.
+        using var tick = journalSink is null ? null : new Timer(_ => journalSink.Tick(), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
         daemon.RunAsync(stop.Token).GetAwaiter().GetResult();
+        journalSink?.Flush();
+        journalSink?.Dispose();
         (log as IDisposable)?.Dispose();
         return 0;
+    }
+
+    /// <summary>
+    /// journald by default whenever its socket exists. Without it, "auto" still uses the sink (its
+    /// fallback prints to stderr with a one-time notice) unless stdout already shows the reports.
+    /// </summary>
+    private static JournalSink? JournalFor(string mode, SdJournal journal, bool stdoutShowsReports, Serilog.ILogger log)
+    {
+        if (mode == "no")
+            return null;
+        if (mode == "auto" && !journal.IsAvailable && stdoutShowsReports)
+        {
+            log.Information("journald is not reachable ({Reason}); reports go to stdout", journal.UnavailableReason);
+            return null;
+        }
+        return new JournalSink(journal);
     }
 }

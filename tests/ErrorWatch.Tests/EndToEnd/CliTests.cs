@@ -165,6 +165,36 @@ public sealed partial class CliTests : IDisposable
         }
     }
 
+    [LoopFact]
+    public void Run_sends_every_report_to_journald_by_default_and_its_own_log_too()
+    {
+        Assert.True(Journal.JournaldFixture.IsListening(), "the scratch collection starts a journald when none runs");
+        using var scratch = new ScratchDirectory();
+        var fs = scratch.Ext4("journal");
+        using var process = Start("run", "--output", "json", "--filesystem", fs.MountPoint);
+        string id;
+        try
+        {
+            ReadLine(process);
+            fs.TriggerFsError("to the journal");
+            id = JsonDocument.Parse(ReadLine(process)).RootElement.GetProperty("id").GetString()!;
+        }
+        finally
+        {
+            Kill(process.Id, 15);
+            Assert.True(process.WaitForExit(TimeSpan.FromSeconds(5)));
+        }
+        var entry = Assert.Single(Journal.Journalctl.WaitFor(1, "MESSAGE_ID=bd42365c534f459287726f415119295b", "ERRORWATCH_REPORT_ID=" + id));
+        Assert.Equal("2", Journal.Journalctl.Text(entry, "PRIORITY"));
+        Assert.Equal(fs.LoopDevice, Journal.Journalctl.Text(entry, "ERRORWATCH_DEVICE"));
+        Assert.Equal(fs.MountPoint, Journal.Journalctl.Text(entry, "ERRORWATCH_MOUNTPOINT"));
+        Assert.Equal("trigger_test_error", Journal.Journalctl.Text(entry, "ERRORWATCH_EXT4_FUNCTION"));
+        Assert.Contains("reports metadata corruption", Journal.Journalctl.Text(entry, "MESSAGE"));
+        // The daemon's own "Watching ..." line went to the journal with its properties as fields.
+        var own = Journal.Journalctl.WaitFor(1, "SYSLOG_IDENTIFIER=errorwatch", "_PID=" + process.Id, "PRIORITY=6");
+        Assert.Contains(own, e => Journal.Journalctl.Text(e, "MESSAGE").StartsWith("Watching ", StringComparison.Ordinal));
+    }
+
     private List<string> ListIds(out string errors)
     {
         using var list = Start("list", "--json");

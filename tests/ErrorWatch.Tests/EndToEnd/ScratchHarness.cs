@@ -10,9 +10,12 @@ using Serilog.Events;
 
 namespace ErrorWatch.Tests.EndToEnd;
 
-/// <summary>Tests that mount scratch filesystems run one at a time (they share loop devices and the mount table).</summary>
+/// <summary>
+/// Tests that mount scratch filesystems or talk to journald run one at a time (they share loop
+/// devices, the mount table and one journald, which a test run starts when none is listening).
+/// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class ScratchCollection
+public sealed class ScratchCollection : ICollectionFixture<Journal.JournaldFixture>
 {
     public const string Name = "Scratch filesystems";
 }
