@@ -7,5 +7,6 @@ var root = new RootCommand("ErrorWatch: tells you when a filesystem is corruptin
     DecodeCommand.Create(),
     DemoCommand.Create(),
     ListCommand.Create(),
+    CheckConfigCommand.Create(),
 };
 return root.Parse(args).Invoke();

@@ -96,6 +96,11 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "geteuid")]
     public static partial uint GetEuid();
 
+    // <stdlib.h>: the environment as native code (libsystemd) reads it. Environment.GetEnvironmentVariable
+    // reads .NET's managed copy, which SetEnvironmentVariable changes without telling getenv(3).
+    [LibraryImport(Lib, EntryPoint = "getenv", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial byte* GetEnv(string name);
+
     // ioctl(2) is variadic; the third argument is always one pointer here, passed in a register.
     [LibraryImport(Lib, EntryPoint = "ioctl", SetLastError = true)]
     public static partial int Ioctl(int fd, nuint request, void* arg);

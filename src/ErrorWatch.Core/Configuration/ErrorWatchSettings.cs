@@ -1,0 +1,140 @@
+using System.Collections.ObjectModel;
+using System.Text;
+using ErrorWatch.Filesystems;
+using Serilog.Events;
+
+namespace ErrorWatch.Configuration;
+
+/// <summary>How new and removed mounts are noticed ([Watch] MountTracking=).</summary>
+public enum MountTrackingMode
+{
+    /// <summary>fanotify FAN_MNT_ATTACH/DETACH where the kernel has them (6.15+), else /proc/self/mountinfo.</summary>
+    Auto,
+    /// <summary>Always /proc/self/mountinfo.</summary>
+    Mountinfo,
+}
+
+/// <summary>Whether reports also go to the journal ([Journal] Enabled=).</summary>
+public enum JournalMode
+{
+    /// <summary>When a journal is there to receive entries.</summary>
+    Auto,
+    Yes,
+    No,
+}
+
+/// <summary>
+/// Everything errorwatch.conf can say, with the defaults that apply when it says nothing.
+/// Immutable: lists are read-only views of arrays nobody else holds.
+/// </summary>
+public sealed record ErrorWatchSettings
+{
+    public WatchSettings Watch { get; init; } = new();
+    public HealthSettings Health { get; init; } = new();
+    public StoreSettings Store { get; init; } = new();
+    public JournalSettings Journal { get; init; } = new();
+    public LogSettings Log { get; init; } = new();
+
+    /// <summary>The files these settings were read from, in the order read (main file, then drop-ins).</summary>
+    public IReadOnlyList<string> Files { get; init; } = ReadOnlyCollection<string>.Empty;
+
+    /// <summary>The settings as configuration text: one Key=value per line under its [Section], every key present. Parses back to equal settings.</summary>
+    public string ToConfigurationText()
+    {
+        var sb = new StringBuilder();
+        Section(sb, "Watch",
+            ("Filesystems", List(Watch.Filesystems)),
+            ("Exclude", List(Watch.Exclude)),
+            ("Types", List(Watch.Types)),
+            ("ResolvePaths", SystemdValues.FormatBoolean(Watch.ResolvePaths)),
+            ("MountTracking", Watch.MountTracking == MountTrackingMode.Auto ? "auto" : "mountinfo"),
+            ("MountSource", Watch.MountSource switch { MountSource.Statmount => "statmount", MountSource.Mountinfo => "mountinfo", _ => "auto" }),
+            ("RescanInterval", SystemdValues.FormatTimeSpan(Watch.RescanInterval)));
+        Section(sb, "Health",
+            ("CheckInterval", SystemdValues.FormatTimeSpan(Health.CheckInterval)),
+            ("KernelLog", SystemdValues.FormatBoolean(Health.KernelLog)),
+            ("XfsHealthMonitor", SystemdValues.FormatBoolean(Health.XfsHealthMonitor)),
+            ("XfsScanLimit", Health.XfsScanLimit.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        Section(sb, "Store",
+            ("Directory", Store.Directory),
+            ("MaxReports", Store.MaxReports.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            ("MaxAge", SystemdValues.FormatTimeSpan(Store.MaxAge)));
+        Section(sb, "Journal",
+            ("Enabled", Journal.Enabled switch { JournalMode.Yes => "yes", JournalMode.No => "no", _ => "auto" }),
+            ("MaxEntriesPerInterval", Journal.MaxEntriesPerInterval.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            ("Interval", SystemdValues.FormatTimeSpan(Journal.Interval)));
+        Section(sb, "Log", ("Level", LogSettings.Name(Log.Level)));
+        return sb.ToString();
+    }
+
+    public override string ToString() => ToConfigurationText();
+
+    private static void Section(StringBuilder sb, string name, params (string Key, string Value)[] keys)
+    {
+        if (sb.Length > 0)
+            sb.Append('\n');
+        sb.Append('[').Append(name).Append("]\n");
+        foreach (var (key, value) in keys)
+            sb.Append(key).Append('=').Append(value).Append('\n');
+    }
+
+    private static string List(IReadOnlyList<string> items) => string.Join(' ', items.Select(SettingsFile.EscapeListItem));
+}
+
+/// <summary>[Watch]: which filesystems, and how mounts are found.</summary>
+public sealed record WatchSettings
+{
+    public static readonly IReadOnlyList<string> DefaultTypes = Array.AsReadOnly(Watching.WatchOptions.DefaultTypes.ToArray());
+
+    /// <summary>Only these (mount point, device, major:minor, UUID or label); empty watches every filesystem of <see cref="Types"/>.</summary>
+    public IReadOnlyList<string> Filesystems { get; init; } = ReadOnlyCollection<string>.Empty;
+    public IReadOnlyList<string> Exclude { get; init; } = ReadOnlyCollection<string>.Empty;
+    public IReadOnlyList<string> Types { get; init; } = DefaultTypes;
+    public bool ResolvePaths { get; init; } = true;
+    public MountTrackingMode MountTracking { get; init; } = MountTrackingMode.Auto;
+    /// <summary>null: statmount/listmount where the kernel has them (6.8+), else mountinfo.</summary>
+    public MountSource? MountSource { get; init; }
+    public TimeSpan RescanInterval { get; init; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>[Health]: the filesystems' own error records.</summary>
+public sealed record HealthSettings
+{
+    public TimeSpan CheckInterval { get; init; } = TimeSpan.FromSeconds(30);
+    public bool KernelLog { get; init; } = true;
+    public bool XfsHealthMonitor { get; init; } = true;
+    public int XfsScanLimit { get; init; } = 100_000;
+}
+
+/// <summary>[Store]: where reports and what was already reported are kept.</summary>
+public sealed record StoreSettings
+{
+    /// <summary>$STATE_DIRECTORY (its first entry) when systemd sets it, else /var/lib/errorwatch.</summary>
+    public string Directory { get; init; } = Health.HealthBaseline.DefaultDirectory();
+    public int MaxReports { get; init; } = 100_000;
+    public TimeSpan MaxAge { get; init; } = TimeSpan.FromDays(90);
+}
+
+/// <summary>[Journal]: reports as journal entries, rate-limited so an error storm cannot flood journald.</summary>
+public sealed record JournalSettings
+{
+    public JournalMode Enabled { get; init; } = JournalMode.Auto;
+    public int MaxEntriesPerInterval { get; init; } = 20;
+    public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(60);
+}
+
+/// <summary>[Log]: the daemon's own log.</summary>
+public sealed record LogSettings
+{
+    public LogEventLevel Level { get; init; } = LogEventLevel.Information;
+
+    /// <summary>The configuration words for the levels a user may choose.</summary>
+    internal static readonly (string Name, LogEventLevel Level)[] Levels =
+    [
+        ("debug", LogEventLevel.Debug), ("information", LogEventLevel.Information),
+        ("warning", LogEventLevel.Warning), ("error", LogEventLevel.Error),
+    ];
+
+    internal static string Name(LogEventLevel level) =>
+        Array.Find(Levels, l => l.Level == level).Name ?? level.ToString().ToLowerInvariant();
+}

@@ -1,0 +1,562 @@
+using System.Text;
+using ErrorWatch.Configuration;
+using ErrorWatch.Filesystems;
+using Serilog.Events;
+
+namespace ErrorWatch.Tests.Service;
+
+public sealed class ConfigurationLoaderTests : IDisposable
+{
+    private readonly ConfigDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private ErrorWatchSettings Load(out IReadOnlyList<ConfigurationProblem> problems, string? path = null, string? stateDirectory = null) =>
+        ConfigurationLoader.Load(path, _dir.Path, stateDirectory, out problems);
+
+    private ErrorWatchSettings LoadClean(string? path = null)
+    {
+        var settings = Load(out var problems, path);
+        Assert.True(problems.Count == 0, string.Join("\n", problems));
+        return settings;
+    }
+
+    [Fact]
+    public void A_missing_default_file_gives_the_defaults_and_no_problem()
+    {
+        var settings = Load(out var problems, stateDirectory: "/run/state-a:/run/state-b");
+        Assert.Empty(problems);
+        Assert.Empty(settings.Files);
+        Assert.Empty(settings.Watch.Filesystems);
+        Assert.Empty(settings.Watch.Exclude);
+        Assert.Equal(["ext4", "ext3", "ext2", "xfs"], settings.Watch.Types);
+        Assert.True(settings.Watch.ResolvePaths);
+        Assert.Equal(MountTrackingMode.Auto, settings.Watch.MountTracking);
+        Assert.Null(settings.Watch.MountSource);
+        Assert.Equal(TimeSpan.FromSeconds(30), settings.Watch.RescanInterval);
+        Assert.Equal(TimeSpan.FromSeconds(30), settings.Health.CheckInterval);
+        Assert.True(settings.Health.KernelLog);
+        Assert.True(settings.Health.XfsHealthMonitor);
+        Assert.Equal(100_000, settings.Health.XfsScanLimit);
+        Assert.Equal("/run/state-a", settings.Store.Directory); // $STATE_DIRECTORY's first entry
+        Assert.Equal(100_000, settings.Store.MaxReports);
+        Assert.Equal(TimeSpan.FromDays(90), settings.Store.MaxAge);
+        Assert.Equal(JournalMode.Auto, settings.Journal.Enabled);
+        Assert.Equal(20, settings.Journal.MaxEntriesPerInterval);
+        Assert.Equal(TimeSpan.FromSeconds(60), settings.Journal.Interval);
+        Assert.Equal(LogEventLevel.Information, settings.Log.Level);
+
+        Assert.Equal("/var/lib/errorwatch", ConfigurationLoader.Load(null, _dir.Path, null, out _).Store.Directory);
+    }
+
+    [Fact]
+    public void The_default_file_is_in_the_first_configuration_directory_systemd_names()
+    {
+        Assert.Equal("/etc/errorwatch/errorwatch.conf", ConfigurationLoader.DefaultPath(null));
+        Assert.Equal("/etc/errorwatch/errorwatch.conf", ConfigurationLoader.DefaultPath(""));
+        Assert.Equal("/etc/errorwatch/errorwatch.conf", ConfigurationLoader.DefaultPath("/etc/errorwatch"));
+        Assert.Equal("/a/errorwatch.conf", ConfigurationLoader.DefaultPath("/a:/b"));
+
+        _dir.Write("errorwatch.conf", "[Log]\nLevel=debug\n");
+        Assert.Equal(LogEventLevel.Debug, LoadClean().Log.Level);
+    }
+
+    [Fact]
+    public void A_missing_file_given_explicitly_is_a_problem()
+    {
+        var missing = System.IO.Path.Combine(_dir.Path, "nope.conf");
+        var settings = Load(out var problems, missing);
+        var problem = Assert.Single(problems);
+        Assert.Equal(missing, problem.File);
+        Assert.Equal(0, problem.Line);
+        Assert.Equal($"{missing}: no such file", problem.ToString());
+        Assert.Empty(settings.Files);
+    }
+
+    [Fact]
+    public void A_directory_given_as_the_file_is_a_problem_not_an_exception()
+    {
+        Load(out var problems, _dir.Path);
+        Assert.Contains("is a directory", Assert.Single(problems).Message);
+    }
+
+    [Fact]
+    public void Every_key_is_read()
+    {
+        _dir.Write("errorwatch.conf", """
+            # every key, none at its default
+            [Watch]
+            Filesystems=/srv /dev/sdb1 8:17
+            Filesystems=0b1c6a3e-8a3d-4b52-9f34-3c6f0f3f2b7a data-label
+            Exclude=/srv/scratch
+            Types=xfs
+            ResolvePaths=no
+            MountTracking=mountinfo
+            MountSource=statmount
+            RescanInterval=5min
+
+            ; health
+            [Health]
+            CheckInterval=500ms
+            KernelLog=off
+            XfsHealthMonitor=false
+            XfsScanLimit=0
+
+            [Store]
+            Directory=/srv/errorwatch
+            MaxReports=5000
+            MaxAge=1w
+
+            [Journal]
+            Enabled=no
+            MaxEntriesPerInterval=3
+            Interval=10s
+
+            [Log]
+            Level=warning
+            """);
+        var s = LoadClean();
+        Assert.Equal(["/srv", "/dev/sdb1", "8:17", "0b1c6a3e-8a3d-4b52-9f34-3c6f0f3f2b7a", "data-label"], s.Watch.Filesystems);
+        Assert.Equal(["/srv/scratch"], s.Watch.Exclude);
+        Assert.Equal(["xfs"], s.Watch.Types);
+        Assert.False(s.Watch.ResolvePaths);
+        Assert.Equal(MountTrackingMode.Mountinfo, s.Watch.MountTracking);
+        Assert.Equal(MountSource.Statmount, s.Watch.MountSource);
+        Assert.Equal(TimeSpan.FromMinutes(5), s.Watch.RescanInterval);
+        Assert.Equal(TimeSpan.FromMilliseconds(500), s.Health.CheckInterval);
+        Assert.False(s.Health.KernelLog);
+        Assert.False(s.Health.XfsHealthMonitor);
+        Assert.Equal(0, s.Health.XfsScanLimit);
+        Assert.Equal("/srv/errorwatch", s.Store.Directory);
+        Assert.Equal(5000, s.Store.MaxReports);
+        Assert.Equal(TimeSpan.FromDays(7), s.Store.MaxAge);
+        Assert.Equal(JournalMode.No, s.Journal.Enabled);
+        Assert.Equal(3, s.Journal.MaxEntriesPerInterval);
+        Assert.Equal(TimeSpan.FromSeconds(10), s.Journal.Interval);
+        Assert.Equal(LogEventLevel.Warning, s.Log.Level);
+        Assert.Equal([_dir.File("errorwatch.conf")], s.Files);
+    }
+
+    [Theory]
+    [InlineData("mountinfo", MountSource.Mountinfo)]
+    [InlineData("auto", null)]
+    public void Mount_source_choices(string value, MountSource? expected)
+    {
+        _dir.Write("errorwatch.conf", $"[Watch]\nMountSource={value}\n");
+        Assert.Equal(expected, LoadClean().Watch.MountSource);
+    }
+
+    [Theory]
+    [InlineData("auto", JournalMode.Auto)]
+    [InlineData("yes", JournalMode.Yes)]
+    [InlineData("on", JournalMode.Yes)]
+    [InlineData("0", JournalMode.No)]
+    public void Journal_enabled_takes_auto_or_a_boolean(string value, JournalMode expected)
+    {
+        _dir.Write("errorwatch.conf", $"[Journal]\nEnabled={value}\n");
+        Assert.Equal(expected, LoadClean().Journal.Enabled);
+    }
+
+    [Theory]
+    [InlineData("debug", LogEventLevel.Debug)]
+    [InlineData("information", LogEventLevel.Information)]
+    [InlineData("error", LogEventLevel.Error)]
+    public void Log_levels(string value, LogEventLevel expected)
+    {
+        _dir.Write("errorwatch.conf", $"[Log]\nLevel={value}\n");
+        Assert.Equal(expected, LoadClean().Log.Level);
+    }
+
+    [Fact]
+    public void Drop_ins_are_read_in_lexical_order_after_the_main_file_and_later_ones_win()
+    {
+        _dir.Write("errorwatch.conf", "[Health]\nCheckInterval=10s\n[Log]\nLevel=debug\n");
+        _dir.Write("errorwatch.conf.d/50-site.conf", "[Health]\nCheckInterval=20s\n");
+        _dir.Write("errorwatch.conf.d/10-vendor.conf", "[Health]\nCheckInterval=15s\nKernelLog=no\n");
+        _dir.Write("errorwatch.conf.d/9-late.conf", "[Health]\nCheckInterval=40s\n"); // '9' sorts after '5': byte order, not numeric
+        _dir.Write("errorwatch.conf.d/README", "not a drop-in");
+        _dir.Write("errorwatch.conf.d/60.conf.bak", "[Log]\nLevel=error\n");
+        _dir.Write("errorwatch.conf.d/70.CONF", "[Log]\nLevel=error\n");
+        _dir.Write("errorwatch.conf.d/.75-hidden.conf", "[Log]\nLevel=error\n");
+        Directory.CreateDirectory(_dir.File("errorwatch.conf.d/80-dir.conf"));
+
+        var s = LoadClean();
+        Assert.Equal(TimeSpan.FromSeconds(40), s.Health.CheckInterval);
+        Assert.False(s.Health.KernelLog);
+        Assert.Equal(LogEventLevel.Debug, s.Log.Level);
+        Assert.Equal(
+            ["errorwatch.conf", "errorwatch.conf.d/10-vendor.conf", "errorwatch.conf.d/50-site.conf", "errorwatch.conf.d/9-late.conf"],
+            s.Files.Select(f => System.IO.Path.GetRelativePath(_dir.Path, f)));
+    }
+
+    [Fact]
+    public void Drop_ins_apply_without_a_main_file()
+    {
+        _dir.Write("errorwatch.conf.d/10.conf", "[Watch]\nExclude=/boot\n");
+        var s = LoadClean();
+        Assert.Equal(["/boot"], s.Watch.Exclude);
+        Assert.Single(s.Files);
+    }
+
+    [Fact]
+    public void An_explicit_file_brings_its_own_drop_ins()
+    {
+        var file = _dir.Write("elsewhere/test.conf", "[Watch]\nFilesystems=/a\n");
+        _dir.Write("elsewhere/test.conf.d/1.conf", "[Watch]\nFilesystems=/b\n");
+        _dir.Write("errorwatch.conf", "[Watch]\nFilesystems=/not-read\n");
+        Assert.Equal(["/a", "/b"], LoadClean(file).Watch.Filesystems);
+    }
+
+    [Fact]
+    public void List_keys_append_and_an_empty_assignment_resets_them()
+    {
+        _dir.Write("errorwatch.conf", """
+            [Watch]
+            Filesystems=/a /b
+            Filesystems=/c
+            Exclude=/x
+            Types=xfs
+            """);
+        _dir.Write("errorwatch.conf.d/10.conf", """
+            [Watch]
+            Filesystems=
+            Filesystems=/d /d /e
+            Exclude=/y
+            Types=ext4
+            """);
+        _dir.Write("errorwatch.conf.d/20.conf", "[Watch]\nExclude=\n");
+        var s = LoadClean();
+        Assert.Equal(["/d", "/e"], s.Watch.Filesystems);
+        Assert.Empty(s.Watch.Exclude);
+        Assert.Equal(["xfs", "ext4"], s.Watch.Types);
+    }
+
+    [Fact]
+    public void Types_replaces_the_default_and_resets_to_it()
+    {
+        _dir.Write("errorwatch.conf", "[Watch]\nTypes=xfs btrfs\n");
+        Assert.Equal(["xfs", "btrfs"], LoadClean().Watch.Types);
+        _dir.Write("errorwatch.conf.d/10.conf", "[Watch]\nTypes=\n");
+        Assert.Equal(["ext4", "ext3", "ext2", "xfs"], LoadClean().Watch.Types);
+    }
+
+    [Fact]
+    public void A_repeated_scalar_key_takes_its_last_value_and_an_empty_one_restores_the_default()
+    {
+        _dir.Write("errorwatch.conf", """
+            [Health]
+            CheckInterval=10s
+            CheckInterval=20s
+            XfsScanLimit=5
+            [Health]
+            XfsScanLimit=
+            [Store]
+            Directory=/srv/ew
+            Directory=
+            """);
+        var s = Load(out var problems, stateDirectory: "/var/lib/from-systemd");
+        Assert.Empty(problems);
+        Assert.Equal(TimeSpan.FromSeconds(20), s.Health.CheckInterval);
+        Assert.Equal(100_000, s.Health.XfsScanLimit);
+        Assert.Equal("/var/lib/from-systemd", s.Store.Directory);
+    }
+
+    [Fact]
+    public void Whitespace_comments_line_endings_and_a_byte_order_mark_are_what_systemd_accepts()
+    {
+        _dir.WriteBytes("errorwatch.conf", [0xEF, 0xBB, 0xBF, .. "  [Watch]  \r\n# comment\r\n   ; another\r\n\r\n  Filesystems  =  /srv   /data  \r\nTypes=ext4\t\r\n"u8.ToArray()]);
+        var s = LoadClean();
+        Assert.Equal(["/srv", "/data"], s.Watch.Filesystems);
+        Assert.Equal(["ext4"], s.Watch.Types);
+    }
+
+    [Fact]
+    public void A_space_in_a_list_item_is_written_as_in_mountinfo_and_written_back_the_same_way()
+    {
+        _dir.Write("errorwatch.conf", "[Watch]\nFilesystems=/media/My\\040Disk /a\\134b\n");
+        var s = LoadClean();
+        Assert.Equal(["/media/My Disk", "/a\\b"], s.Watch.Filesystems);
+        Assert.Contains("Filesystems=/media/My\\040Disk /a\\134b\n", s.ToConfigurationText());
+    }
+
+    [Fact]
+    public void Unknown_keys_name_file_line_section_and_key_and_hint_at_case()
+    {
+        var file = _dir.Write("errorwatch.conf", "[Watch]\nFilesystems=/srv\nfilesystems=/data\nColour=blue\n");
+        var s = Load(out var problems);
+        Assert.Equal(2, problems.Count);
+        Assert.Equal(new ConfigurationProblem(file, 3, "filesystems", problems[0].Message) { Section = "Watch" }, problems[0]);
+        Assert.Contains("did you mean Filesystems=?", problems[0].Message);
+        Assert.StartsWith($"{file}:3: [Watch] filesystems: unknown key", problems[0].ToString());
+        Assert.Equal(4, problems[1].Line);
+        Assert.Equal("Colour", problems[1].Key);
+        Assert.Equal(["/srv"], s.Watch.Filesystems);
+    }
+
+    [Fact]
+    public void An_unknown_section_is_one_problem_at_its_header_whatever_is_under_it()
+    {
+        var file = _dir.Write("errorwatch.conf.d/10.conf", "[Watch]\nTypes=xfs\n\n[Metrics]\nListen=:9090\nPath=/metrics\n[watch]\n");
+        Load(out var problems);
+        Assert.Equal(2, problems.Count);
+        Assert.Equal($"{file}:4: [Metrics] unknown section (known: [Watch], [Health], [Store], [Journal], [Log])", problems[0].ToString());
+        Assert.Equal(7, problems[1].Line); // sections are case-sensitive too
+    }
+
+    [Theory]
+    [InlineData("Watch", "RescanInterval", "-30s", "negative time span")]
+    [InlineData("Watch", "RescanInterval", "50ms", "50ms is outside 100ms..1d")]
+    [InlineData("Watch", "RescanInterval", "2d", "2d is outside 100ms..1d")]
+    [InlineData("Watch", "ResolvePaths", "maybe", "'maybe' is not a boolean")]
+    [InlineData("Watch", "MountTracking", "fanotify", "'fanotify' is not one of auto, mountinfo")]
+    [InlineData("Watch", "MountTracking", "Auto", "'Auto' is not one of auto, mountinfo")]
+    [InlineData("Watch", "MountSource", "proc", "'proc' is not one of auto, statmount, mountinfo")]
+    [InlineData("Watch", "Types", "ext4 ../xfs", "'../xfs' is not a filesystem type name")]
+    [InlineData("Health", "CheckInterval", "0", "0 is outside 100ms..1d")]
+    [InlineData("Health", "CheckInterval", "0.05", "50ms is outside 100ms..1d")]
+    [InlineData("Health", "CheckInterval", "thirty", "is not a time span")]
+    [InlineData("Health", "KernelLog", "2", "'2' is not a boolean")]
+    [InlineData("Health", "XfsScanLimit", "-1", "'-1' is not a whole number")]
+    [InlineData("Health", "XfsScanLimit", "1e5", "'1e5' is not a whole number")]
+    [InlineData("Health", "XfsScanLimit", "99999999999", "'99999999999' is not a whole number")]
+    [InlineData("Store", "Directory", "var/lib/x", "'var/lib/x' is not an absolute path")]
+    [InlineData("Store", "MaxReports", "0", "0 is outside 1..2147483647")]
+    [InlineData("Store", "MaxAge", "0", "0 is outside 1s..")]
+    [InlineData("Store", "MaxAge", "infinity", "infinity is not allowed")]
+    [InlineData("Journal", "Enabled", "sometimes", "'sometimes' is not one of auto, yes, no")]
+    [InlineData("Journal", "MaxEntriesPerInterval", "0", "0 is outside 1..1000000")]
+    [InlineData("Journal", "Interval", "-1min", "negative time span")]
+    [InlineData("Log", "Level", "verbose", "'verbose' is not one of debug, information, warning, error")]
+    [InlineData("Log", "Level", "Debug", "'Debug' is not one of debug, information, warning, error")]
+    public void Values_that_make_no_sense_are_problems_naming_file_line_and_key_and_leave_the_default(string section, string key, string value, string message)
+    {
+        var file = _dir.Write("errorwatch.conf", $"# line 1\n[{section}]\n{key}={value}\n");
+        var settings = Load(out var problems);
+        var problem = Assert.Single(problems);
+        Assert.Equal(file, problem.File);
+        Assert.Equal(3, problem.Line);
+        Assert.Equal(section, problem.Section);
+        Assert.Equal(key, problem.Key);
+        Assert.Contains(message, problem.Message);
+        Assert.StartsWith($"{file}:3: [{section}] {key}: ", problem.ToString());
+        Assert.Equal(Defaults(), Dump(settings));
+    }
+
+    [Theory]
+    [InlineData("Filesystems=/srv\n[Watch]\n", 1, "assignment before the first [Section] header")]
+    [InlineData("[Watch]\nFilesystems /srv\n", 2, "expected Key=Value, found 'Filesystems /srv'")]
+    [InlineData("[Watch\nFilesystems=/srv\n", 1, "malformed section header '[Watch'")]
+    [InlineData("[]\n", 1, "malformed section header")]
+    [InlineData("[Watch]\n=/srv\n", 2, "assignment without a key")]
+    [InlineData("[Watch]\nFilesystems=/srv\u0007\n", 2, "control characters")]
+    public void Syntax_errors_name_their_line(string text, int line, string message)
+    {
+        _dir.Write("errorwatch.conf", text);
+        Load(out var problems);
+        var problem = Assert.Single(problems);
+        Assert.Equal(line, problem.Line);
+        Assert.Contains(message, problem.Message);
+    }
+
+    [Fact]
+    public void Keys_under_a_malformed_header_are_not_applied_or_reported_again()
+    {
+        _dir.Write("errorwatch.conf", "[Health\nCheckInterval=1s\n");
+        var s = Load(out var problems);
+        Assert.Single(problems);
+        Assert.Equal(TimeSpan.FromSeconds(30), s.Health.CheckInterval);
+    }
+
+    [Fact]
+    public void Binary_garbage_gives_a_bounded_number_of_problems_and_no_exception()
+    {
+        var random = new Random(1234);
+        var garbage = new byte[256 * 1024];
+        random.NextBytes(garbage);
+        _dir.WriteBytes("errorwatch.conf", garbage);
+        var s = Load(out var problems);
+        Assert.NotEmpty(problems);
+        Assert.True(problems.Count <= SettingsFile.MaxProblemsPerFile + 1, $"{problems.Count} problems");
+        Assert.Contains("the rest of the file was not read", problems[^1].Message);
+        Assert.Equal(Defaults(), Dump(s));
+    }
+
+    [Fact]
+    public void A_ten_megabyte_line_is_one_problem_and_the_lines_after_it_still_count()
+    {
+        using (var stream = File.Create(_dir.File("errorwatch.conf")))
+        {
+            stream.Write("[Watch]\nFilesystems="u8);
+            var chunk = Encoding.ASCII.GetBytes(new string('a', 1024 * 1024));
+            for (var i = 0; i < 10; i++)
+                stream.Write(chunk);
+            stream.Write("\n[Log]\nLevel=debug\n"u8);
+        }
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var s = Load(out var problems);
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        var problem = Assert.Single(problems);
+        Assert.Equal(2, problem.Line);
+        Assert.Contains("line longer than 65536 bytes", problem.Message);
+        Assert.Equal(LogEventLevel.Debug, s.Log.Level);
+        Assert.Empty(s.Watch.Filesystems);
+        Assert.True(allocated < 4 * 1024 * 1024, $"reading a 10 MB line allocated {allocated} bytes: it must not be buffered");
+    }
+
+    [Fact]
+    public void An_endless_file_is_read_only_so_far()
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        ConfigurationLoader.Load("/dev/zero", null, null, out var problems);
+        Assert.Contains(problems, p => p.Message.Contains("larger than 16 MiB"));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public void Dev_null_is_an_empty_configuration()
+    {
+        var s = ConfigurationLoader.Load("/dev/null", null, null, out var problems);
+        Assert.Empty(problems);
+        Assert.Equal(["/dev/null"], s.Files);
+    }
+
+    [Fact]
+    public void Nul_bytes_and_invalid_utf8_are_problems_on_their_lines()
+    {
+        _dir.WriteBytes("errorwatch.conf", [.. "[Watch]\nFilesystems=/a"u8.ToArray(), 0, .. "b\nExclude="u8.ToArray(), 0xFF, 0xFE, .. "\nTypes=xfs\n"u8.ToArray()]);
+        var s = Load(out var problems);
+        Assert.Equal(2, problems.Count);
+        Assert.Equal((2, "line contains a NUL byte"), (problems[0].Line, problems[0].Message));
+        Assert.Equal((3, "line is not valid UTF-8"), (problems[1].Line, problems[1].Message));
+        Assert.Equal(["xfs"], s.Watch.Types);
+    }
+
+    [Fact]
+    public void The_dump_names_every_key_and_parses_back_to_the_same_settings()
+    {
+        _dir.Write("errorwatch.conf", """
+            [Watch]
+            Filesystems=/srv /media/a\040b
+            Exclude=8:1
+            Types=xfs
+            ResolvePaths=no
+            MountTracking=mountinfo
+            MountSource=mountinfo
+            RescanInterval=1.5min
+            [Health]
+            CheckInterval=250ms
+            KernelLog=no
+            XfsHealthMonitor=no
+            XfsScanLimit=7
+            [Store]
+            Directory=/srv/state dir
+            MaxReports=9
+            MaxAge=36h
+            [Journal]
+            Enabled=yes
+            MaxEntriesPerInterval=2
+            Interval=1h 1s
+            [Log]
+            Level=error
+            """);
+        var dump = LoadClean().ToConfigurationText();
+        Assert.Equal("""
+            [Watch]
+            Filesystems=/srv /media/a\040b
+            Exclude=8:1
+            Types=xfs
+            ResolvePaths=no
+            MountTracking=mountinfo
+            MountSource=mountinfo
+            RescanInterval=1min 30s
+
+            [Health]
+            CheckInterval=250ms
+            KernelLog=no
+            XfsHealthMonitor=no
+            XfsScanLimit=7
+
+            [Store]
+            Directory=/srv/state dir
+            MaxReports=9
+            MaxAge=1d 12h
+
+            [Journal]
+            Enabled=yes
+            MaxEntriesPerInterval=2
+            Interval=1h 1s
+
+            [Log]
+            Level=error
+
+            """.ReplaceLineEndings("\n"), dump);
+        var again = _dir.Write("again.conf", dump);
+        Assert.Equal(dump, LoadClean(again).ToConfigurationText());
+    }
+
+    [Fact]
+    public void The_example_file_documents_every_key_with_its_default()
+    {
+        var example = File.ReadAllText(System.IO.Path.Combine(ServicePaths.RepositoryRoot, "deploy", "errorwatch.conf.example"));
+        // Uncommenting every "#Key=value" line must change nothing.
+        var uncommented = string.Join('\n', example.Split('\n').Select(l => System.Text.RegularExpressions.Regex.IsMatch(l, "^#[A-Z][A-Za-z]*=") ? l[1..] : l));
+        var file = _dir.Write("example.conf", uncommented);
+        var settings = ConfigurationLoader.Load(file, null, null, out var problems);
+        Assert.Empty(problems);
+        Assert.Equal(Defaults(), Dump(settings));
+        foreach (var line in Defaults().Split('\n').Where(l => l.Contains('=')))
+            Assert.Contains(line.Split('=')[0] + "=", uncommented);
+        Assert.Contains("errorwatch check-config", example);
+    }
+
+    private static string Dump(ErrorWatchSettings settings) => settings.ToConfigurationText();
+
+    private static string Defaults() => ConfigurationLoader.Load(null, "/nonexistent-errorwatch-test", null, out _).ToConfigurationText();
+}
+
+/// <summary>A temporary configuration directory.</summary>
+internal sealed class ConfigDirectory : IDisposable
+{
+    public ConfigDirectory() => Directory.CreateDirectory(Path);
+
+    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"errorwatch-config-{Environment.ProcessId}-{Guid.NewGuid():N}");
+
+    public string File(string relative) => System.IO.Path.Combine(Path, relative);
+
+    public string Write(string relative, string text) => WriteBytes(relative, Encoding.UTF8.GetBytes(text.ReplaceLineEndings("\n")));
+
+    public string WriteBytes(string relative, byte[] bytes)
+    {
+        var file = File(relative);
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(file)!);
+        System.IO.File.WriteAllBytes(file, bytes);
+        return file;
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+/// <summary>Where the repository's own files are, found from the test binaries upwards.</summary>
+internal static class ServicePaths
+{
+    public static string RepositoryRoot { get; } = Find();
+
+    private static string Find()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(System.IO.Path.Combine(dir.FullName, "ErrorWatch.sln")))
+                return dir.FullName;
+        }
+        throw new DirectoryNotFoundException("ErrorWatch.sln not found above " + AppContext.BaseDirectory);
+    }
+}
