@@ -26,7 +26,7 @@ internal static class ListCommand
     {
         var command = new Command("list", "Show the reports kept in the store")
         {
-            Since, Filesystem, Json, RunCommand.StateDirectory,
+            Since, Filesystem, Json, RunCommand.StateDirectory, RunCommand.Config,
         };
         command.SetAction(parse => Execute(parse));
         return command;
@@ -34,7 +34,10 @@ internal static class ListCommand
 
     private static int Execute(ParseResult parse)
     {
-        var state = parse.GetValue(RunCommand.StateDirectory)!;
+        // The same store the service writes: --state-dir, else the configuration's [Store] Directory.
+        var state = parse.GetResult(RunCommand.StateDirectory) is { Implicit: false }
+            ? parse.GetValue(RunCommand.StateDirectory)!
+            : Configuration.ConfigurationLoader.Load(parse.GetValue(RunCommand.Config), out _).Store.Directory;
         var query = new ReportQuery { Filesystem = parse.GetValue(Filesystem) };
         if (parse.GetValue(Since) is { } since)
         {

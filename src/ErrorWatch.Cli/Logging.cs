@@ -7,9 +7,12 @@ namespace ErrorWatch.Cli;
 /// <summary>The daemon's own log: journald when it is reachable, the terminal when there is one.</summary>
 internal static class Logging
 {
-    public static ILogger Create(LogEventLevel level, IJournal? journal = null)
+    public static ILogger Create(LogEventLevel level, IJournal? journal = null) => Create(new Serilog.Core.LoggingLevelSwitch(level), journal);
+
+    /// <param name="level">A switch, so that a configuration reload can change the level.</param>
+    public static ILogger Create(Serilog.Core.LoggingLevelSwitch level, IJournal? journal = null)
     {
-        var config = new LoggerConfiguration().MinimumLevel.Is(level);
+        var config = new LoggerConfiguration().MinimumLevel.ControlledBy(level);
         var toJournal = journal is { IsAvailable: true };
         if (toJournal)
             config = config.WriteTo.Sink(new JournaldLogSink(journal!));

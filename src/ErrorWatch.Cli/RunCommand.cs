@@ -1,11 +1,13 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
+using ErrorWatch.Configuration;
 using ErrorWatch.Daemon;
 using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Publishing;
 using ErrorWatch.Publishing.Journal;
 using ErrorWatch.Watching;
+using Serilog.Core;
 using Serilog.Events;
 
 namespace ErrorWatch.Cli;
@@ -90,7 +92,7 @@ internal static class RunCommand
     {
         var command = new Command("run", "Watch every ext4 and XFS filesystem and report each error the kernel announces")
         {
-            Output, Journal, Filesystem, Exclude, FsTypes, NoPaths, MountTracking, MountSourceOption, StateDirectory, CheckInterval, NoKernelLog, NoHealthMonitor, LogLevel,
+            Config, Output, Journal, Filesystem, Exclude, FsTypes, NoPaths, MountTracking, MountSourceOption, StateDirectory, CheckInterval, NoKernelLog, NoHealthMonitor, LogLevel,
         };
         // AcceptOnlyFromAmong gives "Argument 'x' not recognized. Must be one of: ..." instead of a crash on a missing value.
         Output.AcceptOnlyFromAmong("auto", "text", "json", "none");
@@ -109,12 +111,33 @@ internal static class RunCommand
         return command;
     }
 
+    public static readonly Option<string?> Config = new("--config", "-c")
+    {
+        Description = "Configuration file (default: $CONFIGURATION_DIRECTORY/errorwatch.conf or /etc/errorwatch/errorwatch.conf, plus its .conf.d/ drop-ins); command-line options override it",
+    };
+
     private static int Execute(ParseResult parse)
     {
+        // The configuration first: a bad file is a clear error and a non-zero exit, before anything starts.
+        var configPath = parse.GetValue(Config);
+        var settings = ConfigurationLoader.Load(configPath, out var problems);
+        if (problems.Count > 0)
+        {
+            foreach (var problem in problems)
+                Console.Error.WriteLine($"errorwatch: {problem}");
+            Console.Error.WriteLine($"errorwatch: not starting: {problems.Count} configuration problem(s); check with 'errorwatch check-config'");
+            return 1;
+        }
+        settings = WithCommandLine(settings, parse);
+
+        var level = new LoggingLevelSwitch(settings.Log.Level);
         var journal = new SdJournal();
-        var log = Logging.Create(parse.GetValue(LogLevel), journal);
+        var log = Logging.Create(level, journal);
         if (Interop.Libc.GetEuid() != 0)
             log.Warning("Not running as root: FAN_FS_ERROR marks need CAP_SYS_ADMIN, path resolution CAP_DAC_READ_SEARCH");
+        if (settings.Files.Count > 0)
+            log.Information("Configuration from {Files}", string.Join(", ", settings.Files));
+        var service = ServiceManager.Detect(log);
 
         var output = parse.GetValue(Output)!;
         if (output == "auto")
@@ -122,7 +145,7 @@ internal static class RunCommand
         var stdout = Console.OpenStandardOutput();
         var json = output == "json" ? new JsonLinesSink(stdout) : null;
         var sinks = new List<IReportSink>();
-        var journalSink = JournalFor(parse.GetValue(Journal)!, journal, output != "none", log);
+        var journalSink = JournalFor(settings.Journal, journal, output != "none", log);
         if (journalSink is not null)
             sinks.Add(journalSink);
         if (json is not null)
@@ -130,40 +153,19 @@ internal static class RunCommand
         else if (output == "text")
             sinks.Add(new TextSink(Console.Out));
 
-        var types = parse.GetValue(FsTypes) is { Length: > 0 } t ? t : WatchOptions.DefaultTypes;
-        var options = new DaemonOptions
-        {
-            Watch = new WatchOptions
-            {
-                FsTypes = types,
-                Include = parse.GetValue(Filesystem) ?? [],
-                Exclude = parse.GetValue(Exclude) ?? [],
-            },
-            ResolvePaths = !parse.GetValue(NoPaths),
-            FanotifyMountEvents = parse.GetValue(MountTracking) != "mountinfo",
-            StateDirectory = parse.GetValue(StateDirectory),
-            Health = new Health.HealthOptions
-            {
-                CheckInterval = TimeSpan.FromSeconds(parse.GetValue(CheckInterval)),
-                KernelLog = !parse.GetValue(NoKernelLog),
-                XfsHealthMonitor = !parse.GetValue(NoHealthMonitor),
-            },
-            MountSource = parse.GetValue(MountSourceOption) switch
-            {
-                "statmount" => MountSource.Statmount,
-                "mountinfo" => MountSource.Mountinfo,
-                _ => null,
-            },
-        };
-
         using var stop = new CancellationTokenSource();
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Cancel(); });
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; stop.Cancel(); });
+        void Stop()
+        {
+            service.Stopping();
+            stop.Cancel();
+        }
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; Stop(); });
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; Stop(); });
 
         ErrorWatchDaemon daemon;
         try
         {
-            daemon = new ErrorWatchDaemon(options, DecoderRegistry.CreateDefault(), sinks, log);
+            daemon = new ErrorWatchDaemon(ToDaemonOptions(settings), DecoderRegistry.CreateDefault(), sinks, log);
         }
         catch (IOException e)
         {
@@ -172,6 +174,12 @@ internal static class RunCommand
             return 1;
         }
         using var _ = daemon;
+        // SIGHUP: read the configuration again; a bad file keeps the old one.
+        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
+        {
+            ctx.Cancel = true;
+            settings = Reload(settings, configPath, parse, daemon, level, service, log);
+        });
         var capabilities = daemon.Start();
         if (json is not null)
             json.WriteObject(capabilities.WriteJson);
@@ -179,28 +187,143 @@ internal static class RunCommand
             Console.Out.Write(capabilities.ToText());
         Console.Out.Flush();
 
-        // Storm summaries are due at the end of each interval even when no report follows.
-        using var tick = journalSink is null ? null : new Timer(_ => journalSink.Tick(), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
+        // Marks are placed and the outputs are up: only now is the service ready.
+        service.Ready(StatusLine(daemon));
+        using var watchdog = new Watchdog(service, LoopHeartbeat.AllAlive(TimeSpan.FromSeconds(10), [.. daemon.Heartbeats]), log);
+        watchdog.Start();
+        var lastStatus = "";
+        // Storm summaries are due at the end of each interval even when no report follows; STATUS follows the counts.
+        using var tick = new Timer(_ =>
+        {
+            journalSink?.Tick();
+            var status = StatusLine(daemon);
+            if (status != lastStatus)
+                service.Status(lastStatus = status);
+        }, null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
+
         daemon.RunAsync(stop.Token).GetAwaiter().GetResult();
+        watchdog.Stop();
         journalSink?.Flush();
         journalSink?.Dispose();
         (log as IDisposable)?.Dispose();
         return 0;
     }
 
+    private static string StatusLine(ErrorWatchDaemon daemon) =>
+        $"Watching {daemon.WatchedCount} filesystem(s); {daemon.ReportsPublished} report(s) so far";
+
+    /// <summary>Options given on the command line win over the configuration file.</summary>
+    private static ErrorWatchSettings WithCommandLine(ErrorWatchSettings s, ParseResult parse)
+    {
+        bool Given(Option option) => parse.GetResult(option) is { Implicit: false };
+        var watch = s.Watch;
+        if (Given(Filesystem)) watch = watch with { Filesystems = parse.GetValue(Filesystem) ?? [] };
+        if (Given(Exclude)) watch = watch with { Exclude = parse.GetValue(Exclude) ?? [] };
+        if (Given(FsTypes) && parse.GetValue(FsTypes) is { Length: > 0 } types) watch = watch with { Types = types };
+        if (Given(NoPaths)) watch = watch with { ResolvePaths = !parse.GetValue(NoPaths) };
+        if (Given(MountTracking)) watch = watch with { MountTracking = parse.GetValue(MountTracking) == "mountinfo" ? MountTrackingMode.Mountinfo : MountTrackingMode.Auto };
+        if (Given(MountSourceOption))
+            watch = watch with
+            {
+                MountSource = parse.GetValue(MountSourceOption) switch
+                {
+                    "statmount" => MountSource.Statmount,
+                    "mountinfo" => MountSource.Mountinfo,
+                    _ => null,
+                },
+            };
+        var health = s.Health;
+        if (Given(CheckInterval)) health = health with { CheckInterval = TimeSpan.FromSeconds(parse.GetValue(CheckInterval)) };
+        if (Given(NoKernelLog)) health = health with { KernelLog = !parse.GetValue(NoKernelLog) };
+        if (Given(NoHealthMonitor)) health = health with { XfsHealthMonitor = !parse.GetValue(NoHealthMonitor) };
+        var store = Given(StateDirectory) ? s.Store with { Directory = parse.GetValue(StateDirectory)! } : s.Store;
+        var journal = Given(Journal)
+            ? s.Journal with { Enabled = parse.GetValue(Journal) switch { "yes" => JournalMode.Yes, "no" => JournalMode.No, _ => JournalMode.Auto } }
+            : s.Journal;
+        var log = Given(LogLevel) ? s.Log with { Level = parse.GetValue(LogLevel) } : s.Log;
+        return s with { Watch = watch, Health = health, Store = store, Journal = journal, Log = log };
+    }
+
+    internal static DaemonOptions ToDaemonOptions(ErrorWatchSettings s) => new()
+    {
+        Watch = WatchOf(s),
+        ResolvePaths = s.Watch.ResolvePaths,
+        FanotifyMountEvents = s.Watch.MountTracking == MountTrackingMode.Auto,
+        MountSource = s.Watch.MountSource,
+        RescanInterval = s.Watch.RescanInterval,
+        StateDirectory = s.Store.Directory,
+        Store = new Store.StoreOptions { MaxReports = s.Store.MaxReports, MaxAge = s.Store.MaxAge },
+        Health = new Health.HealthOptions
+        {
+            CheckInterval = s.Health.CheckInterval,
+            KernelLog = s.Health.KernelLog,
+            XfsHealthMonitor = s.Health.XfsHealthMonitor,
+            XfsScanLimit = s.Health.XfsScanLimit,
+        },
+    };
+
+    private static WatchOptions WatchOf(ErrorWatchSettings s) => new()
+    {
+        FsTypes = [.. s.Watch.Types],
+        Include = [.. s.Watch.Filesystems],
+        Exclude = [.. s.Watch.Exclude],
+    };
+
+    /// <summary>
+    /// SIGHUP. The log level and the choice of filesystems apply at once (newly excluded ones are
+    /// unwatched, newly included ones marked); everything else is named as taking effect at restart.
+    /// </summary>
+    private static ErrorWatchSettings Reload(ErrorWatchSettings current, string? path, ParseResult parse, ErrorWatchDaemon daemon,
+        LoggingLevelSwitch level, IServiceManager service, Serilog.ILogger log)
+    {
+        service.Reloading();
+        try
+        {
+            var fresh = ConfigurationLoader.Load(path, out var problems);
+            if (problems.Count > 0)
+            {
+                foreach (var problem in problems)
+                    log.Error("Configuration reload: {Problem}", problem.ToString());
+                log.Error("Configuration reload refused ({Count} problem(s)); keeping the running configuration", problems.Count);
+                return current;
+            }
+            fresh = WithCommandLine(fresh, parse);
+            level.MinimumLevel = fresh.Log.Level;
+            if (fresh.Watch with { ResolvePaths = current.Watch.ResolvePaths } != current.Watch)
+            {
+                daemon.Inventory.Options = WatchOf(fresh);
+                daemon.Inventory.Reconcile();
+            }
+            var later = new List<string>();
+            if (fresh.Health != current.Health) later.Add("[Health]");
+            if (fresh.Store != current.Store) later.Add("[Store]");
+            if (fresh.Journal != current.Journal) later.Add("[Journal]");
+            if (fresh.Watch.ResolvePaths != current.Watch.ResolvePaths || fresh.Watch.MountTracking != current.Watch.MountTracking
+                || fresh.Watch.MountSource != current.Watch.MountSource || fresh.Watch.RescanInterval != current.Watch.RescanInterval)
+                later.Add("[Watch] ResolvePaths/MountTracking/MountSource/RescanInterval");
+            log.Information("Configuration reloaded; watching {Count} filesystem(s){Later}", daemon.WatchedCount,
+                later.Count == 0 ? "" : "; changes to " + string.Join(", ", later) + " take effect at restart");
+            return fresh;
+        }
+        finally
+        {
+            service.Ready(StatusLine(daemon));
+        }
+    }
+
     /// <summary>
     /// journald by default whenever its socket exists. Without it, "auto" still uses the sink (its
     /// fallback prints to stderr with a one-time notice) unless stdout already shows the reports.
     /// </summary>
-    private static JournalSink? JournalFor(string mode, SdJournal journal, bool stdoutShowsReports, Serilog.ILogger log)
+    private static JournalSink? JournalFor(JournalSettings settings, SdJournal journal, bool stdoutShowsReports, Serilog.ILogger log)
     {
-        if (mode == "no")
+        if (settings.Enabled == JournalMode.No)
             return null;
-        if (mode == "auto" && !journal.IsAvailable && stdoutShowsReports)
+        if (settings.Enabled == JournalMode.Auto && !journal.IsAvailable && stdoutShowsReports)
         {
             log.Information("journald is not reachable ({Reason}); reports go to stdout", journal.UnavailableReason);
             return null;
         }
-        return new JournalSink(journal);
+        return new JournalSink(journal) { MaxEntriesPerInterval = settings.MaxEntriesPerInterval, Interval = settings.Interval };
     }
 }

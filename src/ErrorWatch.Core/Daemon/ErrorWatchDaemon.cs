@@ -73,6 +73,11 @@ public sealed class ErrorWatchDaemon : IDisposable
     public FilesystemInventory Inventory { get; }
     public MountTracker MountTracker => _tracker;
     public HealthLoop Health => _health;
+    private readonly LoopHeartbeat _decodeHeartbeat = new("decode loop");
+
+    /// <summary>The loops the watchdog checks: a stuck one stops the pings, and systemd restarts the service.</summary>
+    public IReadOnlyList<LoopHeartbeat> Heartbeats => [_watcher.Heartbeat, _health.Heartbeat, _decodeHeartbeat];
+    public int WatchedCount => Inventory.Watches.Count;
     public Store.ReportStore? Store => _store;
     public EventHandOff HandOff => _handOff;
     public long ReportsPublished => Interlocked.Read(ref _reports);
@@ -101,6 +106,7 @@ public sealed class ErrorWatchDaemon : IDisposable
             while (true)
             {
                 HandOffItem? item;
+                _decodeHeartbeat.Waiting();
                 if (_correlation.NextDue() is { } due)
                 {
                     // A report is waiting for its fanotify/monitor partner: wake when it is due.
@@ -121,6 +127,7 @@ public sealed class ErrorWatchDaemon : IDisposable
                 {
                     item = await _handOff.TakeAsync(stop).ConfigureAwait(false);
                 }
+                _decodeHeartbeat.Progress();
                 if (item is null)
                     break;
                 Handle(item.Value);

@@ -65,6 +65,7 @@ public sealed unsafe class HealthLoop : IDisposable
     }
 
     public HealthBaseline Baseline { get; }
+    public Daemon.LoopHeartbeat Heartbeat { get; } = new("health loop");
     public long Checks => Interlocked.Read(ref _checks);
     public long Findings => Interlocked.Read(ref _findings);
     /// <summary>Why /dev/kmsg is not read (disabled, or cannot be opened), or null.</summary>
@@ -254,8 +255,10 @@ public sealed unsafe class HealthLoop : IDisposable
 
                 var array = fds.ToArray();
                 int ready;
+                Heartbeat.Waiting();
                 fixed (Libc.PollFd* p = array)
                     ready = Libc.Poll(p, (nuint)array.Length, timeoutMs);
+                Heartbeat.Progress();
                 if (ready < 0 && Libc.LastErrno != Libc.EINTR)
                 {
                     _log.Fatal("poll in the health loop failed: {Errno}", ErrnoTable.Name(Libc.LastErrno));

@@ -41,7 +41,7 @@ public sealed record SkippedFilesystem(DeviceNumber Device, string FsType, strin
 /// </summary>
 public sealed unsafe class FilesystemInventory
 {
-    private readonly WatchOptions _options;
+    private WatchOptions _options;
     private readonly Watcher _watcher;
     private readonly ILogger _log;
     private readonly Dictionary<DeviceNumber, SuperblockWatch> _watches = new();
@@ -57,6 +57,24 @@ public sealed unsafe class FilesystemInventory
     }
 
     public MountSource Source { get; }
+
+    /// <summary>Which filesystems to watch; a new value (configuration reload) applies at the next <see cref="Reconcile"/>.</summary>
+    public WatchOptions Options
+    {
+        get
+        {
+            lock (_lock)
+                return _options;
+        }
+        set
+        {
+            lock (_lock)
+            {
+                _options = value;
+                _skipped.Clear(); // reasons may have changed: every unwatched filesystem is looked at again
+            }
+        }
+    }
 
     /// <summary>errno of the first fanotify_mark(FAN_FS_ERROR) attempt: 0 accepted, EINVAL unsupported, -1 not tried yet.</summary>
     public int FsErrorMarkResult { get; private set; } = -1;
@@ -108,13 +126,17 @@ public sealed unsafe class FilesystemInventory
 
             foreach (var (device, watch) in _watches.ToList())
             {
-                if (watch.MarkAlive())
+                var refusal = _options.FsTypes.Contains(watch.Superblock.FsType) ? _options.Refuses(watch.Superblock) : "type no longer selected";
+                if (watch.MarkAlive() && refusal is null)
                 {
                     watch.Superblock.UpdateMounts(bySuperblock.GetValueOrDefault(device) ?? []);
                     continue;
                 }
                 _watches.Remove(device);
-                _log.Information("Filesystem {Superblock} is gone (unmounted); reading its last events and unwatching", watch.Superblock);
+                if (refusal is null)
+                    _log.Information("Filesystem {Superblock} is gone (unmounted); reading its last events and unwatching", watch.Superblock);
+                else
+                    _log.Information("No longer watching {Superblock}: {Reason}", watch.Superblock, refusal);
                 _ = _watcher.Retire(watch);
                 Unwatched?.Invoke(watch);
             }

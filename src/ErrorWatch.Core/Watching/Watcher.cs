@@ -35,6 +35,9 @@ public sealed unsafe class Watcher : IDisposable
         _thread = new Thread(Loop) { Name = "errorwatch-read", IsBackground = true };
     }
 
+    /// <summary>Proves to the watchdog that the read loop turns (or waits in poll with nothing to read).</summary>
+    public Daemon.LoopHeartbeat Heartbeat { get; } = new("fanotify read loop");
+
     public long EventsRead => Interlocked.Read(ref _eventsRead);
     public long ParseErrors => Interlocked.Read(ref _parseErrors);
 
@@ -101,8 +104,10 @@ public sealed unsafe class Watcher : IDisposable
                     fds[i + 1] = new Libc.PollFd { Fd = _watches[i].Group.Fd, Events = Libc.POLLIN };
 
                 int ready;
+                Heartbeat.Waiting();
                 fixed (Libc.PollFd* p = fds)
                     ready = Libc.Poll(p, (nuint)fds.Length, -1);
+                Heartbeat.Progress();
                 if (ready < 0)
                 {
                     if (Libc.LastErrno == Libc.EINTR)
