@@ -95,9 +95,10 @@ internal sealed class NotifySocket : IDisposable
     {
         var clock = Stopwatch.StartNew();
         var messages = new List<(TimeSpan, string)>();
-        while (clock.Elapsed < duration)
+        while (duration - clock.Elapsed is { Ticks: > 0 } left)
         {
-            if (Receive(duration - clock.Elapsed) is { } message)
+            // Computed once per turn: checking Elapsed and then reading it again could go negative.
+            if (Receive(left) is { } message)
                 messages.Add((clock.Elapsed, message));
         }
         return messages;
