@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 declare -A packages=(
   [mkfs.ext4]=e2fsprogs [debugfs]=e2fsprogs [mkfs.xfs]=xfsprogs
   [losetup]=mount [mount]=mount [blkid]=util-linux [tee]=coreutils [stat]=coreutils
+  [xfs_io]=xfsprogs [xfs_db]=xfsprogs [unshare]=util-linux
+  [journalctl]=systemd [systemd-analyze]=systemd [/usr/lib/systemd/systemd-journald]=systemd
 )
 missing=()
 for program in "${!packages[@]}"; do
@@ -22,6 +24,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# libsystemd (sd_journal_sendv, sd_notify) comes with the systemd package; journald needs a machine id.
+if [ "$(id -u)" -eq 0 ] && [ ! -s /etc/machine-id ] && command -v systemd-machine-id-setup >/dev/null; then
+  systemd-machine-id-setup >/dev/null
 fi
 if [ "$(id -u)" -eq 0 ] && [ ! -e /dev/loop-control ]; then
   modprobe loop 2>/dev/null || echo "test.sh: no loop devices; the scratch-filesystem tests will be skipped" >&2
