@@ -203,12 +203,18 @@ internal static class DemoCommand
             ext4?.Dispose();
             try
             {
+                // The state (store, baseline) holds no mount: recursive there only. The scratch
+                // directory itself goes only when empty, so a mount left behind is never walked into.
+                var state = Path.Combine(dir, "state");
+                if (Directory.Exists(state))
+                    Directory.Delete(state, recursive: true);
                 Directory.Delete(dir, recursive: false);
+                Say($"Removed the scratch filesystems and {dir}.");
             }
-            catch (IOException)
+            catch (IOException e)
             {
+                Console.Error.WriteLine($"errorwatch demo: could not remove {dir}: {e.Message}");
             }
-            Say($"Removed the scratch filesystems and {dir}.");
         }
     }
 
