@@ -52,15 +52,7 @@ public sealed class XfsDecoder : IFilesystemDecoder
         var section = context.Details.Section(Name);
         if (!context.Object.IsWholeFilesystem && context.Event is not null)
             section.Set("inode_numbers", (context.Object.HandleType & 0x80) != 0 ? "64-bit" : "32-bit (inode32)");
-        FileDescriptor? root = null;
-        string? problem = "no mount";
-        var errno = 0;
-        foreach (var mount in context.Superblock.MountsByPreference)
-        {
-            root = Filesystems.MountRoot.Open(mount, pathOnly: false, out problem, out errno);
-            if (root is not null)
-                break;
-        }
+        var root = Filesystems.MountRoot.OpenAny(context.Superblock, out var problem, out var errno);
         if (root is null)
         {
             section.Set("health_error", errno == Libc.EIO ? "the mount root answers EIO: the filesystem is shut down" : problem ?? "cannot open the mount root");

@@ -36,6 +36,23 @@ internal static unsafe class MountRoot
         return handle;
     }
 
+    /// <summary>
+    /// A directory fd (not O_PATH) on the root of the first mount of <paramref name="sb"/> that opens,
+    /// preferred mounts first; null with the last failure when none does.
+    /// </summary>
+    public static FileDescriptor? OpenAny(Superblock sb, out string? problem, out int errno)
+    {
+        problem = "no mount of it is left";
+        errno = 0;
+        foreach (var mount in sb.MountsByPreference)
+        {
+            var fd = Open(mount, pathOnly: false, out problem, out errno);
+            if (fd is not null)
+                return fd;
+        }
+        return null;
+    }
+
     private static bool Verify(int fd, MountEntry mount, out string? problem)
     {
         var stx = stackalloc byte[Libc.StatxSize];

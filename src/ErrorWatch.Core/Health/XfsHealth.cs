@@ -77,7 +77,7 @@ internal sealed unsafe class XfsHealth : IHealthSource
 
     private string OpenMonitor()
     {
-        using var root = OpenRoot(out var problem, out _);
+        using var root = MountRoot.OpenAny(Superblock, out var problem, out _);
         if (root is null)
             return $"health monitor not opened ({problem}); polling";
         var errno = Interop.Xfs.OpenHealthMonitor(root.Fd, verbose: false, out var fd);
@@ -95,19 +95,6 @@ internal sealed unsafe class XfsHealth : IHealthSource
             default:
                 return $"no XFS_IOC_HEALTH_MONITOR on this kernel ({ErrnoTable.Name(errno)}, needs Linux 7.0); polling";
         }
-    }
-
-    private FileDescriptor? OpenRoot(out string? problem, out int errno)
-    {
-        problem = "no mount left";
-        errno = 0;
-        foreach (var mount in Superblock.MountsByPreference)
-        {
-            var fd = MountRoot.Open(mount, pathOnly: false, out problem, out errno);
-            if (fd is not null)
-                return fd;
-        }
-        return null;
     }
 
     public bool OnReady(List<HealthFinding> findings)
@@ -234,7 +221,7 @@ internal sealed unsafe class XfsHealth : IHealthSource
         lock (_publishedLock)
             foreach (var ino in _announcedInodes)
                 Remember(ino); // inodes fanotify named (7.0+): their bits and AG are worth a look
-        using var root = OpenRoot(out var problem, out var errno);
+        using var root = MountRoot.OpenAny(Superblock, out var problem, out var errno);
         if (root is null)
         {
             // xfs_file_open/xfs_dir_open answer EIO once the filesystem is shut down; O_PATH skips them.

@@ -212,18 +212,12 @@ public sealed unsafe class FilesystemInventory
 
     private static int Mark(FanotifyGroup group, Superblock sb, out string? problem)
     {
+        // Not O_PATH: with a NULL path fanotify_mark resolves dirfd with fdget(), which refuses O_PATH files (EBADF).
+        using var fd = MountRoot.OpenAny(sb, out problem, out _);
+        if (fd is null)
+            return 0;
         problem = null;
-        foreach (var mount in sb.Mounts)
-        {
-            // Not O_PATH: with a NULL path fanotify_mark resolves dirfd with fdget(), which refuses O_PATH files (EBADF).
-            using var fd = MountRoot.Open(mount, pathOnly: false, out problem);
-            if (fd is null)
-                continue;
-            problem = null;
-            return group.MarkFilesystem(fd.Fd, Fanotify.FAN_FS_ERROR);
-        }
-        problem ??= "no mount of it could be opened";
-        return 0;
+        return group.MarkFilesystem(fd.Fd, Fanotify.FAN_FS_ERROR);
     }
 
     /// <summary>Reads what identifies the superblock: magic and fsid (statfs), UUID, label, kernel device name.</summary>
