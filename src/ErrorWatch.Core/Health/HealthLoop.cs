@@ -372,8 +372,10 @@ public sealed unsafe class HealthLoop : IDisposable
                 source = _sources.Values.FirstOrDefault(s => s.Superblock.KernelName == signal.DeviceName && s.Superblock.FsType.StartsWith(signal.FsType == "ext4" ? "ext" : signal.FsType, StringComparison.Ordinal));
             if (source is null)
                 return;
-            _log.Debug("Kernel log line #{Sequence} ({Kind}) on {Superblock}: checking now", signal.Sequence, signal.Kind, source.Superblock);
             source.Hint(signal);
+            if (signal.Kind == KernelLogKind.Mounted)
+                return; // a boundary for the hints, nothing to look at
+            _log.Debug("Kernel log line #{Sequence} ({Kind}) on {Superblock}: checking now", signal.Sequence, signal.Kind, source.Superblock);
             // XFS logs a verifier failure before it marks the structure sick, and one problem
             // comes as several lines: look a moment later, once.
             Schedule(source, _options.KernelLogSettle, HealthTrigger.KernelLog);

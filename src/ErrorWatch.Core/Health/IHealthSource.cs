@@ -25,7 +25,10 @@ internal interface IHealthSource : IDisposable
 
     void Check(HealthTrigger trigger, List<HealthFinding> findings);
 
-    /// <summary>A kernel log line named this filesystem: remember what it points at for the next check.</summary>
+    /// <summary>
+    /// A kernel log line named this filesystem's device: remember what it points at for the next
+    /// check; a <see cref="KernelLogKind.Mounted"/> line ends what earlier lines said.
+    /// </summary>
     void Hint(in KernelLogSignal signal);
 
     /// <summary>A report about this filesystem went out (any source): keep the baseline in step.</summary>

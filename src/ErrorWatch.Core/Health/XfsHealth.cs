@@ -70,6 +70,8 @@ internal sealed unsafe class XfsHealth : IHealthSource
     public int PollFd => _monitorFd;
     public short PollEvents => Libc.POLLIN;
     public bool MonitorActive => _monitorFd >= 0;
+    /// <summary>Disk addresses from kernel log lines waiting for the next check.</summary>
+    internal int PendingBlocks => _pendingBlocks.Count;
 
     public string Describe() => MonitorActive
         ? "XFS_IOC_HEALTH_MONITOR"
@@ -203,6 +205,15 @@ internal sealed unsafe class XfsHealth : IHealthSource
 
     public void Hint(in KernelLogSignal signal)
     {
+        if (signal.Kind == KernelLogKind.Mounted)
+        {
+            // Reading the ring from its oldest record, lines before this mount line named the same
+            // device name but an earlier filesystem: their blocks must not spend this one's AG scans.
+            _pendingBlocks.Clear();
+            _lastScan.Clear();
+            _lastTriggerLine = null;
+            return;
+        }
         _lastTriggerLine = signal.Message;
         if (signal.Inode is { } ino)
             Remember(ino);

@@ -222,6 +222,28 @@ public class KernelLogMatcherTests
         "EXT4-fs (loop0): failed to convert unwritten extents to written extents -- potential data loss!  (inode 12, error -5)",
         "ext4", "loop0", KernelLogKind.IoError, inode: 12, errno: 5);
 
+    // ---- mount boundaries -----------------------------------------------------------------------
+
+    [Theory]
+    [InlineData("XFS (loop0): Mounting V5 Filesystem 9c8f7376-ee84-4391-a73f-b74c41eaf5ee", "xfs")]
+    [InlineData("EXT4-fs (loop0): mounted filesystem 9c8f7376-ee84-4391-a73f-b74c41eaf5ee r/w with ordered data mode. Quota mode: none.", "ext4")]
+    public void Mount_lines_mark_where_earlier_lines_about_the_device_stop_applying(string message, string fsType) =>
+        Expect(message, fsType, "loop0", KernelLogKind.Mounted);
+
+    [Fact]
+    public void A_mount_line_drops_block_hints_from_an_earlier_filesystem_on_the_same_device()
+    {
+        var sb = new ErrorWatch.Filesystems.Superblock(new ErrorWatch.Filesystems.DeviceNumber(7, 0), "xfs", []) { KernelName = "loop0", Magic = ErrorWatch.Decoding.XfsDecoder.Magic };
+        using var source = new ErrorWatch.Health.XfsHealth(new ErrorWatch.Watching.SuperblockWatch(sb, null!), ErrorWatch.Health.HealthBaseline.InMemory(),
+            "boot/7:0/1", new ErrorWatch.Health.HealthOptions { XfsHealthMonitor = false }, Serilog.Core.Logger.None);
+        source.Hint(Match("XFS (loop0): Metadata corruption detected at f+0x1/0x2, xfs_dir3_data block 0x78 ")!);
+        Assert.Equal(1, source.PendingBlocks);
+        source.Hint(Match("XFS (loop0): Mounting V5 Filesystem 9c8f7376-ee84-4391-a73f-b74c41eaf5ee")!);
+        Assert.Equal(0, source.PendingBlocks);
+        source.Hint(Match("XFS (loop0): metadata I/O error in \"xfs_da_read_buf+0xea/0x180\" at daddr 0x78 len 8 error 74")!);
+        Assert.Equal(1, source.PendingBlocks);
+    }
+
     // ---- not signals ----------------------------------------------------------------------------
 
     [Theory]
@@ -232,12 +254,10 @@ public class KernelLogMatcherTests
     [InlineData("00000000: 58 44 44 33 00 00 00 00 00 00 00 00 00 00 00 78  XDD3...........x")]
     [InlineData("00000010: 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  ................")]
     [InlineData("XFS (loop0): Please unmount the filesystem and rectify the problem(s)")]
-    [InlineData("XFS (loop0): Mounting V5 Filesystem 9c8f7376-ee84-4391-a73f-b74c41eaf5ee")]
     [InlineData("XFS (loop0): Ending clean mount")]
     [InlineData("XFS (loop0): Unmounting Filesystem 9c8f7376-ee84-4391-a73f-b74c41eaf5ee")]
     [InlineData("XFS (loop0): xfs_do_force_shutdown(0x2) called from line 1196 of file fs/xfs/xfs_trans.c. Return address = xfs_trans_cancel+0x15c/0x170")]
     [InlineData("xfs filesystem being mounted at /mnt supports timestamps until 2038-01-19 (0x7fffffff)")]
-    [InlineData("EXT4-fs (loop0): mounted filesystem 9c8f7376-ee84-4391-a73f-b74c41eaf5ee r/w with ordered data mode. Quota mode: none.")]
     [InlineData("EXT4-fs (loop0): unmounting filesystem 9c8f7376-ee84-4391-a73f-b74c41eaf5ee.")]
     [InlineData("EXT4-fs (loop0): re-mounted 9c8f7376-ee84-4391-a73f-b74c41eaf5ee ro.")]
     [InlineData("EXT4-fs (loop0): error count since last fsck: 7")]

@@ -101,6 +101,13 @@ public static class KernelLogMatcher
             rest = text.AsSpan(5); // "XFS: ", no mount yet
         }
 
+        // xfs_mountfs: "Mounting V%d Filesystem %pU"
+        if (rest.StartsWith("Mounting V", StringComparison.Ordinal) && d.Device is not null)
+        {
+            d.Kind = KernelLogKind.Mounted;
+            return true;
+        }
+
         // xfs_verifier_error / xfs_inode_verifier_error:
         // "Metadata %s detected at %pS, %s block 0x%llx %s" and "..., inode 0x%llx %s"
         const string CorruptionAt = "Metadata corruption detected at ", CrcAt = "Metadata CRC error detected at ";
@@ -332,6 +339,12 @@ public static class KernelLogMatcher
 
     private static bool MatchExt4Message(ReadOnlySpan<char> rest, ref Draft d)
     {
+        // ext4_fill_super: "mounted filesystem %pU %s with%s. Quota mode: %s."
+        if (rest.StartsWith("mounted filesystem", StringComparison.Ordinal))
+        {
+            d.Kind = KernelLogKind.Mounted;
+            return true;
+        }
         // ext4_handle_error after an error under errors=remount-ro (or an abort)
         if (rest.StartsWith("Remounting filesystem read-only", StringComparison.Ordinal))
         {

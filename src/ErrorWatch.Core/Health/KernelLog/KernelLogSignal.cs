@@ -23,6 +23,12 @@ public enum KernelLogKind : byte
 
     /// <summary>An error of another errno (ENOMEM, ENOSPC ...).</summary>
     Error,
+
+    /// <summary>
+    /// The device was mounted ("XFS (dev): Mounting V5 Filesystem", "EXT4-fs (dev): mounted filesystem"):
+    /// not an error, but a boundary: earlier lines naming this device are about an earlier filesystem.
+    /// </summary>
+    Mounted,
 }
 
 /// <summary>
