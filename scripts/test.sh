@@ -51,6 +51,13 @@ if [ "$skipped" -gt 0 ]; then
   echo "Skipped tests (each says why):"
   grep -E '^\s+Skipped ' "$log" | sed 's/^ */  /' || true
 fi
+if [ "$failed" -gt 0 ]; then
+  # Repeated last, so a CI log that keeps only its tail still names what failed and why.
+  echo "Failed tests:"
+  awk '/^[[:space:]]+Failed [A-Za-z]/ { show = 1; n = 0 }
+       /^[[:space:]]+(Passed|Skipped) [A-Za-z]/ { show = 0 }
+       show && n++ < 40 { print "  " $0 }' "$log"
+fi
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
   exit 1

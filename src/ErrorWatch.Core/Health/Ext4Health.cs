@@ -91,8 +91,25 @@ internal sealed unsafe class Ext4Health : IHealthSource
 
     public bool OnReady(List<HealthFinding> findings)
     {
+        // kernfs reports POLLERR|POLLPRI forever once the attribute is gone (unmounted): stop
+        // polling it rather than spin until the superblock is dropped.
+        if (!Directory.Exists(_sysfsDir))
+        {
+            Retire("its /sys/fs/ext4 directory is gone (unmounted)");
+            return false;
+        }
         ArmCounter();
         return true;
+    }
+
+    private void Retire(string why)
+    {
+        if (_countFd < 0)
+            return;
+        Libc.Close(_countFd);
+        _countFd = -1;
+        _problem = why;
+        _log.Debug("ext4 counter of {Superblock} no longer checked: {Reason}", Superblock, why);
     }
 
     public void Check(HealthTrigger trigger, List<HealthFinding> findings)
@@ -108,6 +125,11 @@ internal sealed unsafe class Ext4Health : IHealthSource
         try
         {
             record = Ext4Decoder.ReadErrorRecord(_sysfsDir);
+        }
+        catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException && !Directory.Exists(_sysfsDir))
+        {
+            Retire("its /sys/fs/ext4 directory is gone (unmounted)");
+            return;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
         {

@@ -189,6 +189,23 @@ public sealed class NativeHealthTests
     }
 
     [LoopFact]
+    public void Unmounting_a_watched_ext4_stops_its_counter_checks_instead_of_spinning()
+    {
+        using var scratch = new ScratchDirectory();
+        var fs = scratch.Ext4("gone");
+        using var daemon = Daemon(Path.Combine(scratch.Path, "state"), 30, fs.MountPoint);
+        Settle(daemon, TimeSpan.FromMilliseconds(500));
+        fs.TriggerFsErrors(20);
+        fs.Unmount(); // kernfs now answers POLLERR|POLLPRI on the old errors_count fd, forever
+
+        var before = daemon.Daemon.Health.Checks;
+        Settle(daemon, TimeSpan.FromSeconds(2));
+        var checks = daemon.Daemon.Health.Checks - before;
+        Assert.True(checks < 10, $"{checks} health checks in 2 s after the unmount");
+        Assert.Empty(daemon.Daemon.Inventory.Watches);
+    }
+
+    [LoopFact]
     public void Ext4_shutdown_without_any_error_event_is_reported()
     {
         using var scratch = new ScratchDirectory();
