@@ -5,6 +5,7 @@ using ErrorWatch.Daemon;
 using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Publishing;
+using ErrorWatch.Publishing.DBus;
 using ErrorWatch.Publishing.Journal;
 using ErrorWatch.Watching;
 using Serilog.Core;
@@ -82,6 +83,12 @@ internal static class RunCommand
         Description = "Poll XFS health bits even where XFS_IOC_HEALTH_MONITOR (Linux 7.0+) is available (leave it to xfs_healer)",
     };
 
+    public static readonly Option<string> Bus = new("--bus")
+    {
+        Description = "The D-Bus service's bus: system (default; honours DBUS_SYSTEM_BUS_ADDRESS), none, or a bus address (unix:path=/run/x/bus)",
+        DefaultValueFactory = _ => "system",
+    };
+
     public static readonly Option<LogEventLevel> LogLevel = new("--log-level")
     {
         Description = "Minimum level of the daemon's own log on stderr",
@@ -92,13 +99,18 @@ internal static class RunCommand
     {
         var command = new Command("run", "Watch every ext4 and XFS filesystem and report each error the kernel announces")
         {
-            Config, Output, Journal, Filesystem, Exclude, FsTypes, NoPaths, MountTracking, MountSourceOption, StateDirectory, CheckInterval, NoKernelLog, NoHealthMonitor, LogLevel,
+            Config, Output, Journal, Filesystem, Exclude, FsTypes, NoPaths, MountTracking, MountSourceOption, StateDirectory, CheckInterval, NoKernelLog, NoHealthMonitor, Bus, LogLevel,
         };
         // AcceptOnlyFromAmong gives "Argument 'x' not recognized. Must be one of: ..." instead of a crash on a missing value.
         Output.AcceptOnlyFromAmong("auto", "text", "json", "none");
         Journal.AcceptOnlyFromAmong("auto", "yes", "no");
         MountTracking.AcceptOnlyFromAmong("auto", "mountinfo");
         MountSourceOption.AcceptOnlyFromAmong("auto", "statmount", "mountinfo");
+        Bus.Validators.Add(result =>
+        {
+            if (result.Tokens.Count > 0 && Configuration.DBusSettings.Invalid(result.Tokens[^1].Value) is { } invalid)
+                result.AddError("--bus: " + invalid);
+        });
         CheckInterval.Validators.Add(result =>
         {
             // Read the token, not the value: an unparseable one is the parser's error to report, and asking for its value throws.
@@ -152,6 +164,9 @@ internal static class RunCommand
             sinks.Add(json);
         else if (output == "text")
             sinks.Add(new TextSink(Console.Out));
+        var bus = BusFor(settings, log);
+        if (bus is not null)
+            sinks.Add(bus);
 
         using var stop = new CancellationTokenSource();
         void Stop()
@@ -174,6 +189,8 @@ internal static class RunCommand
             return 1;
         }
         using var _ = daemon;
+        using var busLifetime = bus;
+        bus?.Attach(daemon);
         // SIGHUP: read the configuration again; a bad file keeps the old one.
         using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
         {
@@ -186,6 +203,12 @@ internal static class RunCommand
         else if (output == "text")
             Console.Out.Write(capabilities.ToText());
         Console.Out.Flush();
+        if (bus is not null)
+        {
+            bus.KernelSupportsFsError = capabilities.FsErrorMarksAccepted;
+            // A short wait, so that READY=1 normally means "on the bus" too; never a condition for it.
+            bus.Start(TimeSpan.FromSeconds(1));
+        }
 
         // Marks are placed and the outputs are up: only now is the service ready.
         service.Ready(StatusLine(daemon));
@@ -203,10 +226,24 @@ internal static class RunCommand
 
         daemon.RunAsync(stop.Token).GetAwaiter().GetResult();
         watchdog.Stop();
+        bus?.Stop(TimeSpan.FromMilliseconds(300));
         journalSink?.Flush();
         journalSink?.Dispose();
         (log as IDisposable)?.Dispose();
         return 0;
+    }
+
+    /// <summary>The D-Bus service, unless turned off or libsystemd (sd-bus) is missing (said once, not fatal).</summary>
+    private static BusService? BusFor(ErrorWatchSettings settings, Serilog.ILogger log)
+    {
+        if (settings.DBus.Bus == "none")
+            return null;
+        if (!Interop.SdBus.TryLoad(out var problem))
+        {
+            log.Warning("No D-Bus service: {Problem}; reports still go to the store and the other outputs", problem);
+            return null;
+        }
+        return new BusService(new BusOptions { Bus = settings.DBus.Bus, SignalPaths = settings.DBus.SignalPaths }, settings.Store.Directory, log);
     }
 
     private static string StatusLine(ErrorWatchDaemon daemon) =>
@@ -241,7 +278,8 @@ internal static class RunCommand
             ? s.Journal with { Enabled = parse.GetValue(Journal) switch { "yes" => JournalMode.Yes, "no" => JournalMode.No, _ => JournalMode.Auto } }
             : s.Journal;
         var log = Given(LogLevel) ? s.Log with { Level = parse.GetValue(LogLevel) } : s.Log;
-        return s with { Watch = watch, Health = health, Store = store, Journal = journal, Log = log };
+        var dbus = Given(Bus) ? s.DBus with { Bus = parse.GetValue(Bus)! } : s.DBus;
+        return s with { Watch = watch, Health = health, Store = store, Journal = journal, DBus = dbus, Log = log };
     }
 
     internal static DaemonOptions ToDaemonOptions(ErrorWatchSettings s) => new()
@@ -298,6 +336,7 @@ internal static class RunCommand
             if (fresh.Health != current.Health) later.Add("[Health]");
             if (fresh.Store != current.Store) later.Add("[Store]");
             if (fresh.Journal != current.Journal) later.Add("[Journal]");
+            if (fresh.DBus != current.DBus) later.Add("[DBus]");
             if (fresh.Watch.ResolvePaths != current.Watch.ResolvePaths || fresh.Watch.MountTracking != current.Watch.MountTracking
                 || fresh.Watch.MountSource != current.Watch.MountSource || fresh.Watch.RescanInterval != current.Watch.RescanInterval)
                 later.Add("[Watch] ResolvePaths/MountTracking/MountSource/RescanInterval");

@@ -122,6 +122,7 @@ public static class ConfigurationLoader
             ["Health"] = ["CheckInterval", "KernelLog", "XfsHealthMonitor", "XfsScanLimit"],
             ["Store"] = ["Directory", "MaxReports", "MaxAge"],
             ["Journal"] = ["Enabled", "MaxEntriesPerInterval", "Interval"],
+            ["DBus"] = ["Bus", "SignalPaths"],
             ["Log"] = ["Level"],
         };
 
@@ -132,6 +133,7 @@ public static class ConfigurationLoader
         private HealthSettings _health = new();
         private StoreSettings _store = new() { Directory = defaultStoreDirectory };
         private JournalSettings _journal = new();
+        private DBusSettings _dbus = new();
         private LogSettings _log = new();
         private SettingsAssignment _at;
 
@@ -261,6 +263,20 @@ public static class ConfigurationLoader
                     else if (TryInterval(value, MinInterval, MaxInterval, out var interval))
                         _journal = _journal with { Interval = interval };
                     break;
+                case ("DBus", "Bus"):
+                    if (reset)
+                        _dbus = _dbus with { Bus = Defaults.DBus.Bus };
+                    else if (DBusSettings.Invalid(value) is { } invalid)
+                        Problem(invalid);
+                    else
+                        _dbus = _dbus with { Bus = value };
+                    break;
+                case ("DBus", "SignalPaths"):
+                    if (reset)
+                        _dbus = _dbus with { SignalPaths = Defaults.DBus.SignalPaths };
+                    else if (TryBoolean(value, out var signalPaths))
+                        _dbus = _dbus with { SignalPaths = signalPaths };
+                    break;
                 case ("Log", "Level"):
                     if (reset)
                         _log = _log with { Level = Defaults.Log.Level };
@@ -281,6 +297,7 @@ public static class ConfigurationLoader
             Health = _health,
             Store = _store,
             Journal = _journal,
+            DBus = _dbus,
             Log = _log,
             Files = ReadOnly(files),
         };

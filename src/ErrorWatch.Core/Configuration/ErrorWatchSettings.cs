@@ -33,6 +33,7 @@ public sealed record ErrorWatchSettings
     public HealthSettings Health { get; init; } = new();
     public StoreSettings Store { get; init; } = new();
     public JournalSettings Journal { get; init; } = new();
+    public DBusSettings DBus { get; init; } = new();
     public LogSettings Log { get; init; } = new();
 
     /// <summary>The files these settings were read from, in the order read (main file, then drop-ins).</summary>
@@ -63,6 +64,9 @@ public sealed record ErrorWatchSettings
             ("Enabled", Journal.Enabled switch { JournalMode.Yes => "yes", JournalMode.No => "no", _ => "auto" }),
             ("MaxEntriesPerInterval", Journal.MaxEntriesPerInterval.ToString(System.Globalization.CultureInfo.InvariantCulture)),
             ("Interval", SystemdValues.FormatTimeSpan(Journal.Interval)));
+        Section(sb, "DBus",
+            ("Bus", DBus.Bus),
+            ("SignalPaths", SystemdValues.FormatBoolean(DBus.SignalPaths)));
         Section(sb, "Log", ("Level", LogSettings.Name(Log.Level)));
         return sb.ToString();
     }
@@ -121,6 +125,20 @@ public sealed record JournalSettings
     public JournalMode Enabled { get; init; } = JournalMode.Auto;
     public int MaxEntriesPerInterval { get; init; } = 20;
     public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(60);
+}
+
+/// <summary>[DBus]: the service desktop tools and scripts talk to.</summary>
+public sealed record DBusSettings
+{
+    /// <summary>"system" (honours DBUS_SYSTEM_BUS_ADDRESS), "none", or a D-Bus address such as unix:path=/run/x/bus.</summary>
+    public string Bus { get; init; } = "system";
+    /// <summary>File paths in ReportAdded signals, which every local user receives (off: only root and polkit-authorized callers see paths).</summary>
+    public bool SignalPaths { get; init; }
+
+    /// <summary>Why <paramref name="bus"/> is not a bus setting, or null.</summary>
+    public static string? Invalid(string bus) =>
+        bus is "system" or "none" || (bus.Contains(':') && bus.Contains('=')) ? null
+        : $"'{bus}' is not system, none or a D-Bus address (unix:path=/run/dbus/system_bus_socket)";
 }
 
 /// <summary>[Log]: the daemon's own log.</summary>

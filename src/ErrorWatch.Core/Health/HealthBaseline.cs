@@ -176,15 +176,7 @@ public sealed class HealthBaseline
             return true;
         try
         {
-            Directory.CreateDirectory(_directory!);
-            var temporary = path + ".tmp";
-            using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 4096, FileOptions.WriteThrough))
-            {
-                stream.Write(bytes);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temporary, path, overwrite: true);
-            SyncDirectory(_directory!);
+            Store.AtomicFile.Write(path, bytes);
             Problem = null;
             return true;
         }
@@ -196,15 +188,5 @@ public sealed class HealthBaseline
             _log.Error("Cannot save the health baseline to {Path}: {Reason}; will retry", path, e.Message);
             return false;
         }
-    }
-
-    /// <summary>fsync of the directory makes the rename itself durable.</summary>
-    private static void SyncDirectory(string directory)
-    {
-        var fd = Libc.Open(directory, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_CLOEXEC);
-        if (fd < 0)
-            return;
-        using var _ = new FileDescriptor(fd);
-        Libc.FSync(fd);
     }
 }

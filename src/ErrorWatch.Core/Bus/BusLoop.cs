@@ -1,0 +1,196 @@
+using System.Collections.Concurrent;
+using ErrorWatch.Interop;
+using ErrorWatch.Watching;
+using Serilog;
+
+namespace ErrorWatch.Bus;
+
+/// <summary>
+/// The thread that owns a bus connection: connects (and reconnects with backoff when the bus goes
+/// away), dispatches sd-bus callbacks, and runs work other threads post to it. Work is run even
+/// while disconnected (with a null connection), so state kept on this thread never falls behind.
+/// </summary>
+public sealed class BusLoop : IDisposable
+{
+    private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan LastBackoff = TimeSpan.FromSeconds(30);
+
+    private readonly string _name;
+    private readonly Func<string?> _address;
+    private readonly Action<BusConnection> _onConnect;
+    private readonly Action? _onDisconnect;
+    private readonly ILogger _log;
+    private readonly ConcurrentQueue<Action<BusConnection?>> _work = new();
+    private readonly WakeSignal _wake = new();
+    private readonly ManualResetEventSlim _connected = new();
+    private Thread? _thread;
+    private volatile bool _stopping;
+    private BusConnection? _connection;
+    private long _connects;
+
+    /// <param name="address">Asked at each (re)connection, so configuration and environment changes apply.</param>
+    /// <param name="onConnect">On the loop thread after connecting: export objects, own names, subscribe. Throwing counts as a failed connection.</param>
+    public BusLoop(string name, Func<string?> address, Action<BusConnection> onConnect, Action? onDisconnect, ILogger log)
+    {
+        _name = name;
+        _address = address;
+        _onConnect = onConnect;
+        _onDisconnect = onDisconnect;
+        _log = log;
+    }
+
+    public bool IsConnected => _connected.IsSet;
+    /// <summary>Successful connections so far (a reconnection adds one).</summary>
+    public long Connections => Interlocked.Read(ref _connects);
+    public string? LastProblem { get; private set; }
+
+    public void Start()
+    {
+        _thread = new Thread(Loop) { Name = _name, IsBackground = true };
+        _thread.Start();
+    }
+
+    public bool WaitConnected(TimeSpan timeout) => _connected.Wait(timeout);
+
+    /// <summary>Runs <paramref name="work"/> on the loop thread (connection null while disconnected).</summary>
+    public void Post(Action<BusConnection?> work)
+    {
+        _work.Enqueue(work);
+        _wake.Signal();
+    }
+
+    public int Pending => _work.Count;
+
+    /// <summary>The live connection, for callbacks running on the loop thread (null while disconnected).</summary>
+    public BusConnection? Current => _connection;
+
+    public void Stop(TimeSpan timeout)
+    {
+        _stopping = true;
+        _wake.Signal();
+        if (_thread is { } t && !t.Join(timeout))
+            _log.Warning("{Loop} did not stop within {Timeout}", _name, timeout);
+    }
+
+    private unsafe void Loop()
+    {
+        var backoff = FirstBackoff;
+        var failures = 0;
+        while (!_stopping)
+        {
+            var address = _address();
+            try
+            {
+                if (address is null)
+                    throw new BusException("no bus address known", Libc.ENOENT);
+                _connection = BusConnection.Connect(address, _name);
+                _onConnect(_connection);
+                _connection.Flush();
+            }
+            catch (Exception e) when (e is BusException or InvalidOperationException or ArgumentException)
+            {
+                LastProblem = e.Message;
+                // The first failure is news; repeating it every backoff would flood the log.
+                if (failures++ == 0)
+                    _log.Warning("{Loop}: {Problem}; retrying with backoff (up to {Max}), detection and storage go on meanwhile", _name, e.Message, LastBackoff);
+                else
+                    _log.Debug("{Loop}: {Problem} (attempt {Attempt})", _name, e.Message, failures);
+                Disconnect();
+                Sleep(backoff);
+                backoff = TimeSpan.FromTicks(Math.Min(LastBackoff.Ticks, backoff.Ticks * 2));
+                continue;
+            }
+            Interlocked.Increment(ref _connects);
+            if (failures > 0 || _connects > 1)
+                _log.Information("{Loop}: connected to {Address} as {Unique}", _name, address, _connection.UniqueName);
+            failures = 0;
+            backoff = FirstBackoff;
+            LastProblem = null;
+            _connected.Set();
+
+            Serve(_connection);
+            if (_stopping)
+                break;
+            _log.Warning("{Loop}: the bus connection to {Address} was lost; reconnecting", _name, address);
+            Disconnect();
+        }
+        // Whatever was posted before stop still runs (signals flushed if connected).
+        RunWork();
+        Disconnect();
+    }
+
+    private unsafe void Serve(BusConnection bus)
+    {
+        var fds = stackalloc Libc.PollFd[2];
+        while (!_stopping)
+        {
+            RunWork();
+            if (!bus.Process() || !bus.IsOpen)
+                return;
+            fds[0] = _wake.PollFd;
+            fds[1] = bus.PollFd(out var timeout);
+            var r = Libc.Poll(fds, 2, timeout);
+            if (r < 0 && Libc.LastErrno != Libc.EINTR)
+                return;
+            if ((fds[0].REvents & Libc.POLLIN) != 0)
+                _wake.Drain();
+        }
+        RunWork();
+        bus.Process();
+    }
+
+    private void RunWork()
+    {
+        while (_work.TryDequeue(out var work))
+        {
+            try
+            {
+                work(_connection);
+            }
+            catch (Exception e)
+            {
+                _log.Error(e, "{Loop}: posted work failed", _name);
+            }
+        }
+    }
+
+    /// <summary>Waits out a backoff, still running posted work and waking at once on stop.</summary>
+    private unsafe void Sleep(TimeSpan span)
+    {
+        var until = DateTime.UtcNow + span;
+        var fd = stackalloc Libc.PollFd[1];
+        while (!_stopping && DateTime.UtcNow < until)
+        {
+            RunWork();
+            fd[0] = _wake.PollFd;
+            Libc.Poll(fd, 1, (int)Math.Max(1, (until - DateTime.UtcNow).TotalMilliseconds));
+            if ((fd[0].REvents & Libc.POLLIN) != 0)
+                _wake.Drain();
+        }
+    }
+
+    private void Disconnect()
+    {
+        var wasConnected = _connected.IsSet;
+        _connected.Reset();
+        if (_connection is null)
+            return;
+        try
+        {
+            if (wasConnected)
+                _onDisconnect?.Invoke();
+        }
+        finally
+        {
+            _connection.Dispose();
+            _connection = null;
+        }
+    }
+
+    public void Dispose()
+    {
+        Stop(TimeSpan.FromSeconds(1));
+        _wake.Dispose();
+        _connected.Dispose();
+    }
+}

@@ -1,0 +1,237 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using ErrorWatch.Interop;
+
+namespace ErrorWatch.Bus;
+
+/// <summary>A D-Bus error from sd-bus: a negative errno, or an error reply with its D-Bus name.</summary>
+public sealed class BusException : Exception
+{
+    public BusException(string what, int errno, string? name = null, string? message = null)
+        : base(name is null ? $"{what}: {ErrnoTable.Name(errno)}" : $"{what}: {name}: {message}")
+    {
+        Errno = errno;
+        ErrorName = name;
+        ErrorMessage = message;
+    }
+
+    public int Errno { get; }
+    /// <summary>The D-Bus error name of an error reply (org.freedesktop.DBus.Error.AccessDenied), else null.</summary>
+    public string? ErrorName { get; }
+    public string? ErrorMessage { get; }
+
+    internal static int Check(int r, string what) => r < 0 ? throw new BusException(what, -r) : r;
+}
+
+/// <summary>
+/// One sd_bus_message, written and read element by element in the order of its signature (the
+/// C API's cursor model). Borrowed, not owned: whoever created or received it unrefs it.
+/// </summary>
+public readonly unsafe struct BusMessage
+{
+    public BusMessage(nint handle) => Handle = handle;
+
+    public nint Handle { get; }
+
+    public string? Sender => Marshal.PtrToStringUTF8(SdBus.MessageGetSender(Handle));
+    public string? Member => Marshal.PtrToStringUTF8(SdBus.MessageGetMember(Handle));
+    public string? Path => Marshal.PtrToStringUTF8(SdBus.MessageGetPath(Handle));
+    public string Signature => Marshal.PtrToStringUTF8(SdBus.MessageGetSignature(Handle, 1)) ?? "";
+    public bool AllowsInteractiveAuthorization => SdBus.MessageGetAllowInteractiveAuthorization(Handle) > 0;
+
+    /// <summary>The error name and message when this is an error reply.</summary>
+    public (string Name, string? Message)? Error
+    {
+        get
+        {
+            var e = SdBus.MessageGetError(Handle);
+            if (e is null || e->Name == 0)
+                return null;
+            return (Marshal.PtrToStringUTF8(e->Name)!, Marshal.PtrToStringUTF8(e->Message));
+        }
+    }
+
+    // ---- writing ----
+
+    public void Append(string value)
+    {
+        var bytes = Utf8(value);
+        fixed (byte* p = bytes)
+            BusException.Check(SdBus.MessageAppendBasic(Handle, SdBus.TypeString, p), "append s");
+    }
+
+    public void AppendObjectPath(string value)
+    {
+        var bytes = Utf8(value);
+        fixed (byte* p = bytes)
+            BusException.Check(SdBus.MessageAppendBasic(Handle, SdBus.TypeObjectPath, p), "append o");
+    }
+
+    public void Append(bool value)
+    {
+        var b = value ? 1 : 0;
+        BusException.Check(SdBus.MessageAppendBasic(Handle, SdBus.TypeBoolean, &b), "append b");
+    }
+
+    public void Append(int value) => BusException.Check(SdBus.MessageAppendBasic(Handle, SdBus.TypeInt32, &value), "append i");
+    public void Append(uint value) => BusException.Check(SdBus.MessageAppendBasic(Handle, SdBus.TypeUInt32, &value), "append u");
+    public void Append(long value) => BusException.Check(SdBus.MessageAppendBasic(Handle, SdBus.TypeInt64, &value), "append x");
+    public void Append(ulong value) => BusException.Check(SdBus.MessageAppendBasic(Handle, SdBus.TypeUInt64, &value), "append t");
+    public void Append(double value) => BusException.Check(SdBus.MessageAppendBasic(Handle, SdBus.TypeDouble, &value), "append d");
+
+    public void Open(char type, string contents) =>
+        BusException.Check(SdBus.MessageOpenContainer(Handle, (byte)type, contents), $"open {type}{contents}");
+
+    public void Close() => BusException.Check(SdBus.MessageCloseContainer(Handle), "close container");
+
+    public void AppendStrings(IEnumerable<string> values)
+    {
+        Open('a', "s");
+        foreach (var v in values)
+            Append(v);
+        Close();
+    }
+
+    /// <summary>One <c>{sv}</c> entry whose variant holds a string.</summary>
+    public void AppendEntry(string key, string value)
+    {
+        Open('e', "sv");
+        Append(key);
+        Open('v', "s");
+        Append(value);
+        Close();
+        Close();
+    }
+
+    // ---- reading ----
+
+    /// <summary>The next element's type code and container contents, or null at the end of the current container.</summary>
+    public (char Type, string? Contents)? Peek()
+    {
+        byte type;
+        byte* contents;
+        var r = BusException.Check(SdBus.MessagePeekType(Handle, &type, &contents), "peek");
+        if (r == 0)
+            return null;
+        return ((char)type, contents is null ? null : Marshal.PtrToStringUTF8((nint)contents));
+    }
+
+    public string ReadString() => ReadText(SdBus.TypeString);
+    public string ReadObjectPath() => ReadText(SdBus.TypeObjectPath);
+
+    private string ReadText(byte type)
+    {
+        byte* p;
+        BusException.Check(SdBus.MessageReadBasic(Handle, type, &p), $"read {(char)type}");
+        return Marshal.PtrToStringUTF8((nint)p) ?? "";
+    }
+
+    public bool ReadBoolean()
+    {
+        int b;
+        BusException.Check(SdBus.MessageReadBasic(Handle, SdBus.TypeBoolean, &b), "read b");
+        return b != 0;
+    }
+
+    public uint ReadUInt32()
+    {
+        uint v;
+        BusException.Check(SdBus.MessageReadBasic(Handle, SdBus.TypeUInt32, &v), "read u");
+        return v;
+    }
+
+    public ulong ReadUInt64()
+    {
+        ulong v;
+        BusException.Check(SdBus.MessageReadBasic(Handle, SdBus.TypeUInt64, &v), "read t");
+        return v;
+    }
+
+    public void Enter(char type, string? contents)
+    {
+        var bytes = contents is null ? null : Utf8(contents);
+        fixed (byte* p = bytes)
+            BusException.Check(SdBus.MessageEnterContainer(Handle, (byte)type, p), $"enter {type}{contents}");
+    }
+
+    public void Exit() => BusException.Check(SdBus.MessageExitContainer(Handle), "exit container");
+
+    /// <summary>
+    /// Reads the next complete value: strings and numbers as themselves, <c>a{..}</c> as a
+    /// dictionary keyed by the key's text, other arrays as lists, structs as arrays, variants unwrapped.
+    /// </summary>
+    public object? ReadValue()
+    {
+        if (Peek() is not { } next)
+            throw new BusException("read value", Libc.EBADMSG);
+        var (type, contents) = next;
+        switch (type)
+        {
+            case 's': return ReadString();
+            case 'o': return ReadObjectPath();
+            case 'g': return ReadText(SdBus.TypeSignature);
+            case 'b': return ReadBoolean();
+            case 'y': { byte v; BusException.Check(SdBus.MessageReadBasic(Handle, SdBus.TypeByte, &v), "read y"); return v; }
+            case 'n': { short v; BusException.Check(SdBus.MessageReadBasic(Handle, SdBus.TypeInt16, &v), "read n"); return v; }
+            case 'q': { ushort v; BusException.Check(SdBus.MessageReadBasic(Handle, SdBus.TypeUInt16, &v), "read q"); return v; }
+            case 'i': { int v; BusException.Check(SdBus.MessageReadBasic(Handle, SdBus.TypeInt32, &v), "read i"); return v; }
+            case 'u': return ReadUInt32();
+            case 'x': { long v; BusException.Check(SdBus.MessageReadBasic(Handle, SdBus.TypeInt64, &v), "read x"); return v; }
+            case 't': return ReadUInt64();
+            case 'd': { double v; BusException.Check(SdBus.MessageReadBasic(Handle, SdBus.TypeDouble, &v), "read d"); return v; }
+            case 'h': { int v; BusException.Check(SdBus.MessageReadBasic(Handle, SdBus.TypeUnixFd, &v), "read h"); return v; }
+            case 'v':
+            {
+                Enter('v', contents);
+                var value = ReadValue();
+                Exit();
+                return value;
+            }
+            case 'r':
+            {
+                Enter('r', contents);
+                var fields = new List<object?>();
+                while (Peek() is not null)
+                    fields.Add(ReadValue());
+                Exit();
+                return fields.ToArray();
+            }
+            case 'a' when contents is not null && contents.StartsWith('{'):
+            {
+                Enter('a', contents);
+                var dict = new Dictionary<string, object?>(StringComparer.Ordinal);
+                var entry = contents[1..^1];
+                while (Peek() is not null)
+                {
+                    Enter('e', entry);
+                    var key = ReadValue();
+                    dict[Convert.ToString(key, System.Globalization.CultureInfo.InvariantCulture) ?? ""] = ReadValue();
+                    Exit();
+                }
+                Exit();
+                return dict;
+            }
+            case 'a':
+            {
+                Enter('a', contents);
+                var list = new List<object?>();
+                while (Peek() is not null)
+                    list.Add(ReadValue());
+                Exit();
+                return list;
+            }
+            default:
+                throw new BusException($"read value of type '{type}'", Libc.EBADMSG);
+        }
+    }
+
+    private static byte[] Utf8(string s)
+    {
+        // NUL-terminated; a NUL inside the text would end it early, so it is refused.
+        if (s.Contains('\0'))
+            throw new ArgumentException("D-Bus strings cannot contain NUL", nameof(s));
+        var bytes = new byte[Encoding.UTF8.GetByteCount(s) + 1];
+        Encoding.UTF8.GetBytes(s, bytes);
+        return bytes;
+    }
+}

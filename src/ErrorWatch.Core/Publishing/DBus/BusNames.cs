@@ -1,0 +1,42 @@
+namespace ErrorWatch.Publishing.DBus;
+
+/// <summary>ErrorWatch's names on the bus (docs/dbus-api.md); the major version is in every one of them.</summary>
+public static class BusNames
+{
+    public const string Service = "io.github.errorwatch.ErrorWatch1";
+    public const string RootPath = "/io/github/errorwatch/ErrorWatch1";
+    public const string FilesystemsPath = RootPath + "/filesystems";
+    public const string ManagerInterface = Service + ".Manager";
+    public const string FilesystemInterface = Service + ".Filesystem";
+
+    public const string NoSuchReport = Service + ".Error.NoSuchReport";
+    public const string AccessDenied = "org.freedesktop.DBus.Error.AccessDenied";
+    public const string InvalidArgs = "org.freedesktop.DBus.Error.InvalidArgs";
+
+    /// <summary>polkit actions (deploy/polkit/io.github.errorwatch.ErrorWatch1.policy).</summary>
+    public const string AcknowledgeAction = Service + ".acknowledge";
+    public const string RescanAction = Service + ".rescan";
+    public const string ReadPathsAction = Service + ".read-paths";
+}
+
+/// <summary>Filesystem.Health, worst first wins: what a desktop tool shows as a badge.</summary>
+public enum FilesystemHealth : uint
+{
+    Ok = 0,
+    /// <summary>Errors reported and not yet acknowledged.</summary>
+    Errors = 1,
+    /// <summary>The filesystem went read-only after an error (until it is mounted again).</summary>
+    ReadOnly = 2,
+    /// <summary>The filesystem shut down (until it is mounted again).</summary>
+    ShutDown = 3,
+}
+
+public sealed record BusOptions
+{
+    /// <summary>"system" (honours DBUS_SYSTEM_BUS_ADDRESS), "none", or a bus address.</summary>
+    public string Bus { get; init; } = "system";
+    /// <summary>Put file paths in ReportAdded signals, which every local user receives.</summary>
+    public bool SignalPaths { get; init; }
+    /// <summary>ReportAdded signals waiting for the bus thread beyond which signals (never counts) are dropped.</summary>
+    public int SignalBacklog { get; init; } = 10_000;
+}

@@ -1,0 +1,442 @@
+using System.Reflection;
+using System.Text.Json;
+using ErrorWatch.Bus;
+using ErrorWatch.Daemon;
+using ErrorWatch.Filesystems;
+using ErrorWatch.Health;
+using ErrorWatch.Reports;
+using ErrorWatch.Store;
+using ErrorWatch.Watching;
+using Serilog;
+
+namespace ErrorWatch.Publishing.DBus;
+
+/// <summary>
+/// ErrorWatch on the bus (docs/dbus-api.md): the Manager object with the report history, one
+/// Filesystem object per watched filesystem under an ObjectManager, and ReportAdded signals.
+/// Reports arrive on the decode thread and are handed to the bus thread, which owns every bit of
+/// bus-visible state; a lost bus costs nothing but signals (the store has every report).
+/// </summary>
+public sealed class BusService : IReportSink, IBusObject, IDisposable
+{
+    private const uint DefaultMax = 1000, MaxMax = 10_000;
+    private static readonly string[] FilesystemChanges = ["ErrorCount", "FirstErrorTime", "LastErrorTime", "LastReportId", "Health", "Mountpoints"];
+    private static readonly string[] ManagerChanges = ["ReportCount", "LastReportId"];
+
+    private readonly BusOptions _options;
+    private readonly string? _stateDirectory;
+    private readonly ILogger _log;
+    private readonly BusLoop _loop;
+    private readonly BusObjectHandle _self;
+    private readonly BusInterface _manager;
+    private readonly BusInterface _filesystem;
+    private readonly Acknowledgements _acknowledgements;
+    private ErrorWatchDaemon? _daemon;
+
+    // Bus thread only.
+    private readonly Dictionary<string, FilesystemObject> _objects = new(StringComparer.Ordinal);
+    private readonly Dictionary<DeviceNumber, FilesystemObject> _byDevice = new();
+    private readonly Dictionary<string, ReportTotals> _totals = new(StringComparer.Ordinal);
+    private long _reportCount;
+    private string _lastReportId = "";
+
+    private long _signalsSent, _signalsDropped;
+    private int _backlogWarned;
+
+    public BusService(BusOptions options, string? stateDirectory, ILogger log)
+    {
+        _options = options;
+        _stateDirectory = stateDirectory;
+        _log = log;
+        _acknowledgements = new Acknowledgements(stateDirectory, log);
+        _self = new BusObjectHandle(this);
+        _manager = new BusInterface(BusNames.ManagerInterface)
+            .Property("Version", "s", constant: true)
+            .Property("KernelSupportsFsError", "b", constant: true)
+            .Property("WatchedFilesystems", "u")
+            .Property("ReportCount", "t")
+            .Property("LastReportId", "s")
+            .Method("GetReports", "tu", "aa{sv}", ["since", "max"], ["reports"])
+            .Method("GetReport", "s", "a{sv}", ["id"], ["report"])
+            .Method("Acknowledge", "s", "", ["id"], [])
+            .Method("RescanFilesystems", "", "", [], [])
+            .Signal("ReportAdded", "oa{sv}", "filesystem", "report");
+        _filesystem = new BusInterface(BusNames.FilesystemInterface)
+            .Property("Device", "s", constant: true)
+            .Property("Uuid", "s", constant: true)
+            .Property("Type", "s", constant: true)
+            .Property("Mountpoints", "as")
+            .Property("Health", "u")
+            .Property("ErrorCount", "t")
+            .Property("FirstErrorTime", "t")
+            .Property("LastErrorTime", "t")
+            .Property("LastReportId", "s");
+        _loop = new BusLoop("bus service", () => BusConnection.Resolve(_options.Bus), Export, null, log);
+    }
+
+    public string Name => "dbus";
+    public static string Version { get; } =
+        typeof(BusService).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0";
+
+    public bool IsConnected => _loop.IsConnected;
+    public long Connections => _loop.Connections;
+    public long SignalsSent => Interlocked.Read(ref _signalsSent);
+    public long SignalsDropped => Interlocked.Read(ref _signalsDropped);
+    /// <summary>Whether this kernel accepted FAN_FS_ERROR marks (set from the daemon's capabilities before <see cref="Start"/>).</summary>
+    public bool KernelSupportsFsError { get; set; }
+    /// <summary>Why the bus is not reachable now, if it is not.</summary>
+    public string? Problem => _loop.LastProblem;
+
+    /// <summary>Follows the daemon's filesystems and reads the stored history. Call before the daemon starts.</summary>
+    public void Attach(ErrorWatchDaemon daemon)
+    {
+        _daemon = daemon;
+        LoadHistory();
+        daemon.Inventory.Watched += w => _loop.Post(bus => Add(bus, w.Superblock));
+        daemon.Inventory.Unwatched += w => _loop.Post(bus => Remove(bus, w.Superblock));
+    }
+
+    /// <summary>Starts the bus thread and waits (briefly) for the name, so that READY=1 means "on the bus" when the bus is there.</summary>
+    public void Start(TimeSpan wait)
+    {
+        _loop.Start();
+        if (!_loop.WaitConnected(wait))
+            _log.Warning("Not on the D-Bus bus ({Bus}) yet: {Problem}; reports are stored and signalled once it is", _options.Bus, _loop.LastProblem ?? "still connecting");
+    }
+
+    public void Stop(TimeSpan timeout) => _loop.Stop(timeout);
+
+    // ---- from the decode thread ----
+
+    public void Publish(CorruptionReport report)
+    {
+        var json = ReportJson.ToUtf8(report);
+        var facts = ReportFacts.Read(json, report.Time);
+        var device = report.Filesystem.MajorMinor;
+        if (_loop.Pending > _options.SignalBacklog)
+        {
+            // The bus thread is behind (a storm, or a stalled bus): keep the counts, drop the signal.
+            Interlocked.Increment(ref _signalsDropped);
+            if (Interlocked.Exchange(ref _backlogWarned, 1) == 0)
+                _log.Warning("D-Bus signals are {Backlog} behind; dropping ReportAdded signals (counts and the store keep every report)", _options.SignalBacklog);
+            _loop.Post(bus => Count(bus, facts, device, signal: null));
+            return;
+        }
+        Interlocked.Exchange(ref _backlogWarned, 0);
+        var signal = _options.SignalPaths ? json : ReportPrivacy.WithoutPath(json);
+        _loop.Post(bus => Count(bus, facts, device, signal));
+    }
+
+    // ---- on the bus thread ----
+
+    private void LoadHistory()
+    {
+        if (_stateDirectory is null)
+            return;
+        var problems = ReportStoreReader.Read(_stateDirectory, (json, time, _) =>
+        {
+            try
+            {
+                var facts = ReportFacts.Read(json, time);
+                TotalsOf(facts.FilesystemKey).Add(facts);
+                _reportCount++;
+                if (string.CompareOrdinal(facts.Id, _lastReportId) > 0)
+                    _lastReportId = facts.Id;
+            }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+            {
+                _log.Warning("A stored report could not be read for the bus history: {Reason}", e.Message);
+            }
+        });
+        foreach (var p in problems)
+            _log.Warning("Report store: {Problem}", p);
+    }
+
+    private ReportTotals TotalsOf(string key)
+    {
+        if (!_totals.TryGetValue(key, out var totals))
+            _totals[key] = totals = new ReportTotals();
+        return totals;
+    }
+
+    private void Export(BusConnection bus)
+    {
+        _manager.Export(bus, BusNames.RootPath, _self);
+        _filesystem.ExportFallback(bus, BusNames.FilesystemsPath, _self);
+        bus.AddObjectManager(BusNames.RootPath);
+        // Last: a client that sees the name can call everything at once.
+        bus.RequestName(BusNames.Service);
+        _log.Information("On the D-Bus bus as {Name} ({Unique}) with {Count} filesystem object(s)", BusNames.Service, bus.UniqueName, _objects.Count);
+    }
+
+    private void Add(BusConnection? bus, Superblock sb)
+    {
+        var path = BusConnection.EncodePath(BusNames.FilesystemsPath, sb.KernelName is { Length: > 0 } name ? name : sb.Device.ToString());
+        if (_byDevice.Remove(sb.Device, out var previous))
+            _objects.Remove(previous.Path);
+        var fs = new FilesystemObject(sb, path, TotalsOf(FilesystemObject.Key(sb)));
+        if (sb.FsType.StartsWith("ext", StringComparison.Ordinal) && sb.KernelName is { Length: > 0 } kernelName)
+        {
+            // A restart must not turn a shut-down filesystem green: ask ext4 what state it is in now.
+            try
+            {
+                if (Ext4Health.StateOf(File.ReadAllText($"/proc/fs/ext4/{kernelName}/options")) is { } state)
+                    fs.Observe(state == "shutdown" ? "shutdown" : "readonly");
+            }
+            catch (IOException)
+            {
+            }
+        }
+        _objects[path] = fs;
+        _byDevice[sb.Device] = fs;
+        Emit(bus, b =>
+        {
+            b.EmitInterfacesAdded(path, BusNames.FilesystemInterface);
+            b.EmitPropertiesChanged(BusNames.RootPath, BusNames.ManagerInterface, ["WatchedFilesystems"]);
+        });
+    }
+
+    private void Remove(BusConnection? bus, Superblock sb)
+    {
+        if (!_byDevice.Remove(sb.Device, out var fs))
+            return;
+        _objects.Remove(fs.Path);
+        Emit(bus, b =>
+        {
+            b.EmitInterfacesRemoved(fs.Path, BusNames.FilesystemInterface);
+            b.EmitPropertiesChanged(BusNames.RootPath, BusNames.ManagerInterface, ["WatchedFilesystems"]);
+        });
+    }
+
+    private void Count(BusConnection? bus, ReportFacts facts, DeviceNumber device, byte[]? signal)
+    {
+        TotalsOf(facts.FilesystemKey).Add(facts);
+        _reportCount++;
+        if (string.CompareOrdinal(facts.Id, _lastReportId) > 0)
+            _lastReportId = facts.Id;
+        _byDevice.TryGetValue(device, out var fs);
+        fs?.Observe(facts.Event);
+        Emit(bus, b =>
+        {
+            if (signal is not null)
+            {
+                var m = b.NewSignal(BusNames.RootPath, BusNames.ManagerInterface, "ReportAdded");
+                try
+                {
+                    m.AppendObjectPath(fs?.Path ?? BusNames.RootPath);
+                    using var doc = JsonDocument.Parse(signal);
+                    JsonVariant.WriteDictionary(m, doc.RootElement);
+                }
+                catch
+                {
+                    BusConnection.Release(m);
+                    throw;
+                }
+                b.Send(m);
+                Interlocked.Increment(ref _signalsSent);
+            }
+            if (fs is not null)
+                b.EmitPropertiesChanged(fs.Path, BusNames.FilesystemInterface, FilesystemChanges);
+            b.EmitPropertiesChanged(BusNames.RootPath, BusNames.ManagerInterface, ManagerChanges);
+        });
+    }
+
+    private void Emit(BusConnection? bus, Action<BusConnection> emit)
+    {
+        if (bus is null || !bus.IsOpen)
+            return;
+        try
+        {
+            emit(bus);
+        }
+        catch (BusException e)
+        {
+            _log.Warning("D-Bus emission failed: {Reason}", e.Message);
+        }
+    }
+
+    // ---- IBusObject: called by sd-bus on the bus thread ----
+
+    public bool Exists(string path) => _objects.ContainsKey(path);
+
+    public IEnumerable<string> Children(string prefix) => _objects.Keys.ToArray();
+
+    public void GetProperty(string path, string property, BusMessage reply)
+    {
+        if (path == BusNames.RootPath)
+        {
+            switch (property)
+            {
+                case "Version": reply.Append(Version); break;
+                case "KernelSupportsFsError": reply.Append(KernelSupportsFsError); break;
+                case "WatchedFilesystems": reply.Append((uint)_objects.Count); break;
+                case "ReportCount": reply.Append((ulong)_reportCount); break;
+                case "LastReportId": reply.Append(_lastReportId); break;
+                default: throw new InvalidOperationException($"no property {property}");
+            }
+            return;
+        }
+        var fs = _objects[path];
+        switch (property)
+        {
+            case "Device": reply.Append(fs.Superblock.DevicePath); break;
+            case "Uuid": reply.Append(fs.Superblock.Uuid?.ToString() ?? ""); break;
+            case "Type": reply.Append(fs.Superblock.FsType); break;
+            case "Mountpoints": reply.AppendStrings(fs.Mountpoints); break;
+            case "Health": reply.Append((uint)fs.Health(_acknowledgements.Latest(FilesystemObject.Key(fs.Superblock)))); break;
+            case "ErrorCount": reply.Append(fs.Totals.ErrorCount); break;
+            case "FirstErrorTime": reply.Append(FilesystemObject.Microseconds(fs.Totals.FirstErrorTime)); break;
+            case "LastErrorTime": reply.Append(FilesystemObject.Microseconds(fs.Totals.LastErrorTime)); break;
+            case "LastReportId": reply.Append(fs.Totals.LastReportId); break;
+            default: throw new InvalidOperationException($"no property {property}");
+        }
+    }
+
+    public int Call(BusCall call)
+    {
+        var m = call.Message;
+        switch (call.Member)
+        {
+            case "GetReports":
+            {
+                var since = m.ReadUInt64();
+                var max = m.ReadUInt32();
+                max = max == 0 ? DefaultMax : Math.Min(max, MaxMax);
+                WithPathAccess(m, (reply, paths) =>
+                {
+                    var reports = ReadStore((json, time) => FilesystemObject.Microseconds(time) >= since, (int)max);
+                    var r = BusConnection.NewReturn(reply);
+                    r.Open('a', "a{sv}");
+                    foreach (var json in reports)
+                        WriteReport(r, json, paths);
+                    r.Close();
+                    BusConnection.Reply(r);
+                });
+                return 1;
+            }
+            case "GetReport":
+            {
+                var id = ReadReportId(call, out var failed);
+                if (id is null)
+                    return failed;
+                WithPathAccess(m, (reply, paths) =>
+                {
+                    var found = FindReport(id);
+                    if (found is null)
+                    {
+                        BusConnection.ReplyError(reply, BusNames.NoSuchReport, $"no stored report {id}");
+                        return;
+                    }
+                    var r = BusConnection.NewReturn(reply);
+                    WriteReport(r, found, paths);
+                    BusConnection.Reply(r);
+                });
+                return 1;
+            }
+            case "Acknowledge":
+            {
+                var id = ReadReportId(call, out var failed);
+                if (id is null)
+                    return failed;
+                Privileged(m, BusNames.AcknowledgeAction, reply => Acknowledge(reply, id));
+                return 1;
+            }
+            case "RescanFilesystems":
+                Privileged(m, BusNames.RescanAction, reply =>
+                {
+                    _daemon?.MountTracker.RequestRescan();
+                    BusConnection.Reply(BusConnection.NewReturn(reply));
+                });
+                return 1;
+            default:
+                return call.Fail("org.freedesktop.DBus.Error.UnknownMethod", $"no method {call.Member}");
+        }
+    }
+
+    private static string? ReadReportId(BusCall call, out int failed)
+    {
+        failed = 0;
+        var text = call.Message.ReadString();
+        if (Guid.TryParse(text, out var id))
+            return id.ToString();
+        failed = call.Fail(BusNames.InvalidArgs, $"'{text}' is not a report id (a UUID)");
+        return null;
+    }
+
+    private void Acknowledge(BusMessage reply, string id)
+    {
+        var found = FindReport(id);
+        if (found is null)
+        {
+            BusConnection.ReplyError(reply, BusNames.NoSuchReport, $"no stored report {id}");
+            return;
+        }
+        var facts = ReportFacts.Read(found, DateTimeOffset.UnixEpoch);
+        if (!_acknowledgements.Acknowledge(facts.FilesystemKey, facts.Id))
+        {
+            BusConnection.ReplyError(reply, "org.freedesktop.DBus.Error.Failed", "the acknowledgement could not be saved");
+            return;
+        }
+        _log.Information("Reports of {Filesystem} up to {Id} acknowledged", facts.FilesystemKey, facts.Id);
+        BusConnection.Reply(BusConnection.NewReturn(reply));
+        var fs = _objects.Values.FirstOrDefault(o => FilesystemObject.Key(o.Superblock) == facts.FilesystemKey);
+        if (fs is not null)
+            Emit(_loop.Current, b => b.EmitPropertiesChanged(fs.Path, BusNames.FilesystemInterface, ["Health"]));
+    }
+
+    private void Privileged(BusMessage call, string action, Action<BusMessage> allowed)
+    {
+        Authorize(call, action, (reply, verdict) =>
+        {
+            if (verdict.Allowed)
+            {
+                allowed(reply);
+                return;
+            }
+            _log.Information("Refused {Member} to {Sender}: {Reason}", reply.Member, reply.Sender, verdict.Reason);
+            BusConnection.ReplyError(reply, BusNames.AccessDenied, verdict.Reason);
+        });
+    }
+
+    /// <summary>Paths go to root and to callers polkit authorizes for read-paths (never with a prompt for a read).</summary>
+    private void WithPathAccess(BusMessage call, Action<BusMessage, bool> then) =>
+        Authorize(call, BusNames.ReadPathsAction, (reply, verdict) => then(reply, verdict.Allowed));
+
+    private void Authorize(BusMessage call, string action, Action<BusMessage, Verdict> then)
+    {
+        // The reply may come later (polkit is asked asynchronously): the connection is the loop's.
+        var bus = _loop.Current ?? throw new InvalidOperationException("not connected");
+        Authorization.Check(bus, call, action, then);
+    }
+
+    private static void WriteReport(BusMessage m, byte[] json, bool paths)
+    {
+        using var doc = JsonDocument.Parse(paths ? json : ReportPrivacy.WithoutPath(json));
+        JsonVariant.WriteDictionary(m, doc.RootElement);
+    }
+
+    private List<byte[]> ReadStore(Func<ReadOnlySpan<byte>, DateTimeOffset, bool> match, int max)
+    {
+        var found = new List<byte[]>();
+        if (_stateDirectory is null)
+            return found;
+        ReportStoreReader.Read(_stateDirectory, (json, time, _) =>
+        {
+            if (found.Count < max && match(json, time))
+                found.Add(json.ToArray());
+        });
+        return found;
+    }
+
+    private byte[]? FindReport(string id)
+    {
+        var needle = System.Text.Encoding.UTF8.GetBytes($"\"id\":\"{id}\"");
+        return ReadStore((json, _) => json.IndexOf(needle) >= 0, 1).FirstOrDefault();
+    }
+
+    public void Dispose()
+    {
+        _loop.Dispose();
+        _self.Dispose();
+    }
+}
