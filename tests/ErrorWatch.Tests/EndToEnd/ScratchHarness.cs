@@ -78,7 +78,8 @@ public sealed class DaemonHarness : IDisposable
 
     private readonly string? _ownStateDirectory;
 
-    public DaemonHarness(DaemonOptions options, DecoderRegistry? registry = null)
+    /// <param name="bus">Also runs the D-Bus service on that bus, as errorwatch run does.</param>
+    public DaemonHarness(DaemonOptions options, DecoderRegistry? registry = null, ErrorWatch.Publishing.DBus.BusOptions? bus = null)
     {
         // Never the machine's /var/lib/errorwatch: a test gets its own state unless it passes one.
         if (options.StateDirectory == ErrorWatch.Health.HealthBaseline.DefaultDirectory())
@@ -87,8 +88,17 @@ public sealed class DaemonHarness : IDisposable
             options = options with { StateDirectory = _ownStateDirectory };
         }
         var log = new LoggerConfiguration().MinimumLevel.Is(LogEventLevel.Warning).WriteTo.Console(standardErrorFromLevel: LogEventLevel.Verbose).CreateLogger();
-        Daemon = new ErrorWatchDaemon(options, registry ?? DecoderRegistry.CreateDefault(), [new CallbackSink(Reports.Add)], log);
+        if (bus is not null)
+            Bus = new ErrorWatch.Publishing.DBus.BusService(bus, options.StateDirectory, log);
+        Daemon = new ErrorWatchDaemon(options, registry ?? DecoderRegistry.CreateDefault(),
+            Bus is null ? [new CallbackSink(Reports.Add)] : [Bus, new CallbackSink(Reports.Add)], log);
+        Bus?.Attach(Daemon);
         Capabilities = Daemon.Start();
+        if (Bus is not null)
+        {
+            Bus.KernelSupportsFsError = Capabilities.FsErrorMarksAccepted;
+            Bus.Start(TimeSpan.FromSeconds(5));
+        }
         _running = Daemon.RunAsync(_stop.Token);
     }
 
@@ -96,6 +106,7 @@ public sealed class DaemonHarness : IDisposable
         new(new DaemonOptions { Watch = new WatchOptions { Include = mountPoints } });
 
     public ErrorWatchDaemon Daemon { get; }
+    public ErrorWatch.Publishing.DBus.BusService? Bus { get; }
     public Capabilities Capabilities { get; }
     public BlockingCollection<CorruptionReport> Reports { get; } = new();
 
@@ -126,6 +137,7 @@ public sealed class DaemonHarness : IDisposable
     {
         _stop.Cancel();
         _running.Wait(TimeSpan.FromSeconds(5));
+        Bus?.Dispose();
         Daemon.Dispose();
         if (_ownStateDirectory is not null)
             Directory.Delete(_ownStateDirectory, recursive: true);
