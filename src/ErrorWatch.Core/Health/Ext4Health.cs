@@ -116,11 +116,6 @@ internal sealed unsafe class Ext4Health : IHealthSource
     {
         if (_countFd < 0)
             return;
-        // Every error the counter includes was queued to fanotify before the counter moved: read
-        // those first, or they would look like errors fanotify never announced.
-        if (!_watcher.Flush(_watch, FlushPatience))
-            _log.Warning("Reading the fanotify queue of {Superblock} took over {Patience}; counts may be reconciled late", Superblock, FlushPatience);
-
         Ext4ErrorRecord record;
         try
         {
@@ -136,6 +131,11 @@ internal sealed unsafe class Ext4Health : IHealthSource
             _log.Warning("Cannot read the ext4 error record of {Superblock} from {Dir}: {Reason}", Superblock, _sysfsDir, e.Message);
             return;
         }
+        // Every error the counter just read was queued to fanotify before the counter moved: read
+        // the queue empty now, after reading the counter (not before: errors made in between would
+        // be in the counter with their events still queued, and look unannounced).
+        if (!_watcher.Flush(_watch, FlushPatience))
+            _log.Warning("Reading the fanotify queue of {Superblock} took over {Patience}; counts may be reconciled late", Superblock, FlushPatience);
         var announced = _watch.ErrorsRead;
 
         if (!_firstCheckDone)

@@ -260,6 +260,24 @@ public sealed class BusServiceTests
     }
 
     [LoopFact]
+    public void A_storm_of_errors_leaves_exact_counts_on_the_bus()
+    {
+        using var scratch = new ScratchDirectory();
+        using var bus = new BusDaemon();
+        var fs = scratch.Ext4("storm");
+        using var daemon = Daemon(bus, Path.Combine(scratch.Path, "state"), false, fs.MountPoint);
+        var before = fs.ErrorsCount;
+        fs.TriggerFsErrors(3000);
+        var reports = daemon.CollectMatchingErrorsCount(fs, before, atLeast: 3000);
+        reports.AddRange(daemon.Collect(_ => false, TimeSpan.FromSeconds(1))); // nothing more may follow
+        Assert.True(fs.ErrorsCount - before == reports.Aggregate(0UL, (s, r) => s + r.Error.Count),
+            $"{fs.ErrorsCount - before} vs {reports.Aggregate(0UL, (s, r) => s + r.Error.Count)}: " + string.Join("; ", reports.GroupBy(r => $"{r.Source}/{r.EventName}").Select(g => $"{g.Key} x{g.Count()} = {g.Aggregate(0UL, (s, r) => s + r.Error.Count)} {g.First().Finding}")));
+        Assert.Equal(fs.ErrorsCount - before, FilesystemProperty(bus, PathOf(fs), "ErrorCount"));
+        Assert.Equal((ulong)reports.Count, BusctlJson(bus, BusCaller.Root, "get-property", Service, Root, BusNames.ManagerInterface, "ReportCount").GetProperty("data").GetUInt64());
+        Assert.Equal(reports.Count, daemon.Bus!.SignalsSent + daemon.Bus.SignalsDropped);
+    }
+
+    [LoopFact]
     public void After_the_bus_restarts_the_service_is_back_and_signals_later_errors()
     {
         using var scratch = new ScratchDirectory();

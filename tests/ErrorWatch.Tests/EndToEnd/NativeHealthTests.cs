@@ -189,6 +189,22 @@ public sealed class NativeHealthTests
     }
 
     [LoopFact]
+    public void Counter_checks_during_a_storm_never_take_queued_fanotify_events_for_unannounced_errors()
+    {
+        using var scratch = new ScratchDirectory();
+        var fs = scratch.Ext4("storm-race");
+        using var daemon = Daemon(Path.Combine(scratch.Path, "state"), 30, fs.MountPoint);
+        var before = fs.ErrorsCount;
+        // The counter notifies (POLLPRI) all through the storm, so checks run while events are still being queued.
+        fs.TriggerFsErrors(3000);
+        var reports = daemon.CollectMatchingErrorsCount(fs, before, atLeast: 3000);
+        reports.AddRange(Settle(daemon, TimeSpan.FromSeconds(1)));
+        Assert.True(daemon.Daemon.Health.Checks > 1, "the counter was checked during the storm");
+        Assert.DoesNotContain(reports, r => r.Source == ReportSource.Ext4Sysfs);
+        Assert.Equal(fs.ErrorsCount - before, Sum(reports));
+    }
+
+    [LoopFact]
     public void Unmounting_a_watched_ext4_stops_its_counter_checks_instead_of_spinning()
     {
         using var scratch = new ScratchDirectory();
