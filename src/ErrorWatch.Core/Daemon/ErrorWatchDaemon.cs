@@ -64,6 +64,10 @@ public sealed class ErrorWatchDaemon : IDisposable
         var baseline = new HealthBaseline(options.StateDirectory, log);
         baseline.Load();
         _health = new HealthLoop(options.Health, _watcher, _handOff, baseline, log);
+        Ledger = new FilesystemLedger(options.StateDirectory, log);
+        // The ledger first: an output told about a filesystem finds it there.
+        Inventory.Watched += w => Ledger.Watch(w.Superblock);
+        Inventory.Unwatched += w => Ledger.Unwatch(w.Superblock);
         Inventory.Watched += _health.Add;
         Inventory.Reading += _health.Begin;
         Inventory.Unwatched += _health.Remove;
@@ -71,6 +75,8 @@ public sealed class ErrorWatchDaemon : IDisposable
     }
 
     public FilesystemInventory Inventory { get; }
+    /// <summary>Per filesystem: error totals (stored and live) and health, for the outputs that show them.</summary>
+    public FilesystemLedger Ledger { get; }
     public MountTracker MountTracker => _tracker;
     public HealthLoop Health => _health;
     private readonly LoopHeartbeat _decodeHeartbeat = new("decode loop");
@@ -239,6 +245,7 @@ public sealed class ErrorWatchDaemon : IDisposable
             if (Interlocked.Increment(ref _storeFailures) == 1 || _storeFailures % 1000 == 0)
                 _log.Error("Report store write failed ({Failures} so far): {Reason}; reports still go to every output", _storeFailures, e.Message);
         }
+        Ledger.Record(report);
         foreach (var sink in _sinks)
         {
             try

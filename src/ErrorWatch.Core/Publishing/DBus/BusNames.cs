@@ -19,18 +19,6 @@ public static class BusNames
     public const string ReadPathsAction = Service + ".read-paths";
 }
 
-/// <summary>Filesystem.Health, worst first wins: what a desktop tool shows as a badge.</summary>
-public enum FilesystemHealth : uint
-{
-    Ok = 0,
-    /// <summary>Errors reported and not yet acknowledged.</summary>
-    Errors = 1,
-    /// <summary>The filesystem went read-only after an error (until it is mounted again).</summary>
-    ReadOnly = 2,
-    /// <summary>The filesystem shut down (until it is mounted again).</summary>
-    ShutDown = 3,
-}
-
 public sealed record BusOptions
 {
     /// <summary>"system" (honours DBUS_SYSTEM_BUS_ADDRESS), "none", or a bus address.</summary>

@@ -30,17 +30,15 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
     private readonly BusObjectHandle _self;
     private readonly BusInterface _manager;
     private readonly BusInterface _filesystem;
-    private readonly Acknowledgements _acknowledgements;
     private ErrorWatchDaemon? _daemon;
+    private FilesystemLedger? _ledger;
 
-    // Bus thread only.
-    private readonly Dictionary<string, FilesystemObject> _objects = new(StringComparer.Ordinal);
-    private readonly Dictionary<DeviceNumber, FilesystemObject> _byDevice = new();
-    private readonly Dictionary<string, ReportTotals> _totals = new(StringComparer.Ordinal);
-    private long _reportCount;
-    private string _lastReportId = "";
+    // Bus thread only: which object path shows which filesystem.
+    private readonly Dictionary<string, Superblock> _objects = new(StringComparer.Ordinal);
+    private readonly Dictionary<DeviceNumber, string> _paths = new();
 
     private long _signalsSent, _signalsDropped;
+    private long _emitFailures; // bus thread only
     private int _backlogWarned;
 
     public BusService(BusOptions options, string? stateDirectory, ILogger log)
@@ -48,7 +46,6 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
         _options = options;
         _stateDirectory = stateDirectory;
         _log = log;
-        _acknowledgements = new Acknowledgements(stateDirectory, log);
         _self = new BusObjectHandle(this);
         _manager = new BusInterface(BusNames.ManagerInterface)
             .Property("Version", "s", constant: true)
@@ -91,7 +88,7 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
     public void Attach(ErrorWatchDaemon daemon)
     {
         _daemon = daemon;
-        LoadHistory();
+        _ledger = daemon.Ledger;
         daemon.Inventory.Watched += w => _loop.Post(bus => Add(bus, w.Superblock));
         daemon.Inventory.Unwatched += w => _loop.Post(bus => Remove(bus, w.Superblock));
     }
@@ -110,8 +107,6 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
 
     public void Publish(CorruptionReport report)
     {
-        var json = ReportJson.ToUtf8(report);
-        var facts = ReportFacts.Read(json, report.Time);
         var device = report.Filesystem.MajorMinor;
         if (_loop.Pending > _options.SignalBacklog)
         {
@@ -119,45 +114,16 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
             Interlocked.Increment(ref _signalsDropped);
             if (Interlocked.Exchange(ref _backlogWarned, 1) == 0)
                 _log.Warning("D-Bus signals are {Backlog} behind; dropping ReportAdded signals (counts and the store keep every report)", _options.SignalBacklog);
-            _loop.Post(bus => Count(bus, facts, device, signal: null));
+            _loop.Post(bus => Announce(bus, device, signal: null));
             return;
         }
         Interlocked.Exchange(ref _backlogWarned, 0);
+        var json = ReportJson.ToUtf8(report);
         var signal = _options.SignalPaths ? json : ReportPrivacy.WithoutPath(json);
-        _loop.Post(bus => Count(bus, facts, device, signal));
+        _loop.Post(bus => Announce(bus, device, signal));
     }
 
     // ---- on the bus thread ----
-
-    private void LoadHistory()
-    {
-        if (_stateDirectory is null)
-            return;
-        var problems = ReportStoreReader.Read(_stateDirectory, (json, time, _) =>
-        {
-            try
-            {
-                var facts = ReportFacts.Read(json, time);
-                TotalsOf(facts.FilesystemKey).Add(facts);
-                _reportCount++;
-                if (string.CompareOrdinal(facts.Id, _lastReportId) > 0)
-                    _lastReportId = facts.Id;
-            }
-            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
-            {
-                _log.Warning("A stored report could not be read for the bus history: {Reason}", e.Message);
-            }
-        });
-        foreach (var p in problems)
-            _log.Warning("Report store: {Problem}", p);
-    }
-
-    private ReportTotals TotalsOf(string key)
-    {
-        if (!_totals.TryGetValue(key, out var totals))
-            _totals[key] = totals = new ReportTotals();
-        return totals;
-    }
 
     private void Export(BusConnection bus)
     {
@@ -166,29 +132,16 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
         bus.AddObjectManager(BusNames.RootPath);
         // Last: a client that sees the name can call everything at once.
         bus.RequestName(BusNames.Service);
-        _log.Information("On the D-Bus bus as {Name} ({Unique}) with {Count} filesystem object(s)", BusNames.Service, bus.UniqueName, _objects.Count);
+        _log.Information("On the D-Bus bus as {Name} ({Unique})", BusNames.Service, bus.UniqueName);
     }
 
     private void Add(BusConnection? bus, Superblock sb)
     {
         var path = BusConnection.EncodePath(BusNames.FilesystemsPath, sb.KernelName is { Length: > 0 } name ? name : sb.Device.ToString());
-        if (_byDevice.Remove(sb.Device, out var previous))
-            _objects.Remove(previous.Path);
-        var fs = new FilesystemObject(sb, path, TotalsOf(FilesystemObject.Key(sb)));
-        if (sb.FsType.StartsWith("ext", StringComparison.Ordinal) && sb.KernelName is { Length: > 0 } kernelName)
-        {
-            // A restart must not turn a shut-down filesystem green: ask ext4 what state it is in now.
-            try
-            {
-                if (Ext4Health.StateOf(File.ReadAllText($"/proc/fs/ext4/{kernelName}/options")) is { } state)
-                    fs.Observe(state == "shutdown" ? "shutdown" : "readonly");
-            }
-            catch (IOException)
-            {
-            }
-        }
-        _objects[path] = fs;
-        _byDevice[sb.Device] = fs;
+        if (_paths.Remove(sb.Device, out var previous))
+            _objects.Remove(previous);
+        _objects[path] = sb;
+        _paths[sb.Device] = path;
         Emit(bus, b =>
         {
             b.EmitInterfacesAdded(path, BusNames.FilesystemInterface);
@@ -198,24 +151,20 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
 
     private void Remove(BusConnection? bus, Superblock sb)
     {
-        if (!_byDevice.Remove(sb.Device, out var fs))
+        if (!_paths.Remove(sb.Device, out var path))
             return;
-        _objects.Remove(fs.Path);
+        _objects.Remove(path);
         Emit(bus, b =>
         {
-            b.EmitInterfacesRemoved(fs.Path, BusNames.FilesystemInterface);
+            b.EmitInterfacesRemoved(path, BusNames.FilesystemInterface);
             b.EmitPropertiesChanged(BusNames.RootPath, BusNames.ManagerInterface, ["WatchedFilesystems"]);
         });
     }
 
-    private void Count(BusConnection? bus, ReportFacts facts, DeviceNumber device, byte[]? signal)
+    /// <summary>A report was published (the ledger already counts it): signal it and what changed.</summary>
+    private void Announce(BusConnection? bus, DeviceNumber device, byte[]? signal)
     {
-        TotalsOf(facts.FilesystemKey).Add(facts);
-        _reportCount++;
-        if (string.CompareOrdinal(facts.Id, _lastReportId) > 0)
-            _lastReportId = facts.Id;
-        _byDevice.TryGetValue(device, out var fs);
-        fs?.Observe(facts.Event);
+        var path = _paths.GetValueOrDefault(device);
         Emit(bus, b =>
         {
             if (signal is not null)
@@ -223,7 +172,7 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
                 var m = b.NewSignal(BusNames.RootPath, BusNames.ManagerInterface, "ReportAdded");
                 try
                 {
-                    m.AppendObjectPath(fs?.Path ?? BusNames.RootPath);
+                    m.AppendObjectPath(path ?? BusNames.RootPath);
                     using var doc = JsonDocument.Parse(signal);
                     JsonVariant.WriteDictionary(m, doc.RootElement);
                 }
@@ -235,8 +184,8 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
                 b.Send(m);
                 Interlocked.Increment(ref _signalsSent);
             }
-            if (fs is not null)
-                b.EmitPropertiesChanged(fs.Path, BusNames.FilesystemInterface, FilesystemChanges);
+            if (path is not null)
+                b.EmitPropertiesChanged(path, BusNames.FilesystemInterface, FilesystemChanges);
             b.EmitPropertiesChanged(BusNames.RootPath, BusNames.ManagerInterface, ManagerChanges);
         });
     }
@@ -251,7 +200,9 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
         }
         catch (BusException e)
         {
-            _log.Warning("D-Bus emission failed: {Reason}", e.Message);
+            // A full send queue fails every emission of a storm: say it once per thousand.
+            if (_emitFailures++ % 1000 == 0)
+                _log.Warning("D-Bus emission failed ({Failures} so far): {Reason}", _emitFailures, e.Message);
         }
     }
 
@@ -270,24 +221,25 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
                 case "Version": reply.Append(Version); break;
                 case "KernelSupportsFsError": reply.Append(KernelSupportsFsError); break;
                 case "WatchedFilesystems": reply.Append((uint)_objects.Count); break;
-                case "ReportCount": reply.Append((ulong)_reportCount); break;
-                case "LastReportId": reply.Append(_lastReportId); break;
+                case "ReportCount": reply.Append((ulong)(_ledger?.ReportCount ?? 0)); break;
+                case "LastReportId": reply.Append(_ledger?.LastReportId ?? ""); break;
                 default: throw new InvalidOperationException($"no property {property}");
             }
             return;
         }
-        var fs = _objects[path];
+        var sb = _objects[path];
+        var status = _ledger?.Status(sb.Device) ?? new FilesystemStatus { Key = FilesystemLedger.Key(sb) };
         switch (property)
         {
-            case "Device": reply.Append(fs.Superblock.DevicePath); break;
-            case "Uuid": reply.Append(fs.Superblock.Uuid?.ToString() ?? ""); break;
-            case "Type": reply.Append(fs.Superblock.FsType); break;
-            case "Mountpoints": reply.AppendStrings(fs.Mountpoints); break;
-            case "Health": reply.Append((uint)fs.Health(_acknowledgements.Latest(FilesystemObject.Key(fs.Superblock)))); break;
-            case "ErrorCount": reply.Append(fs.Totals.ErrorCount); break;
-            case "FirstErrorTime": reply.Append(FilesystemObject.Microseconds(fs.Totals.FirstErrorTime)); break;
-            case "LastErrorTime": reply.Append(FilesystemObject.Microseconds(fs.Totals.LastErrorTime)); break;
-            case "LastReportId": reply.Append(fs.Totals.LastReportId); break;
+            case "Device": reply.Append(sb.DevicePath); break;
+            case "Uuid": reply.Append(sb.Uuid?.ToString() ?? ""); break;
+            case "Type": reply.Append(sb.FsType); break;
+            case "Mountpoints": reply.AppendStrings(sb.MountsByPreference.Select(m => m.MountPoint.Text ?? m.MountPoint.Escaped)); break;
+            case "Health": reply.Append((uint)status.Health); break;
+            case "ErrorCount": reply.Append(status.ErrorCount); break;
+            case "FirstErrorTime": reply.Append(Microseconds(status.FirstErrorTime)); break;
+            case "LastErrorTime": reply.Append(Microseconds(status.LastErrorTime)); break;
+            case "LastReportId": reply.Append(status.LastReportId); break;
             default: throw new InvalidOperationException($"no property {property}");
         }
     }
@@ -304,7 +256,7 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
                 max = max == 0 ? DefaultMax : Math.Min(max, MaxMax);
                 WithPathAccess(m, (reply, paths) =>
                 {
-                    var reports = ReadStore((json, time) => FilesystemObject.Microseconds(time) >= since, (int)max);
+                    var reports = ReadStore((json, time) => Microseconds(time) >= since, (int)max);
                     var r = BusConnection.NewReturn(reply);
                     r.Open('a', "a{sv}");
                     foreach (var json in reports)
@@ -372,16 +324,16 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
             return;
         }
         var facts = ReportFacts.Read(found, DateTimeOffset.UnixEpoch);
-        if (!_acknowledgements.Acknowledge(facts.FilesystemKey, facts.Id))
+        if (_ledger is null || !_ledger.Acknowledge(facts))
         {
             BusConnection.ReplyError(reply, "org.freedesktop.DBus.Error.Failed", "the acknowledgement could not be saved");
             return;
         }
         _log.Information("Reports of {Filesystem} up to {Id} acknowledged", facts.FilesystemKey, facts.Id);
         BusConnection.Reply(BusConnection.NewReturn(reply));
-        var fs = _objects.Values.FirstOrDefault(o => FilesystemObject.Key(o.Superblock) == facts.FilesystemKey);
-        if (fs is not null)
-            Emit(_loop.Current, b => b.EmitPropertiesChanged(fs.Path, BusNames.FilesystemInterface, ["Health"]));
+        foreach (var (path, sb) in _objects)
+            if (FilesystemLedger.Key(sb) == facts.FilesystemKey)
+                Emit(_loop.Current, b => b.EmitPropertiesChanged(path, BusNames.FilesystemInterface, ["Health"]));
     }
 
     private void Privileged(BusMessage call, string action, Action<BusMessage> allowed)
@@ -433,6 +385,10 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
         var needle = System.Text.Encoding.UTF8.GetBytes($"\"id\":\"{id}\"");
         return ReadStore((json, _) => json.IndexOf(needle) >= 0, 1).FirstOrDefault();
     }
+
+    /// <summary>µs since the epoch (systemd's usec_t), 0 for none.</summary>
+    public static ulong Microseconds(DateTimeOffset? time) =>
+        time is { } t ? (ulong)Math.Max(0, (t - DateTimeOffset.UnixEpoch).Ticks / 10) : 0;
 
     public void Dispose()
     {

@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 using ErrorWatch.Store;
 using Serilog;
 
-namespace ErrorWatch.Publishing.DBus;
+namespace ErrorWatch.Reports;
 
 /// <summary>
 /// Per filesystem, the newest report id an admin acknowledged (Acknowledge(id) covers that report
