@@ -123,6 +123,8 @@ public static class ConfigurationLoader
             ["Store"] = ["Directory", "MaxReports", "MaxAge"],
             ["Journal"] = ["Enabled", "MaxEntriesPerInterval", "Interval"],
             ["DBus"] = ["Bus", "SignalPaths"],
+            ["Metrics"] = ["Listen"],
+            ["OpenTelemetry"] = ["Endpoint", "Protocol", "Headers", "Interval"],
             ["Log"] = ["Level"],
         };
 
@@ -134,6 +136,8 @@ public static class ConfigurationLoader
         private StoreSettings _store = new() { Directory = defaultStoreDirectory };
         private JournalSettings _journal = new();
         private DBusSettings _dbus = new();
+        private List<string>? _listen; // null: no assignment, the default applies
+        private OpenTelemetrySettings _otel = new();
         private LogSettings _log = new();
         private SettingsAssignment _at;
 
@@ -277,6 +281,45 @@ public static class ConfigurationLoader
                     else if (TryBoolean(value, out var signalPaths))
                         _dbus = _dbus with { SignalPaths = signalPaths };
                     break;
+                case ("Metrics", "Listen"):
+                    // The first valid assignment replaces the default; "none" empties the list, "" restores the default.
+                    if (reset)
+                        _listen = null;
+                    else if (value == "none")
+                        _listen = new List<string>();
+                    else
+                    {
+                        var listen = _listen ?? new List<string>();
+                        List(listen, value, MetricsSettings.Invalid);
+                        if (listen.Count > 0)
+                            _listen = listen;
+                    }
+                    break;
+                case ("OpenTelemetry", "Endpoint"):
+                    if (reset)
+                        _otel = _otel with { Endpoint = null };
+                    else if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+                        Problem($"{Quote(value)} is not an http:// or https:// URL (http://collector:4317)");
+                    else
+                        _otel = _otel with { Endpoint = value };
+                    break;
+                case ("OpenTelemetry", "Protocol"):
+                    if (reset)
+                        _otel = _otel with { Protocol = null };
+                    else if (value is "grpc" or "http/protobuf")
+                        _otel = _otel with { Protocol = value };
+                    else
+                        Problem($"{Quote(value)} is not one of grpc, http/protobuf");
+                    break;
+                case ("OpenTelemetry", "Headers"):
+                    _otel = _otel with { Headers = reset ? null : value };
+                    break;
+                case ("OpenTelemetry", "Interval"):
+                    if (reset)
+                        _otel = _otel with { Interval = Defaults.OpenTelemetry.Interval };
+                    else if (TryInterval(value, TimeSpan.FromSeconds(1), MaxInterval, out var otelInterval))
+                        _otel = _otel with { Interval = otelInterval };
+                    break;
                 case ("Log", "Level"):
                     if (reset)
                         _log = _log with { Level = Defaults.Log.Level };
@@ -298,6 +341,8 @@ public static class ConfigurationLoader
             Store = _store,
             Journal = _journal,
             DBus = _dbus,
+            Metrics = new MetricsSettings { Listen = _listen is null ? MetricsSettings.DefaultListen : ReadOnly(_listen) },
+            OpenTelemetry = _otel,
             Log = _log,
             Files = ReadOnly(files),
         };

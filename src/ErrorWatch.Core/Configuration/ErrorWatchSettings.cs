@@ -34,6 +34,8 @@ public sealed record ErrorWatchSettings
     public StoreSettings Store { get; init; } = new();
     public JournalSettings Journal { get; init; } = new();
     public DBusSettings DBus { get; init; } = new();
+    public MetricsSettings Metrics { get; init; } = new();
+    public OpenTelemetrySettings OpenTelemetry { get; init; } = new();
     public LogSettings Log { get; init; } = new();
 
     /// <summary>The files these settings were read from, in the order read (main file, then drop-ins).</summary>
@@ -67,6 +69,12 @@ public sealed record ErrorWatchSettings
         Section(sb, "DBus",
             ("Bus", DBus.Bus),
             ("SignalPaths", SystemdValues.FormatBoolean(DBus.SignalPaths)));
+        Section(sb, "Metrics", ("Listen", Metrics.Listen.Count == 0 ? "none" : List(Metrics.Listen)));
+        Section(sb, "OpenTelemetry",
+            ("Endpoint", OpenTelemetry.Endpoint ?? ""),
+            ("Protocol", OpenTelemetry.Protocol ?? ""),
+            ("Headers", OpenTelemetry.Headers ?? ""),
+            ("Interval", SystemdValues.FormatTimeSpan(OpenTelemetry.Interval)));
         Section(sb, "Log", ("Level", LogSettings.Name(Log.Level)));
         return sb.ToString();
     }
@@ -139,6 +147,39 @@ public sealed record DBusSettings
     public static string? Invalid(string bus) =>
         bus is "system" or "none" || (bus.Contains(':') && bus.Contains('=')) ? null
         : $"'{bus}' is not system, none or a D-Bus address (unix:path=/run/dbus/system_bus_socket)";
+}
+
+/// <summary>[Metrics]: the Prometheus scrape endpoint.</summary>
+public sealed record MetricsSettings
+{
+    public static readonly IReadOnlyList<string> DefaultListen = Array.AsReadOnly(new[] { "127.0.0.1:9464" });
+
+    /// <summary>host:port, [v6]:port or unix:/path; empty (Listen=none) turns the endpoint off. Loopback unless configured otherwise.</summary>
+    public IReadOnlyList<string> Listen { get; init; } = DefaultListen;
+
+    /// <summary>Why <paramref name="endpoint"/> is not a listen address, or null.</summary>
+    public static string? Invalid(string endpoint)
+    {
+        if (endpoint.StartsWith("unix:", StringComparison.Ordinal))
+            return endpoint.Length > 5 && endpoint[5] == '/' ? null : $"'{endpoint}': a unix socket needs an absolute path (unix:/run/errorwatch/metrics.sock)";
+        var colon = endpoint.LastIndexOf(':');
+        if (colon <= 0 || !ushort.TryParse(endpoint.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port) || port == 0)
+            return $"'{endpoint}' is not host:port, [address]:port or unix:/path";
+        var host = endpoint[..colon];
+        if (host.StartsWith('[') != host.EndsWith(']') || (host.Contains(':') && !host.StartsWith('[')))
+            return $"'{endpoint}': write IPv6 addresses in brackets ([::1]:9464)";
+        return null;
+    }
+}
+
+/// <summary>[OpenTelemetry]: OTLP push of metrics and of one log record per report (OTEL_EXPORTER_OTLP_* apply when unset).</summary>
+public sealed record OpenTelemetrySettings
+{
+    public string? Endpoint { get; init; }
+    /// <summary>grpc or http/protobuf.</summary>
+    public string? Protocol { get; init; }
+    public string? Headers { get; init; }
+    public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(60);
 }
 
 /// <summary>[Log]: the daemon's own log.</summary>

@@ -232,8 +232,12 @@ public sealed class ErrorWatchDaemon : IDisposable
         Offer(ev.Superblock, report);
     }
 
+    /// <summary>Called after every output is done with a report, with the seconds since its event was read.</summary>
+    public Action<CorruptionReport, double>? ReportDone { get; set; }
+
     private void Publish(CorruptionReport report)
     {
+        var started = Stopwatch.GetTimestamp();
         Interlocked.Increment(ref _reports);
         // The store first: once a report is out anywhere, it is also on disk.
         try
@@ -258,6 +262,7 @@ public sealed class ErrorWatchDaemon : IDisposable
                 _log.Error(e, "Output {Sink} failed to publish report {Id}", sink.Name, report.Id);
             }
         }
+        ReportDone?.Invoke(report, report.DecodeSeconds + Stopwatch.GetElapsedTime(started).TotalSeconds);
     }
 
     public void Dispose()

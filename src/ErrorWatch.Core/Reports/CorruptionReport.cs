@@ -43,7 +43,10 @@ public sealed record CorruptionReport
     /// <summary>Seconds from read(2) to this report being built.</summary>
     public double DecodeSeconds { get; init; }
 
-    public string EventName => Category switch
+    public string EventName => EventNameOf(Category);
+
+    /// <summary>The word for a category in reports, journal fields and metrics.</summary>
+    public static string EventNameOf(ErrorCategory category) => category switch
     {
         ErrorCategory.Corruption => "corruption",
         ErrorCategory.Io => "io",

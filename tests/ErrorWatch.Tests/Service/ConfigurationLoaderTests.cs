@@ -296,15 +296,23 @@ public sealed class ConfigurationLoaderTests : IDisposable
     [Fact]
     public void An_unknown_section_is_one_problem_at_its_header_whatever_is_under_it()
     {
-        var file = _dir.Write("errorwatch.conf.d/10.conf", "[Watch]\nTypes=xfs\n\n[Metrics]\nListen=:9090\nPath=/metrics\n[watch]\n");
+        var file = _dir.Write("errorwatch.conf.d/10.conf", "[Watch]\nTypes=xfs\n\n[Prometheus]\nListen=:9090\nPath=/metrics\n[watch]\n");
         Load(out var problems);
         Assert.Equal(2, problems.Count);
-        Assert.Equal($"{file}:4: [Metrics] unknown section (known: [Watch], [Health], [Store], [Journal], [Log])", problems[0].ToString());
+        Assert.Equal($"{file}:4: [Prometheus] unknown section (known: [Watch], [Health], [Store], [Journal], [DBus], [Metrics], [OpenTelemetry], [Log])", problems[0].ToString());
         Assert.Equal(7, problems[1].Line); // sections are case-sensitive too
     }
 
     [Theory]
     [InlineData("Watch", "RescanInterval", "-30s", "negative time span")]
+    [InlineData("DBus", "Bus", "sessionbus", "'sessionbus' is not system, none or a D-Bus address")]
+    [InlineData("DBus", "SignalPaths", "sometimes", "'sometimes' is not a boolean")]
+    [InlineData("Metrics", "Listen", "9464", "'9464' is not host:port, [address]:port or unix:/path")]
+    [InlineData("Metrics", "Listen", "127.0.0.1:0", "'127.0.0.1:0' is not host:port")]
+    [InlineData("Metrics", "Listen", "::1:9464", "write IPv6 addresses in brackets")]
+    [InlineData("Metrics", "Listen", "unix:metrics.sock", "a unix socket needs an absolute path")]
+    [InlineData("OpenTelemetry", "Endpoint", "collector:4317", "is not an http:// or https:// URL")]
+    [InlineData("OpenTelemetry", "Protocol", "udp", "'udp' is not one of grpc, http/protobuf")]
     [InlineData("Watch", "RescanInterval", "50ms", "50ms is outside 100ms..1d")]
     [InlineData("Watch", "RescanInterval", "2d", "2d is outside 100ms..1d")]
     [InlineData("Watch", "ResolvePaths", "maybe", "'maybe' is not a boolean")]
@@ -456,6 +464,17 @@ public sealed class ConfigurationLoaderTests : IDisposable
             Enabled=yes
             MaxEntriesPerInterval=2
             Interval=1h 1s
+            [DBus]
+            Bus=unix:path=/run/test/bus
+            SignalPaths=yes
+            [Metrics]
+            Listen=[::1]:9464
+            Listen=unix:/run/errorwatch/metrics.sock
+            [OpenTelemetry]
+            Endpoint=http://collector:4318
+            Protocol=http/protobuf
+            Headers=api-key=secret
+            Interval=15s
             [Log]
             Level=error
             """);
@@ -485,6 +504,19 @@ public sealed class ConfigurationLoaderTests : IDisposable
             Enabled=yes
             MaxEntriesPerInterval=2
             Interval=1h 1s
+
+            [DBus]
+            Bus=unix:path=/run/test/bus
+            SignalPaths=yes
+
+            [Metrics]
+            Listen=[::1]:9464 unix:/run/errorwatch/metrics.sock
+
+            [OpenTelemetry]
+            Endpoint=http://collector:4318
+            Protocol=http/protobuf
+            Headers=api-key=secret
+            Interval=15s
 
             [Log]
             Level=error

@@ -1,0 +1,204 @@
+using System.Diagnostics;
+using System.Text.Json;
+using ErrorWatch.Reports;
+using Microsoft.Extensions.Logging;
+using OpenTelemetry;
+using OpenTelemetry.Exporter;
+using OpenTelemetry.Logs;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+
+namespace ErrorWatch.Publishing.Metrics;
+
+public sealed record TelemetryOptions
+{
+    /// <summary>Where the Prometheus endpoint listens (host:port, [v6]:port, unix:/path); empty: no endpoint.</summary>
+    public IReadOnlyList<string> Listen { get; init; } = ["127.0.0.1:9464"];
+    /// <summary>OTLP collector; null: only if OTEL_EXPORTER_OTLP_ENDPOINT is set.</summary>
+    public string? OtlpEndpoint { get; init; }
+    /// <summary>grpc or http/protobuf; null: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc.</summary>
+    public string? OtlpProtocol { get; init; }
+    /// <summary>"key=value,key2=value2" (OTEL_EXPORTER_OTLP_HEADERS syntax), e.g. an API key.</summary>
+    public string? OtlpHeaders { get; init; }
+    public TimeSpan OtlpInterval { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>One OTLP export may take this long before it is given up (it runs on the SDK's thread).</summary>
+    public TimeSpan OtlpTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Whether OTLP push is configured, here or in the environment.</summary>
+    public bool PushesOtlp => OtlpEndpoint is { Length: > 0 } || Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 };
+}
+
+/// <summary>
+/// The OpenTelemetry side of ErrorWatch: one MeterProvider for the ErrorWatch meter, read by the
+/// Prometheus endpoint (pull) and the OTLP exporter (push), plus one OTLP log record per report.
+/// Exports run on the SDK's own threads, never on the daemon's; a collector outage is logged
+/// once when it starts and once when it ends.
+/// </summary>
+public sealed class Telemetry : IDisposable
+{
+    private readonly MeterProvider _meters;
+    private readonly ILoggerFactory? _logs;
+    private readonly Serilog.ILogger _log;
+
+    public Telemetry(TelemetryOptions options, Serilog.ILogger log, Action<MeterProviderBuilder>? addReaders = null)
+    {
+        _log = log;
+        var resource = ResourceBuilder.CreateEmpty().AddAttributes(
+        [
+            new("service.name", "errorwatch"),
+            new("service.version", ServiceVersion),
+            new("service.instance.id", InstanceId()),
+            new("host.name", Environment.MachineName),
+        ]);
+        var builder = Sdk.CreateMeterProviderBuilder().SetResourceBuilder(resource).AddMeter(ErrorWatchMetrics.MeterName);
+        addReaders?.Invoke(builder);
+        if (options.PushesOtlp)
+        {
+            var exporter = new Outage<Metric>(new OtlpMetricExporter(Otlp(options, "v1/metrics")), "OTLP metrics", log);
+            builder.AddReader(new PeriodicExportingMetricReader(exporter, (int)options.OtlpInterval.TotalMilliseconds, (int)options.OtlpTimeout.TotalMilliseconds)
+            {
+                TemporalityPreference = MetricReaderTemporalityPreference.Cumulative,
+            });
+            _logs = LoggerFactory.Create(b => b.AddOpenTelemetry(o =>
+            {
+                o.SetResourceBuilder(resource);
+                o.AddProcessor(new BatchLogRecordExportProcessor(new Outage<LogRecord>(new OtlpLogExporter(Otlp(options, "v1/logs")), "OTLP logs", log)));
+            }));
+            ReportLog = new OtlpReportSink(_logs.CreateLogger("ErrorWatch.Reports"));
+            log.Information("OpenTelemetry: pushing metrics every {Interval} and one log record per report to {Endpoint}",
+                options.OtlpInterval, options.OtlpEndpoint ?? Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT"));
+        }
+        _meters = builder.Build()!;
+    }
+
+    /// <summary>The report output for OTLP logs, or null when OTLP is not configured.</summary>
+    public IReportSink? ReportLog { get; }
+
+    public static string ServiceVersion { get; } =
+        typeof(Telemetry).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "0";
+
+    private static OtlpExporterOptions Otlp(TelemetryOptions options, string signalPath)
+    {
+        // The parameterless constructor reads OTEL_EXPORTER_OTLP_*; configuration overrides it.
+        var o = new OtlpExporterOptions { TimeoutMilliseconds = (int)options.OtlpTimeout.TotalMilliseconds };
+        if (options.OtlpProtocol is { } protocol)
+            o.Protocol = protocol == "grpc" ? OtlpExportProtocol.Grpc : OtlpExportProtocol.HttpProtobuf;
+        if (options.OtlpEndpoint is { Length: > 0 } endpoint)
+        {
+            // HTTP/protobuf takes the signal's full URL when the endpoint is set in code.
+            o.Endpoint = o.Protocol == OtlpExportProtocol.HttpProtobuf
+                ? new Uri(endpoint.TrimEnd('/') + "/" + signalPath)
+                : new Uri(endpoint);
+        }
+        if (options.OtlpHeaders is { Length: > 0 } headers)
+            o.Headers = headers;
+        return o;
+    }
+
+    /// <summary>
+    /// A stable id per machine (derived from /etc/machine-id, never the id itself, which is
+    /// confidential): the same series continue across restarts.
+    /// </summary>
+    private static string InstanceId()
+    {
+        try
+        {
+            var machine = File.ReadAllText("/etc/machine-id").Trim();
+            var hash = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("errorwatch:" + machine));
+            hash[6] = (byte)((hash[6] & 0x0f) | 0x80); // RFC 9562 version 8 (custom)
+            hash[8] = (byte)((hash[8] & 0x3f) | 0x80);
+            return new Guid(hash.AsSpan(0, 16), bigEndian: true).ToString();
+        }
+        catch (IOException)
+        {
+            return Guid.NewGuid().ToString();
+        }
+    }
+
+    /// <summary>Final exports, bounded: a gone collector must not hold up SIGTERM.</summary>
+    public void Shutdown(TimeSpan budget)
+    {
+        var watch = Stopwatch.StartNew();
+        _meters.Shutdown((int)budget.TotalMilliseconds);
+        (_logs as IDisposable)?.Dispose();
+        if (watch.Elapsed > budget)
+            _log.Warning("OpenTelemetry shutdown took {Elapsed}", watch.Elapsed);
+    }
+
+    public void Dispose()
+    {
+        _meters.Dispose();
+        _logs?.Dispose();
+    }
+
+    /// <summary>Logs the start and the end of an export outage, once each, instead of every failed export.</summary>
+    private sealed class Outage<T>(BaseExporter<T> inner, string what, Serilog.ILogger log) : BaseExporter<T> where T : class
+    {
+        private int _failing;
+
+        public override ExportResult Export(in Batch<T> batch)
+        {
+            var result = inner.Export(batch);
+            if (result == ExportResult.Failure && Interlocked.Exchange(ref _failing, 1) == 0)
+                log.Warning("{What}: the collector is unreachable or refused the export; retrying at each interval (logged again when it recovers)", what);
+            else if (result == ExportResult.Success && Interlocked.Exchange(ref _failing, 0) == 1)
+                log.Information("{What}: the collector accepts exports again", what);
+            return result;
+        }
+
+        protected override bool OnForceFlush(int timeoutMilliseconds) => inner.ForceFlush(timeoutMilliseconds);
+        protected override bool OnShutdown(int timeoutMilliseconds) => inner.Shutdown(timeoutMilliseconds);
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+                inner.Dispose();
+            base.Dispose(disposing);
+        }
+    }
+}
+
+/// <summary>One OTLP log record per report, every report field an attribute (dotted names, as in the JSON).</summary>
+public sealed class OtlpReportSink(ILogger logger) : IReportSink
+{
+    public string Name => "otlp-logs";
+
+    public void Publish(CorruptionReport report)
+    {
+        var attributes = new List<KeyValuePair<string, object?>>(48);
+        using (var doc = JsonDocument.Parse(ReportJson.ToUtf8(report)))
+            Flatten(doc.RootElement, "errorwatch.report", attributes);
+        attributes.Add(new("{OriginalFormat}", report.Summary));
+        var level = report.Severity switch
+        {
+            Severity.Critical => LogLevel.Critical,
+            Severity.Error => LogLevel.Error,
+            _ => LogLevel.Warning,
+        };
+        logger.Log(level, default, attributes, null, (_, _) => report.Summary);
+    }
+
+    private static void Flatten(JsonElement e, string prefix, List<KeyValuePair<string, object?>> into)
+    {
+        switch (e.ValueKind)
+        {
+            case JsonValueKind.Object:
+                foreach (var p in e.EnumerateObject())
+                    Flatten(p.Value, prefix + "." + p.Name, into);
+                break;
+            case JsonValueKind.Array:
+                into.Add(new(prefix, e.EnumerateArray().Select(x => x.ValueKind == JsonValueKind.String ? x.GetString() : x.GetRawText()).ToArray()));
+                break;
+            case JsonValueKind.String:
+                into.Add(new(prefix, e.GetString()));
+                break;
+            case JsonValueKind.Number:
+                into.Add(new(prefix, e.TryGetInt64(out var l) ? l : e.GetDouble()));
+                break;
+            case JsonValueKind.True or JsonValueKind.False:
+                into.Add(new(prefix, e.GetBoolean()));
+                break;
+        }
+    }
+}
