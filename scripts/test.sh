@@ -12,6 +12,7 @@ declare -A packages=(
   [journalctl]=systemd [systemd-analyze]=systemd [/usr/lib/systemd/systemd-journald]=systemd
   [dbus-daemon]=dbus [busctl]=systemd [gdbus]=libglib2.0-bin [setpriv]=util-linux
   [/usr/lib/polkit-1/polkitd]=polkitd [pkaction]=polkitd
+  [promtool]=prometheus [prometheus]=prometheus
 )
 missing=()
 for program in "${!packages[@]}"; do
