@@ -10,17 +10,18 @@ declare -A packages=(
   [losetup]=mount [mount]=mount [blkid]=util-linux [tee]=coreutils [stat]=coreutils
   [xfs_io]=xfsprogs [xfs_db]=xfsprogs [unshare]=util-linux
   [journalctl]=systemd [systemd-analyze]=systemd [/usr/lib/systemd/systemd-journald]=systemd
-  [dbus-daemon]=dbus [busctl]=systemd [gdbus]=libglib2.0-bin [setpriv]=util-linux
-  [/usr/lib/polkit-1/polkitd]=polkitd [pkaction]=polkitd
+  [dbus-daemon]=dbus-daemon [busctl]=systemd [gdbus]=libglib2.0-bin [setpriv]=util-linux
+  [/usr/lib/polkit-1/polkitd]=polkitd [pkaction]=polkitd [/usr/bin/python3]=python3
   [promtool]=prometheus [prometheus]=prometheus
 )
 missing=()
 for program in "${!packages[@]}"; do
   PATH="$PATH:/usr/sbin:/sbin" command -v "$program" >/dev/null 2>&1 || missing+=("${packages[$program]}")
 done
-# The D-Bus tests run their clients and stand-in service with Debian's python3 and its dbus and gi
-# modules (a python3 earlier on PATH, such as a pyenv shim, usually lacks them).
-/usr/bin/python3 -c 'import dbus, gi' >/dev/null 2>&1 || missing+=(python3-dbus python3-gi)
+# The D-Bus tests run their clients, stand-in service and notification server with Debian's python3
+# and its dbus and gi modules (a python3 earlier on PATH, such as a pyenv shim, usually lacks them).
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import dbus, dbus.mainloop.glib; from gi.repository import GLib' >/dev/null 2>&1 \
+  || missing+=(python3-dbus python3-gi)
 if [ ${#missing[@]} -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   if [ "$(id -u)" -ne 0 ]; then

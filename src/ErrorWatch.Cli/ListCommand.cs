@@ -4,7 +4,7 @@ using ErrorWatch.Store;
 
 namespace ErrorWatch.Cli;
 
-/// <summary>errorwatch list: the reports in the store, oldest first.</summary>
+/// <summary>errorwatch list: the reports in the store, oldest first; with --live, those the running service announces from now on.</summary>
 internal static class ListCommand
 {
     private static readonly Option<string> Since = new("--since")
@@ -19,14 +19,19 @@ internal static class ListCommand
 
     private static readonly Option<bool> Json = new("--json")
     {
-        Description = "One JSON report per line, exactly as stored (schema: docs/report-schema.md)",
+        Description = "One JSON report per line, exactly as stored (schema: docs/report-schema.md); with --live, converted from the ReportAdded signal",
+    };
+
+    private static readonly Option<bool> Live = new("--live")
+    {
+        Description = "Follow the running service's reports as they happen (as 'errorwatch watch' does) instead of reading the store; ignores --since",
     };
 
     public static Command Create()
     {
         var command = new Command("list", "Show the reports kept in the store")
         {
-            Since, Filesystem, Json, RunCommand.StateDirectory, RunCommand.Config,
+            Since, Filesystem, Json, Live, StatusCommand.Bus, RunCommand.StateDirectory, RunCommand.Config,
         };
         command.SetAction(parse => Execute(parse));
         return command;
@@ -34,6 +39,12 @@ internal static class ListCommand
 
     private static int Execute(ParseResult parse)
     {
+        if (parse.GetValue(Live))
+        {
+            if (parse.GetValue(Since) is not null)
+                Console.Error.WriteLine("errorwatch list: --since is ignored with --live (only reports from now on are shown)");
+            return WatchCommand.Follow("list", parse.GetValue(StatusCommand.Bus)!, parse.GetValue(Json), parse.GetValue(Filesystem));
+        }
         // The same store the service writes: --state-dir, else the configuration's [Store] Directory.
         var state = parse.GetResult(RunCommand.StateDirectory) is { Implicit: false }
             ? parse.GetValue(RunCommand.StateDirectory)!
@@ -74,7 +85,7 @@ internal static class ListCommand
     }
 
     /// <summary>The same line `run --output text` prints, from the stored JSON.</summary>
-    private static string TextLine(ReadOnlySpan<byte> record)
+    internal static string TextLine(ReadOnlySpan<byte> record)
     {
         using var doc = JsonDocument.Parse(record.ToArray());
         var r = doc.RootElement;

@@ -24,6 +24,15 @@ internal static class Logging
         return config.CreateLogger();
     }
 
+    /// <summary>
+    /// A client command's notices on stderr, one plain line each ("errorwatch watch: ..."), so that
+    /// stdout carries nothing but its output.
+    /// </summary>
+    public static ILogger ForCommand(string command, LogEventLevel level = LogEventLevel.Information) =>
+        new LoggerConfiguration().MinimumLevel.Is(level)
+            .WriteTo.Console(standardErrorFromLevel: LogEventLevel.Verbose, outputTemplate: $"errorwatch {command}: {{Message:lj}}{{NewLine}}")
+            .CreateLogger();
+
     /// <summary>$JOURNAL_STREAM is "dev:ino" of the stream systemd connected; it holds only if fd 2 is still that stream.</summary>
     private static bool StderrIsJournal()
     {

@@ -7,6 +7,9 @@ var root = new RootCommand("ErrorWatch: tells you when a filesystem is corruptin
     DecodeCommand.Create(),
     DemoCommand.Create(),
     ListCommand.Create(),
+    StatusCommand.Create(),
+    WatchCommand.Create(),
+    NotifyCommand.Create(),
     CheckConfigCommand.Create(),
 };
 return root.Parse(args).Invoke();

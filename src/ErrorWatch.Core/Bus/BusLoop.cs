@@ -92,7 +92,7 @@ public sealed class BusLoop : IDisposable
                 LastProblem = e.Message;
                 // The first failure is news; repeating it every backoff would flood the log.
                 if (failures++ == 0)
-                    _log.Warning("{Loop}: {Problem}; retrying with backoff (up to {Max}), detection and storage go on meanwhile", _name, e.Message, LastBackoff);
+                    _log.Warning("{Loop}: {Problem}; retrying with backoff (up to {Max})", _name, e.Message, LastBackoff);
                 else
                     _log.Debug("{Loop}: {Problem} (attempt {Attempt})", _name, e.Message, failures);
                 Disconnect();

@@ -73,6 +73,7 @@ public readonly unsafe struct BusMessage
         BusException.Check(SdBus.MessageAppendBasic(Handle, SdBus.TypeBoolean, &b), "append b");
     }
 
+    public void Append(byte value) => BusException.Check(SdBus.MessageAppendBasic(Handle, SdBus.TypeByte, &value), "append y");
     public void Append(int value) => BusException.Check(SdBus.MessageAppendBasic(Handle, SdBus.TypeInt32, &value), "append i");
     public void Append(uint value) => BusException.Check(SdBus.MessageAppendBasic(Handle, SdBus.TypeUInt32, &value), "append u");
     public void Append(long value) => BusException.Check(SdBus.MessageAppendBasic(Handle, SdBus.TypeInt64, &value), "append x");

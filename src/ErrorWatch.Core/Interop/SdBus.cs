@@ -135,6 +135,11 @@ internal static unsafe partial class SdBus
     public static partial int MatchSignal(nint bus, nint* slot, string? sender, string? path, string? iface, string? member,
         delegate* unmanaged[Cdecl]<nint, nint, Error*, int> callback, nint userdata);
 
+    /// <summary>A match rule in D-Bus syntax (arg0='...' and all); synchronous AddMatch, like <see cref="MatchSignal"/>.</summary>
+    [LibraryImport(Lib, EntryPoint = "sd_bus_add_match", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int AddMatch(nint bus, nint* slot, string match,
+        delegate* unmanaged[Cdecl]<nint, nint, Error*, int> callback, nint userdata);
+
     [LibraryImport(Lib, EntryPoint = "sd_bus_slot_unref")]
     public static partial nint SlotUnref(nint slot);
 
