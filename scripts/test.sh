@@ -12,7 +12,7 @@ declare -A packages=(
   [journalctl]=systemd [systemd-analyze]=systemd [/usr/lib/systemd/systemd-journald]=systemd
   [dbus-daemon]=dbus-daemon [busctl]=systemd [gdbus]=libglib2.0-bin [setpriv]=util-linux
   [/usr/lib/polkit-1/polkitd]=polkitd [pkaction]=polkitd [/usr/bin/python3]=python3
-  [promtool]=prometheus [prometheus]=prometheus
+  [/usr/bin/prometheus]=prometheus [promtool]=prometheus [curl]=curl
 )
 missing=()
 for program in "${!packages[@]}"; do

@@ -6,6 +6,9 @@ using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Publishing;
 using ErrorWatch.Publishing.DBus;
+using ErrorWatch.Publishing.Metrics;
+using ErrorWatch.Publishing.Metrics.Prometheus;
+using OpenTelemetry.Metrics;
 using ErrorWatch.Publishing.Journal;
 using ErrorWatch.Watching;
 using Serilog.Core;
@@ -89,6 +92,16 @@ internal static class RunCommand
         DefaultValueFactory = _ => "system",
     };
 
+    public static readonly Option<string[]> MetricsListen = new("--metrics-listen")
+    {
+        Description = "Prometheus endpoint address: host:port, [v6]:port or unix:/path (repeatable), or none (default: 127.0.0.1:9464)",
+    };
+
+    public static readonly Option<string?> OtlpEndpoint = new("--otlp-endpoint")
+    {
+        Description = "Push metrics and one log record per report to this OTLP collector (http://host:4317; OTEL_EXPORTER_OTLP_* apply too)",
+    };
+
     public static readonly Option<LogEventLevel> LogLevel = new("--log-level")
     {
         Description = "Minimum level of the daemon's own log on stderr",
@@ -99,13 +112,19 @@ internal static class RunCommand
     {
         var command = new Command("run", "Watch every ext4 and XFS filesystem and report each error the kernel announces")
         {
-            Config, Output, Journal, Filesystem, Exclude, FsTypes, NoPaths, MountTracking, MountSourceOption, StateDirectory, CheckInterval, NoKernelLog, NoHealthMonitor, Bus, LogLevel,
+            Config, Output, Journal, Filesystem, Exclude, FsTypes, NoPaths, MountTracking, MountSourceOption, StateDirectory, CheckInterval, NoKernelLog, NoHealthMonitor, Bus, MetricsListen, OtlpEndpoint, LogLevel,
         };
         // AcceptOnlyFromAmong gives "Argument 'x' not recognized. Must be one of: ..." instead of a crash on a missing value.
         Output.AcceptOnlyFromAmong("auto", "text", "json", "none");
         Journal.AcceptOnlyFromAmong("auto", "yes", "no");
         MountTracking.AcceptOnlyFromAmong("auto", "mountinfo");
         MountSourceOption.AcceptOnlyFromAmong("auto", "statmount", "mountinfo");
+        MetricsListen.Validators.Add(result =>
+        {
+            foreach (var token in result.Tokens)
+                if (token.Value != "none" && Configuration.MetricsSettings.Invalid(token.Value) is { } invalid)
+                    result.AddError("--metrics-listen: " + invalid);
+        });
         Bus.Validators.Add(result =>
         {
             if (result.Tokens.Count > 0 && Configuration.DBusSettings.Invalid(result.Tokens[^1].Value) is { } invalid)
@@ -167,6 +186,12 @@ internal static class RunCommand
         var bus = BusFor(settings, log);
         if (bus is not null)
             sinks.Add(bus);
+        ErrorWatchDaemon? running = null;
+        using var metrics = new ErrorWatchMetrics(() => running?.Ledger.WatchedStatus() ?? [], () => running?.EventsRead ?? 0);
+        sinks.Add(metrics);
+        using var telemetry = TelemetryFor(settings, log, out var endpoint);
+        if (telemetry.ReportLog is { } otlpLogs)
+            sinks.Add(otlpLogs);
 
         using var stop = new CancellationTokenSource();
         void Stop()
@@ -189,6 +214,8 @@ internal static class RunCommand
             return 1;
         }
         using var _ = daemon;
+        running = daemon;
+        daemon.ReportDone = (_, seconds) => metrics.ReportDone(seconds);
         using var busLifetime = bus;
         bus?.Attach(daemon);
         // SIGHUP: read the configuration again; a bad file keeps the old one.
@@ -227,6 +254,8 @@ internal static class RunCommand
         daemon.RunAsync(stop.Token).GetAwaiter().GetResult();
         watchdog.Stop();
         bus?.Stop(TimeSpan.FromMilliseconds(300));
+        endpoint?.Dispose();
+        telemetry.Shutdown(TimeSpan.FromMilliseconds(300));
         journalSink?.Flush();
         journalSink?.Dispose();
         (log as IDisposable)?.Dispose();
@@ -244,6 +273,45 @@ internal static class RunCommand
             return null;
         }
         return new BusService(new BusOptions { Bus = settings.DBus.Bus, SignalPaths = settings.DBus.SignalPaths }, settings.Store.Directory, log);
+    }
+
+    /// <summary>
+    /// The MeterProvider with its readers: the Prometheus endpoint unless Listen=none, OTLP when
+    /// configured. An endpoint that cannot listen is an error in the log, never a reason to stop
+    /// watching filesystems.
+    /// </summary>
+    private static Telemetry TelemetryFor(ErrorWatchSettings settings, Serilog.ILogger log, out MetricsEndpoint? endpoint)
+    {
+        var options = new TelemetryOptions
+        {
+            Listen = settings.Metrics.Listen,
+            OtlpEndpoint = settings.OpenTelemetry.Endpoint,
+            OtlpProtocol = settings.OpenTelemetry.Protocol,
+            OtlpHeaders = settings.OpenTelemetry.Headers,
+            OtlpInterval = settings.OpenTelemetry.Interval,
+        };
+        PrometheusExporter? exporter = options.Listen.Count > 0 ? new PrometheusExporter() : null;
+        var telemetry = new Telemetry(options, log, builder =>
+        {
+            if (exporter is not null)
+                builder.AddPrometheusExporter(exporter);
+        });
+        endpoint = null;
+        if (exporter is not null)
+        {
+            try
+            {
+                endpoint = new MetricsEndpoint(exporter, options.Listen, log);
+                endpoint.Start();
+            }
+            catch (MetricsEndpointException e)
+            {
+                log.Error("No Prometheus endpoint: {Reason}; detection, storage and the other outputs go on", e.Message);
+                endpoint?.Dispose();
+                endpoint = null;
+            }
+        }
+        return telemetry;
     }
 
     private static string StatusLine(ErrorWatchDaemon daemon) =>
@@ -279,7 +347,11 @@ internal static class RunCommand
             : s.Journal;
         var log = Given(LogLevel) ? s.Log with { Level = parse.GetValue(LogLevel) } : s.Log;
         var dbus = Given(Bus) ? s.DBus with { Bus = parse.GetValue(Bus)! } : s.DBus;
-        return s with { Watch = watch, Health = health, Store = store, Journal = journal, DBus = dbus, Log = log };
+        var metrics = Given(MetricsListen)
+            ? s.Metrics with { Listen = (parse.GetValue(MetricsListen) ?? []).Where(l => l != "none").ToArray() }
+            : s.Metrics;
+        var otel = Given(OtlpEndpoint) ? s.OpenTelemetry with { Endpoint = parse.GetValue(OtlpEndpoint) } : s.OpenTelemetry;
+        return s with { Watch = watch, Health = health, Store = store, Journal = journal, DBus = dbus, Metrics = metrics, OpenTelemetry = otel, Log = log };
     }
 
     internal static DaemonOptions ToDaemonOptions(ErrorWatchSettings s) => new()
@@ -337,6 +409,8 @@ internal static class RunCommand
             if (fresh.Store != current.Store) later.Add("[Store]");
             if (fresh.Journal != current.Journal) later.Add("[Journal]");
             if (fresh.DBus != current.DBus) later.Add("[DBus]");
+            if (!fresh.Metrics.Listen.SequenceEqual(current.Metrics.Listen)) later.Add("[Metrics]");
+            if (fresh.OpenTelemetry != current.OpenTelemetry) later.Add("[OpenTelemetry]");
             if (fresh.Watch.ResolvePaths != current.Watch.ResolvePaths || fresh.Watch.MountTracking != current.Watch.MountTracking
                 || fresh.Watch.MountSource != current.Watch.MountSource || fresh.Watch.RescanInterval != current.Watch.RescanInterval)
                 later.Add("[Watch] ResolvePaths/MountTracking/MountSource/RescanInterval");

@@ -208,7 +208,7 @@ public sealed partial class ClientCommandTests : IDisposable
     private CliProcess StartDaemon(SessionBus bus, Cli.Demo.ScratchFilesystem fs)
     {
         var daemon = CliProcess.Start("run", "--bus", bus.Address, "--filesystem", fs.MountPoint, "--state-dir", _state,
-            "--journal", "no", "--output", "none", "--log-level", "Warning");
+            "--journal", "no", "--output", "none", "--metrics-listen", "none", "--log-level", "Warning");
         try
         {
             var deadline = DateTime.UtcNow + LineTimeout;

@@ -224,6 +224,20 @@ public sealed partial class CliTests : IDisposable
             psi.ArgumentList.Insert(1, "--state-dir");
             psi.ArgumentList.Insert(2, _state);
         }
+        if (args.Length > 0 && args[0] == "run")
+        {
+            // Not the machine's system bus nor the default metrics port: tests run side by side.
+            if (!args.Contains("--bus"))
+            {
+                psi.ArgumentList.Insert(1, "--bus");
+                psi.ArgumentList.Insert(2, "none");
+            }
+            if (!args.Contains("--metrics-listen"))
+            {
+                psi.ArgumentList.Insert(1, "--metrics-listen");
+                psi.ArgumentList.Insert(2, "none");
+            }
+        }
         return Process.Start(psi)!;
     }
 

@@ -27,7 +27,7 @@ public sealed partial class ServiceTests : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in (string[])["run", "--config", config, "--state-dir", Path.Combine(_dir, "state"), "--output", "none", "--journal", "no", .. args])
+        foreach (var a in (string[])["run", "--config", config, "--state-dir", Path.Combine(_dir, "state"), "--output", "none", "--journal", "no", "--bus", "none", "--metrics-listen", "none", .. args])
             psi.ArgumentList.Add(a);
         psi.Environment["NOTIFY_SOCKET"] = notify.Address;
         psi.Environment["WATCHDOG_USEC"] = "1000000"; // ping every 0.5 s

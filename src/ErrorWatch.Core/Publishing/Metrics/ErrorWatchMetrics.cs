@@ -34,8 +34,11 @@ public sealed class ErrorWatchMetrics : IReportSink, IDisposable
             "Filesystem errors reported by the kernel or found in the filesystem's own records, by errno (exact counts)");
         _reports = _meter.CreateCounter<long>("errorwatch.reports", "{report}", "Corruption reports published, by severity");
         _hookRuns = _meter.CreateCounter<long>("errorwatch.hooks.runs", "{run}", "Recovery hook runs, by hook and outcome");
-        _hookDuration = _meter.CreateHistogram<double>("errorwatch.hook.duration", "s", "How long recovery hooks ran");
-        _latency = _meter.CreateHistogram<double>("errorwatch.report.latency", "s", "From the kernel event being read to every output done");
+        // Buckets in seconds (the SDK's defaults are made for milliseconds).
+        _hookDuration = _meter.CreateHistogram<double>("errorwatch.hook.duration", "s", "How long recovery hooks ran", tags: null,
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600] });
+        _latency = _meter.CreateHistogram<double>("errorwatch.report.latency", "s", "From the kernel event being read to every output done", tags: null,
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
         _meter.CreateObservableGauge("errorwatch.filesystem.health", () => watched().Select(s =>
                 new Measurement<int>((int)s.Health, FilesystemTags(s))),
             null, "Per watched filesystem: 0 ok, 1 errors seen and not acknowledged, 2 read-only after an error, 3 shut down");

@@ -54,7 +54,7 @@ public sealed class Telemetry : IDisposable
         addReaders?.Invoke(builder);
         if (options.PushesOtlp)
         {
-            var exporter = new Outage<Metric>(new OtlpMetricExporter(Otlp(options, "v1/metrics")), "OTLP metrics", log);
+            var exporter = new OtlpMetrics(Otlp(options, "v1/metrics"), log);
             builder.AddReader(new PeriodicExportingMetricReader(exporter, (int)options.OtlpInterval.TotalMilliseconds, (int)options.OtlpTimeout.TotalMilliseconds)
             {
                 TemporalityPreference = MetricReaderTemporalityPreference.Cumulative,
@@ -62,7 +62,9 @@ public sealed class Telemetry : IDisposable
             _logs = LoggerFactory.Create(b => b.AddOpenTelemetry(o =>
             {
                 o.SetResourceBuilder(resource);
-                o.AddProcessor(new BatchLogRecordExportProcessor(new Outage<LogRecord>(new OtlpLogExporter(Otlp(options, "v1/logs")), "OTLP logs", log)));
+                // The same collector as the metrics, whose exporter reports outages; the stock log
+                // exporter keeps the resource (a wrapper would hide the provider it reads it from).
+                o.AddOtlpExporter(e => Configure(e, Otlp(options, "v1/logs")));
             }));
             ReportLog = new OtlpReportSink(_logs.CreateLogger("ErrorWatch.Reports"));
             log.Information("OpenTelemetry: pushing metrics every {Interval} and one log record per report to {Endpoint}",
@@ -132,29 +134,31 @@ public sealed class Telemetry : IDisposable
         _logs?.Dispose();
     }
 
-    /// <summary>Logs the start and the end of an export outage, once each, instead of every failed export.</summary>
-    private sealed class Outage<T>(BaseExporter<T> inner, string what, Serilog.ILogger log) : BaseExporter<T> where T : class
+    private static void Configure(OtlpExporterOptions target, OtlpExporterOptions from)
+    {
+        target.Protocol = from.Protocol;
+        target.Endpoint = from.Endpoint;
+        target.Headers = from.Headers;
+        target.TimeoutMilliseconds = from.TimeoutMilliseconds;
+    }
+
+    /// <summary>
+    /// The OTLP metric exporter, logging the start and the end of a collector outage once each
+    /// instead of every failed export. A subclass rather than a wrapper: the exporter reads the
+    /// resource from the provider it is attached to.
+    /// </summary>
+    private sealed class OtlpMetrics(OtlpExporterOptions options, Serilog.ILogger log) : OtlpMetricExporter(options)
     {
         private int _failing;
 
-        public override ExportResult Export(in Batch<T> batch)
+        public override ExportResult Export(in Batch<Metric> metrics)
         {
-            var result = inner.Export(batch);
+            var result = base.Export(metrics);
             if (result == ExportResult.Failure && Interlocked.Exchange(ref _failing, 1) == 0)
-                log.Warning("{What}: the collector is unreachable or refused the export; retrying at each interval (logged again when it recovers)", what);
+                log.Warning("OpenTelemetry: the collector is unreachable or refused the export; retrying at each interval (logged again when it recovers)");
             else if (result == ExportResult.Success && Interlocked.Exchange(ref _failing, 0) == 1)
-                log.Information("{What}: the collector accepts exports again", what);
+                log.Information("OpenTelemetry: the collector accepts exports again");
             return result;
-        }
-
-        protected override bool OnForceFlush(int timeoutMilliseconds) => inner.ForceFlush(timeoutMilliseconds);
-        protected override bool OnShutdown(int timeoutMilliseconds) => inner.Shutdown(timeoutMilliseconds);
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-                inner.Dispose();
-            base.Dispose(disposing);
         }
     }
 }

@@ -1,0 +1,258 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Text;
+using ErrorWatch.Cli.Demo;
+using ErrorWatch.Tests.EndToEnd;
+
+namespace ErrorWatch.Tests.Metrics;
+
+/// <summary>
+/// The real daemon (errorwatch run, a subprocess) on a scratch ext4: its scrape endpoint read by
+/// promtool and by a real Prometheus after real errors, and its OTLP push received by a local
+/// collector stand-in (HTTP/protobuf: the request bodies are checked for the metric names and
+/// the report's fields, which protobuf carries as plain UTF-8).
+/// </summary>
+[Collection(ScratchCollection.Name)]
+public sealed class DaemonMetricsTests
+{
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
+
+    [LoopFact]
+    public async Task A_real_error_reaches_Prometheus_with_device_and_errno_labels_and_the_scrape_lints_clean()
+    {
+        using var scratch = new ScratchDirectory();
+        var fs = scratch.Ext4("metrics");
+        var port = PrometheusServer.FreePort();
+        using var daemon = Daemon.Start(scratch.Path, "--filesystem", fs.MountPoint, "--metrics-listen", $"127.0.0.1:{port}");
+        var url = $"http://127.0.0.1:{port}/metrics";
+        await daemon.WaitForAsync(() => Scrape(url), text => text.Contains("errorwatch_watched_filesystems 1"));
+
+        using var prometheus = new PrometheusServer([$"127.0.0.1:{port}"], scrapeInterval: TimeSpan.FromSeconds(1));
+        var before = fs.ErrorsCount;
+        fs.TriggerFsError("metrics 1");
+        fs.TriggerFsError("metrics 2");
+        fs.TriggerFsError("metrics 3");
+        var grown = fs.ErrorsCount - before;
+        Assert.Equal(3UL, grown);
+
+        var series = await prometheus.WaitForAsync("errorwatch_filesystem_errors_total", r => r.Sum(s => double.Parse(s.Value)) == grown, TimeSpan.FromSeconds(30));
+        var only = Assert.Single(series);
+        Assert.Equal(fs.LoopDevice, only.Labels["system_device"]);
+        Assert.Equal("EUCLEAN", only.Labels["error_type"]);
+        Assert.Equal("corruption", only.Labels["errorwatch_event"]);
+        Assert.Equal(fs.MountPoint, only.Labels["system_filesystem_mountpoint"]);
+        Assert.Equal("ext4", only.Labels["system_filesystem_type"]);
+        Assert.Equal("errorwatch", only.Labels["job"]);
+        var health = Assert.Single(await prometheus.WaitForAsync("errorwatch_filesystem_health", r => r.Count == 1));
+        Assert.Equal("1", health.Value);
+        Assert.Equal("1", Assert.Single(await prometheus.QueryAsync("up{job=\"errorwatch\"}")).Value);
+        Assert.Single(await prometheus.QueryAsync("target_info{service_name=\"errorwatch\"}"));
+
+        // promtool lints a scrape taken after real errors.
+        var text = await Scrape(url);
+        var lint = Tool.RunWithInput(text, TimeSpan.FromSeconds(30), "promtool", "check", "metrics");
+        Assert.True(lint.ExitCode == 0 && lint.StdOut.Length == 0 && lint.StdErr.Length == 0, $"promtool: {lint.StdOut}{lint.StdErr}");
+
+        // OpenMetrics carries the same samples as the text format.
+        using var request = new HttpRequestMessage(HttpMethod.Get, url);
+        request.Headers.Accept.ParseAdd("application/openmetrics-text;version=1.0.0");
+        using var response = await Http.SendAsync(request);
+        var openMetrics = await response.Content.ReadAsStringAsync();
+        Assert.StartsWith("application/openmetrics-text", response.Content.Headers.ContentType!.ToString());
+        Assert.EndsWith("# EOF\n", openMetrics);
+        Assert.Contains("# TYPE errorwatch_filesystem_errors counter", openMetrics);
+        var errorsLine = openMetrics.Split('\n').Single(l => l.StartsWith("errorwatch_filesystem_errors_total{", StringComparison.Ordinal));
+        Assert.Contains(errorsLine, text.Split('\n'));
+    }
+
+    [LoopFact]
+    public async Task Reports_and_metrics_are_pushed_over_OTLP_and_a_collector_outage_is_logged_once_each_way()
+    {
+        using var scratch = new ScratchDirectory();
+        var fs = scratch.Ext4("otlp");
+        var port = PrometheusServer.FreePort();
+        var config = Path.Combine(scratch.Path, "errorwatch.conf");
+        File.WriteAllText(config, $"""
+            [Metrics]
+            Listen=none
+            [OpenTelemetry]
+            Endpoint=http://127.0.0.1:{port}
+            Protocol=http/protobuf
+            Interval=1s
+            """);
+        var collector = new OtlpCollector(port);
+        using var daemon = Daemon.Start(scratch.Path, "--config", config, "--filesystem", fs.MountPoint);
+        try
+        {
+            fs.TriggerFsError("otlp");
+            var log = await collector.WaitForAsync("/v1/logs", body => body.Contains(fs.LoopDevice), TimeSpan.FromSeconds(20));
+            Assert.Contains("errorwatch.report.error.name", log);
+            Assert.Contains("EUCLEAN", log);
+            Assert.Contains("errorwatch.report.id", log);
+            Assert.Contains("service.instance.id", log);
+            var metrics = await collector.WaitForAsync("/v1/metrics", body => body.Contains("errorwatch.filesystem.errors"), TimeSpan.FromSeconds(20));
+            Assert.Contains("system.device", metrics);
+            Assert.True(metrics.Contains("service.instance.id"), new string(metrics.Select(c => c < (char)32 || c > (char)126 ? '.' : c).ToArray()));
+
+            // The collector goes away: detection goes on, and the outage is said once, not per export.
+            collector.Dispose();
+            fs.TriggerFsError("while the collector is away");
+            await Task.Delay(TimeSpan.FromSeconds(4.5));
+            Assert.Equal(1, daemon.Count("collector is unreachable"));
+            collector = new OtlpCollector(port);
+            await collector.WaitForAsync("/v1/metrics", _ => true, TimeSpan.FromSeconds(20));
+            await daemon.WaitForAsync(() => Task.FromResult(daemon.Stderr), s => s.Contains("accepts exports again"));
+            Assert.Equal(1, daemon.Count("collector is unreachable"));
+        }
+        finally
+        {
+            collector.Dispose();
+        }
+        Assert.True(daemon.Stop() < TimeSpan.FromSeconds(2), "SIGTERM to exit took 2 s or more");
+    }
+
+    private static async Task<string> Scrape(string url)
+    {
+        try
+        {
+            return await Http.GetStringAsync(url);
+        }
+        catch (HttpRequestException)
+        {
+            return "";
+        }
+    }
+
+    /// <summary>errorwatch run as a subprocess with its own state directory, no D-Bus, no journal.</summary>
+    private sealed class Daemon : IDisposable
+    {
+        private readonly Process _process;
+        private readonly StringBuilder _stderr = new();
+
+        private Daemon(Process process)
+        {
+            _process = process;
+            _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_stderr) _stderr.AppendLine(e.Data); };
+            _process.OutputDataReceived += (_, _) => { };
+            _process.BeginErrorReadLine();
+            _process.BeginOutputReadLine();
+        }
+
+        public static Daemon Start(string scratch, params string[] args)
+        {
+            var psi = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "errorwatch"))
+            {
+                RedirectStandardError = true,
+                RedirectStandardOutput = true,
+                UseShellExecute = false,
+            };
+            foreach (var a in (string[])["run", "--state-dir", Path.Combine(scratch, "state"), "--bus", "none", "--journal", "no", "--output", "none", .. args])
+                psi.ArgumentList.Add(a);
+            return new Daemon(Process.Start(psi)!);
+        }
+
+        public string Stderr
+        {
+            get { lock (_stderr) return _stderr.ToString(); }
+        }
+
+        public int Count(string text) => Stderr.Split('\n').Count(l => l.Contains(text, StringComparison.Ordinal));
+
+        public async Task WaitForAsync(Func<Task<string>> read, Func<string, bool> done, TimeSpan? timeout = null)
+        {
+            var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));
+            var last = "";
+            while (DateTime.UtcNow < deadline)
+            {
+                Assert.False(_process.HasExited, "errorwatch exited: " + Stderr);
+                if (done(last = await read()))
+                    return;
+                await Task.Delay(100);
+            }
+            Assert.Fail($"timed out; last: {last}\nerrorwatch: {Stderr}");
+        }
+
+        /// <summary>SIGTERM, and how long it took to exit.</summary>
+        public TimeSpan Stop()
+        {
+            var watch = Stopwatch.StartNew();
+            if (!_process.HasExited)
+            {
+                Tool.Run("kill", "-TERM", _process.Id.ToString());
+                _process.WaitForExit(5000);
+            }
+            return watch.Elapsed;
+        }
+
+        public void Dispose()
+        {
+            Stop();
+            if (!_process.HasExited)
+                _process.Kill();
+            _process.Dispose();
+        }
+    }
+
+    /// <summary>An OTLP/HTTP collector stand-in on loopback: records each request body by path, answers 200.</summary>
+    private sealed class OtlpCollector : IDisposable
+    {
+        private readonly HttpListener _listener = new();
+        private readonly BlockingCollection<(string Path, string Body)> _requests = new();
+
+        public OtlpCollector(int port)
+        {
+            _listener.Prefixes.Add($"http://127.0.0.1:{port}/");
+            _listener.Start();
+            _ = Task.Run(Serve);
+        }
+
+        private async Task Serve()
+        {
+            while (_listener.IsListening)
+            {
+                HttpListenerContext context;
+                try
+                {
+                    context = await _listener.GetContextAsync();
+                }
+                catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
+                {
+                    return;
+                }
+                using var body = new MemoryStream();
+                await context.Request.InputStream.CopyToAsync(body);
+                // Protobuf strings are UTF-8 as they are: Latin-1 keeps every byte for Contains().
+                _requests.Add((context.Request.Url!.AbsolutePath, Encoding.Latin1.GetString(body.ToArray())));
+                context.Response.StatusCode = 200;
+                context.Response.ContentType = "application/x-protobuf";
+                context.Response.Close();
+            }
+        }
+
+        public async Task<string> WaitForAsync(string path, Func<string, bool> match, TimeSpan timeout)
+        {
+            var deadline = DateTime.UtcNow + timeout;
+            var seen = new List<string>();
+            while (DateTime.UtcNow < deadline)
+            {
+                if (_requests.TryTake(out var request, 100))
+                {
+                    seen.Add(request.Path);
+                    if (request.Path == path && match(request.Body))
+                        return request.Body;
+                }
+                await Task.Yield();
+            }
+            Assert.Fail($"no matching OTLP request to {path} within {timeout}; saw {string.Join(", ", seen)}");
+            return "";
+        }
+
+        public void Dispose()
+        {
+            if (_listener.IsListening)
+                _listener.Stop();
+            _listener.Close();
+        }
+    }
+}
