@@ -150,9 +150,13 @@ public sealed class ErrorWatchDaemon : IDisposable
         var deadline = Stopwatch.StartNew();
         // First: the last health checks still need the read loop (to flush fanotify before comparing counts).
         _health.Stop(_options.Health.StopBudget + TimeSpan.FromMilliseconds(200));
+        var health = deadline.Elapsed;
         _tracker.Stop(TimeSpan.FromMilliseconds(300));
+        var tracker = deadline.Elapsed;
         // The read loop reads every group empty, closes them and completes the hand-off.
         _watcher.Stop(TimeSpan.FromMilliseconds(500));
+        _log.Debug("Stopping: health loop {Health:F0} ms, mount tracker {Tracker:F0} ms, read loop {Watcher:F0} ms",
+            health.TotalMilliseconds, (tracker - health).TotalMilliseconds, (deadline.Elapsed - tracker).TotalMilliseconds);
         using var drain = new CancellationTokenSource(_options.DrainTimeout - deadline.Elapsed is { Ticks: > 0 } left ? left : TimeSpan.Zero);
         try
         {
