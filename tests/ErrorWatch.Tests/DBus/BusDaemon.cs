@@ -116,16 +116,7 @@ public sealed partial class BusDaemon : IDisposable
     /// <summary>SIGTERM to the PID started here (dbus-daemon then removes its socket), SIGKILL after 5 s.</summary>
     public void Stop()
     {
-        if (_process is null)
-            return;
-        if (!_process.HasExited)
-        {
-            _ = Kill(_process.Id, 15);
-            if (!_process.WaitForExit(5000))
-                _process.Kill(entireProcessTree: false);
-            _process.WaitForExit(5000);
-        }
-        _process.Dispose();
+        OwnProcess.Stop(_process);
         _process = null;
     }
 
@@ -238,9 +229,6 @@ public sealed partial class BusDaemon : IDisposable
           <includedir>{SecurityElement.Escape(policyDirectory)}</includedir>
         </busconfig>
         """;
-
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int Kill(int pid, int signal);
 }
 
 /// <summary>

@@ -403,21 +403,7 @@ internal sealed class Client : IDisposable
         return string.Join('\n', _seen);
     }
 
-    public void Dispose()
-    {
-        try
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill();
-                _process.WaitForExit(2000);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-        }
-        _process.Dispose();
-    }
+    public void Dispose() => OwnProcess.Stop(_process, TimeSpan.FromSeconds(2));
 }
 
 /// <summary>
@@ -466,19 +452,5 @@ internal sealed class Polkitd : IDisposable
         throw new InvalidOperationException("polkitd did not come up on the test bus");
     }
 
-    public void Dispose()
-    {
-        try
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill();
-                _process.WaitForExit(2000);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-        }
-        _process.Dispose();
-    }
+    public void Dispose() => OwnProcess.Stop(_process, TimeSpan.FromSeconds(2));
 }

@@ -343,22 +343,6 @@ public sealed partial class ClientCommandTests : IDisposable
         [LibraryImport("libc", EntryPoint = "kill")]
         private static partial int Kill(int pid, int signal);
 
-        public void Dispose()
-        {
-            try
-            {
-                if (!Process.HasExited)
-                {
-                    Kill(Process.Id, 15);
-                    if (!Process.WaitForExit(TimeSpan.FromSeconds(5)))
-                        Process.Kill(); // this PID only
-                    Process.WaitForExit(TimeSpan.FromSeconds(5));
-                }
-            }
-            finally
-            {
-                Process.Dispose();
-            }
-        }
+        public void Dispose() => OwnProcess.Stop(Process);
     }
 }

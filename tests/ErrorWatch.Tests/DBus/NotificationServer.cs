@@ -139,24 +139,14 @@ public sealed partial class NotificationServer : IDisposable
         }
     }
 
-    [LibraryImport("libc", EntryPoint = "kill")]
-    private static partial int Kill(int pid, int signal);
-
     public void Dispose()
     {
         try
         {
-            if (!_process.HasExited)
-            {
-                Kill(_process.Id, 15);
-                if (!_process.WaitForExit(TimeSpan.FromSeconds(3)))
-                    _process.Kill(); // this PID only
-                _process.WaitForExit(TimeSpan.FromSeconds(3));
-            }
+            OwnProcess.Stop(_process, TimeSpan.FromSeconds(3));
         }
         finally
         {
-            _process.Dispose();
         }
     }
 }

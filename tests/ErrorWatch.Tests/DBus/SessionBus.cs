@@ -104,24 +104,14 @@ public sealed partial class SessionBus : IDisposable
         }
     }
 
-    [LibraryImport("libc", EntryPoint = "kill")]
-    private static partial int Kill(int pid, int signal);
-
     public void Dispose()
     {
         try
         {
-            if (!_daemon.HasExited)
-            {
-                Kill(_daemon.Id, 15);
-                if (!_daemon.WaitForExit(TimeSpan.FromSeconds(3)))
-                    _daemon.Kill(); // this PID only
-                _daemon.WaitForExit(TimeSpan.FromSeconds(3));
-            }
+            OwnProcess.Stop(_daemon, TimeSpan.FromSeconds(3));
         }
         finally
         {
-            _daemon.Dispose();
             try
             {
                 System.IO.Directory.Delete(Directory, recursive: true);

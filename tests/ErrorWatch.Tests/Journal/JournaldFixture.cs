@@ -141,17 +141,8 @@ public sealed partial class JournaldFixture : IDisposable
     {
         if (_process is null)
             return;
-        if (!_process.HasExited)
-        {
-            // SIGTERM lets journald close its files cleanly; only this PID, never a name.
-            _ = Kill(_process.Id, 15);
-            if (!_process.WaitForExit(5000))
-            {
-                _process.Kill(entireProcessTree: false);
-                _process.WaitForExit(5000);
-            }
-        }
-        _process.Dispose();
+        // SIGTERM lets journald close its files cleanly.
+        OwnProcess.Stop(_process);
 
         if (Directory.Exists(SocketDirectory))
         {
@@ -177,9 +168,6 @@ public sealed partial class JournaldFixture : IDisposable
         else
             File.Delete(path);
     }
-
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int Kill(int pid, int signal);
 }
 
 /// <summary>Reads entries back with journalctl.</summary>

@@ -135,16 +135,7 @@ public sealed partial class PrometheusServer : IDisposable
 
     public void Stop()
     {
-        if (_process is null)
-            return;
-        if (!_process.HasExited)
-        {
-            _ = Kill(_process.Id, 15);
-            if (!_process.WaitForExit(5000))
-                _process.Kill(entireProcessTree: false);
-            _process.WaitForExit(5000);
-        }
-        _process.Dispose();
+        OwnProcess.Stop(_process);
         _process = null;
     }
 
@@ -241,7 +232,4 @@ public sealed partial class PrometheusServer : IDisposable
             listener.Stop();
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int Kill(int pid, int signal);
 }

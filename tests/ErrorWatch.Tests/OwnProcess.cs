@@ -1,0 +1,33 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+
+namespace ErrorWatch.Tests;
+
+/// <summary>Ending the processes a test started: by their PID only, never by name.</summary>
+internal static partial class OwnProcess
+{
+    /// <summary>SIGTERM (so daemons close their files and sockets), SIGKILL after <paramref name="grace"/>; then disposes.</summary>
+    public static void Stop(Process? process, TimeSpan? grace = null)
+    {
+        if (process is null)
+            return;
+        try
+        {
+            if (!process.HasExited)
+            {
+                _ = Kill(process.Id, 15);
+                if (!process.WaitForExit(grace ?? TimeSpan.FromSeconds(5)))
+                    process.Kill(entireProcessTree: false);
+                process.WaitForExit(5000);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // Never started, or already reaped.
+        }
+        process.Dispose();
+    }
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
+}
