@@ -22,6 +22,22 @@ public sealed record WatchOptions
         || (sb.Uuid is { } uuid && Guid.TryParse(pattern, out var p) && p == uuid)
         || sb.Mounts.Any(m => m.MountPoint.Text == pattern);
 
+    /// <summary>
+    /// The refusal that mount points and major:minor alone decide, before the filesystem is opened
+    /// to be identified: opening a mount root pins the mount, and an admin's umount of a filesystem
+    /// ErrorWatch was told to leave alone must never fail with EBUSY because of it. UUIDs, labels
+    /// and device paths (which may be symlinks) need the identification; null defers to <see cref="Refuses"/>.
+    /// </summary>
+    public string? RefusesBeforeIdentify(DeviceNumber device, IReadOnlyList<MountEntry> mounts)
+    {
+        bool Decidable(string p) => (p.StartsWith('/') && !p.StartsWith("/dev/", StringComparison.Ordinal)) || DeviceNumber.TryParse(p, out _);
+        bool Match(string p) => p == device.ToString() || mounts.Any(m => m.MountPoint.Text == p);
+        if (Include.Count > 0 && Include.All(Decidable) && !Include.Any(Match))
+            return "not selected by --filesystem";
+        var excluded = Exclude.FirstOrDefault(p => Decidable(p) && Match(p));
+        return excluded is null ? null : $"excluded by configuration ({excluded})";
+    }
+
     public string? Refuses(Superblock sb)
     {
         if (Include.Count > 0 && !Include.Any(p => Matches(sb, p)))
@@ -32,7 +48,11 @@ public sealed record WatchOptions
 }
 
 /// <summary>A filesystem ErrorWatch does not watch, and why.</summary>
-public sealed record SkippedFilesystem(DeviceNumber Device, string FsType, string MountPoint, string Reason, int Errno = 0);
+public sealed record SkippedFilesystem(DeviceNumber Device, string FsType, string MountPoint, string Reason, int Errno = 0)
+{
+    /// <summary>Refused by --filesystem/--exclude (not a failure).</summary>
+    public bool ByConfiguration { get; init; }
+}
 
 /// <summary>
 /// Keeps one <see cref="SuperblockWatch"/> per mounted ext4/XFS superblock: enumerates mounts, groups
@@ -152,6 +172,11 @@ public sealed unsafe class FilesystemInventory
                 }
                 if (_watches.ContainsKey(device))
                     continue;
+                // Refused by configuration and mounted where it was: leave it alone (no re-open on
+                // every mount event). A configuration change clears these.
+                if (_skipped.TryGetValue(device, out var skipped) && skipped.ByConfiguration
+                    && group.Select(m => m.MountPoint.Escaped).Contains(skipped.MountPoint))
+                    continue;
                 TryWatch(device, fsType, group);
             }
             OtherTypes = others;
@@ -163,6 +188,11 @@ public sealed unsafe class FilesystemInventory
     private void TryWatch(DeviceNumber device, string fsType, List<MountEntry> mounts)
     {
         var mountPoint = mounts[0].MountPoint.Escaped;
+        if (_options.RefusesBeforeIdentify(device, mounts) is { } early)
+        {
+            Skip(new SkippedFilesystem(device, fsType, mountPoint, early), byConfiguration: true);
+            return;
+        }
         var sb = Identify(device, fsType, mounts, out var problem);
         if (sb is null)
         {
@@ -205,7 +235,7 @@ public sealed unsafe class FilesystemInventory
     {
         if (_skipped.TryGetValue(skip.Device, out var previous) && previous.Reason == skip.Reason)
             return;
-        _skipped[skip.Device] = skip;
+        _skipped[skip.Device] = skip = skip with { ByConfiguration = byConfiguration };
         _log.Write(byConfiguration ? Serilog.Events.LogEventLevel.Debug : Serilog.Events.LogEventLevel.Warning,
             "Not watching {FsType} {Device} at {MountPoint}: {Reason}", skip.FsType, skip.Device, skip.MountPoint, skip.Reason);
     }

@@ -45,6 +45,65 @@ public sealed class AttributionTests
 
     public static TheoryData<string> TrackingModes => new() { "fanotify", "mountinfo" };
 
+    [LoopFact]
+    public unsafe void A_filesystem_left_alone_by_configuration_is_never_opened_so_its_umount_never_fails()
+    {
+        using var scratch = new ScratchDirectory();
+        var watched = scratch.Ext4("selected");
+        var other = scratch.Ext4("left-alone");
+        // Our own fanotify group sees every open(2) under the other mount (O_PATH opens would not
+        // pin it either way; a plain open does, and is what identification uses first).
+        var group = Interop.Fanotify.Init(Interop.Fanotify.FAN_CLASS_NOTIF | 0x1 /* FAN_CLOEXEC */ | 0x2 /* FAN_NONBLOCK */, 0);
+        Assert.True(group >= 0, "fanotify_init");
+        try
+        {
+            var path = System.Text.Encoding.UTF8.GetBytes(other.MountPoint + "\0");
+            fixed (byte* p = path)
+                Assert.Equal(0, Interop.Fanotify.Mark(group, Interop.Fanotify.FAN_MARK_ADD | Interop.Fanotify.FAN_MARK_MOUNT, 0x20 /* FAN_OPEN */ | 0x40000000 /* FAN_ONDIR: the mount root is a directory */, -100, p));
+            using var daemon = new DaemonHarness(new DaemonOptions
+            {
+                Watch = new WatchOptions { Include = [watched.MountPoint] },
+                RescanInterval = TimeSpan.FromMilliseconds(200),
+            });
+            Thread.Sleep(1000); // five rescans, each of which used to identify it again
+            Assert.Single(daemon.Daemon.Inventory.Watches);
+            Assert.Equal(0, OpensBy(group, Environment.ProcessId));
+            Assert.True(Tool.RunWithTimeout(TimeSpan.FromSeconds(10), "umount", other.MountPoint).ExitCode == 0);
+            other.Mount(other.MountOptions);
+        }
+        finally
+        {
+            Interop.Libc.Close(group);
+        }
+    }
+
+    /// <summary>Reads the group's queue: how many FAN_OPEN events came from <paramref name="pid"/> (closing each event's fd).</summary>
+    private static unsafe int OpensBy(int group, int pid)
+    {
+        var buffer = new byte[64 * 1024];
+        var opens = 0;
+        fixed (byte* b = buffer)
+        {
+            while (true)
+            {
+                var n = (int)Interop.Libc.Read(group, b, buffer.Length);
+                if (n <= 0)
+                    return opens;
+                for (var off = 0; off + 24 <= n;)
+                {
+                    // struct fanotify_event_metadata { u32 event_len; u8 vers, reserved; u16 metadata_len; u64 mask; s32 fd; s32 pid; }
+                    var length = *(uint*)(b + off);
+                    var fd = *(int*)(b + off + 16);
+                    if (*(int*)(b + off + 20) == pid)
+                        opens++;
+                    if (fd >= 0)
+                        Interop.Libc.Close(fd);
+                    off += (int)length;
+                }
+            }
+        }
+    }
+
     [LoopTheory]
     [MemberData(nameof(TrackingModes))]
     public void A_filesystem_mounted_after_start_is_watched_within_a_second_and_reports(string tracking)
