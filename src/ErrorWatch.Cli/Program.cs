@@ -11,5 +11,6 @@ var root = new RootCommand("ErrorWatch: tells you when a filesystem is corruptin
     WatchCommand.Create(),
     NotifyCommand.Create(),
     CheckConfigCommand.Create(),
+    HooksCommand.Create(),
 };
 return root.Parse(args).Invoke();

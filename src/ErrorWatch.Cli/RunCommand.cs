@@ -192,11 +192,15 @@ internal static class RunCommand
         using var telemetry = TelemetryFor(settings, log, out var endpoint);
         if (telemetry.ReportLog is { } otlpLogs)
             sinks.Add(otlpLogs);
+        using var hooks = new Recovery.HookSink(settings.Hooks, settings.Store.Directory, journal, log);
+        hooks.Ran += metrics.HookRan;
+        sinks.Add(hooks);
 
         using var stop = new CancellationTokenSource();
         void Stop()
         {
             service.Stopping();
+            hooks.BeginStop();
             stop.Cancel();
         }
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; Stop(); });
@@ -222,7 +226,7 @@ internal static class RunCommand
         using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
         {
             ctx.Cancel = true;
-            settings = Reload(settings, configPath, parse, daemon, level, service, log);
+            settings = Reload(settings, configPath, parse, daemon, hooks, level, service, log);
         });
         var capabilities = daemon.Start();
         if (json is not null)
@@ -237,6 +241,7 @@ internal static class RunCommand
             bus.Start(TimeSpan.FromSeconds(1));
         }
 
+        hooks.Start();
         // Marks are placed and the outputs are up: only now is the service ready.
         service.Ready(StatusLine(daemon));
         using var watchdog = new Watchdog(service, LoopHeartbeat.AllAlive(TimeSpan.FromSeconds(10), [.. daemon.Heartbeats]), log);
@@ -254,6 +259,7 @@ internal static class RunCommand
         daemon.RunAsync(stop.Token).GetAwaiter().GetResult();
         watchdog.Stop();
         bus?.Stop(TimeSpan.FromMilliseconds(300));
+        hooks.Stop(TimeSpan.FromMilliseconds(300));
         endpoint?.Dispose();
         telemetry.Shutdown(TimeSpan.FromMilliseconds(300));
         journalSink?.Flush();
@@ -380,11 +386,11 @@ internal static class RunCommand
     };
 
     /// <summary>
-    /// SIGHUP. The log level and the choice of filesystems apply at once (newly excluded ones are
-    /// unwatched, newly included ones marked); everything else is named as taking effect at restart.
+    /// SIGHUP. The log level, the choice of filesystems (newly excluded ones are unwatched, newly
+    /// included ones marked) and the hooks apply at once; everything else is named as taking effect at restart.
     /// </summary>
     private static ErrorWatchSettings Reload(ErrorWatchSettings current, string? path, ParseResult parse, ErrorWatchDaemon daemon,
-        LoggingLevelSwitch level, IServiceManager service, Serilog.ILogger log)
+        Recovery.HookSink hooks, LoggingLevelSwitch level, IServiceManager service, Serilog.ILogger log)
     {
         service.Reloading();
         try
@@ -411,6 +417,8 @@ internal static class RunCommand
             if (fresh.DBus != current.DBus) later.Add("[DBus]");
             if (!fresh.Metrics.Listen.SequenceEqual(current.Metrics.Listen)) later.Add("[Metrics]");
             if (fresh.OpenTelemetry != current.OpenTelemetry) later.Add("[OpenTelemetry]");
+            if (!fresh.Hooks.Equals(current.Hooks))
+                hooks.Reload(fresh.Hooks);
             if (fresh.Watch.ResolvePaths != current.Watch.ResolvePaths || fresh.Watch.MountTracking != current.Watch.MountTracking
                 || fresh.Watch.MountSource != current.Watch.MountSource || fresh.Watch.RescanInterval != current.Watch.RescanInterval)
                 later.Add("[Watch] ResolvePaths/MountTracking/MountSource/RescanInterval");

@@ -125,8 +125,21 @@ public static class ConfigurationLoader
             ["DBus"] = ["Bus", "SignalPaths"],
             ["Metrics"] = ["Listen"],
             ["OpenTelemetry"] = ["Endpoint", "Protocol", "Headers", "Interval"],
+            ["Hooks"] = ["Directory", "MaxConcurrent", "Timeout", "KillGrace", "Repeat"],
             ["Log"] = ["Level"],
         };
+
+        /// <summary>The keys of a [Hook "NAME"] section.</summary>
+        private static readonly string[] RuleKeys = ["Exec", "Unit", "Filesystems", "Types", "Events", "Errnos", "Sources", "Severities", "Repeat", "Timeout"];
+
+        private static readonly string KnownSections =
+            string.Join(", ", Keys.Keys.Select(k => $"[{k}]")).Replace("[Hooks]", "[Hooks], [Hook \"NAME\"]", StringComparison.Ordinal);
+
+        /// <summary>Hook run time limits (a unit hook may be a long scrub).</summary>
+        private static readonly TimeSpan MaxHookTimeout = TimeSpan.FromDays(7);
+
+        private static readonly string[] SourceNames = ["fanotify", "ext4-sysfs", "ext4-superblock", "ext4-state", "xfs-health", "xfs-health-monitor"];
+        private static readonly string[] SeverityNames = ["critical", "error", "warning"];
 
         private static readonly ErrorWatchSettings Defaults = new();
 
@@ -138,20 +151,78 @@ public static class ConfigurationLoader
         private DBusSettings _dbus = new();
         private List<string>? _listen; // null: no assignment, the default applies
         private OpenTelemetrySettings _otel = new();
+        private HooksSettings _hooks = new();
+        private readonly List<RuleBuilder> _rules = new();
         private LogSettings _log = new();
         private SettingsAssignment _at;
+        private int _order;
+
+        /// <summary>One [Hook "NAME"] as its assignments make it, across files; where Exec= and Unit= were last set, to name a conflict.</summary>
+        private sealed class RuleBuilder(string name, string origin)
+        {
+            public string Name { get; } = name;
+            public string Origin { get; } = origin;
+            public List<string> Exec { get; set; } = new();
+            public string? Unit { get; set; }
+            /// <summary>Where each was last set, and the assignment's position in reading order.</summary>
+            public (SettingsAssignment At, int Order)? ExecAt { get; set; }
+            public (SettingsAssignment At, int Order)? UnitAt { get; set; }
+            public readonly List<string> Filesystems = new(), Types = new(), Events = new(), Errnos = new(), Sources = new(), Severities = new();
+            public Recovery.RepeatPolicy? Repeat { get; set; }
+            public TimeSpan? Timeout { get; set; }
+        }
+
+        /// <summary>The NAME of a [Hook "NAME"] header, or null (and why) when the section is not one.</summary>
+        internal static string? RuleName(string section, out string? problem)
+        {
+            problem = null;
+            if (!section.StartsWith("Hook ", StringComparison.Ordinal) && section != "Hook")
+                return null;
+            var quoted = section[4..].Trim();
+            if (quoted.Length < 3 || quoted[0] != '"' || quoted[^1] != '"')
+            {
+                problem = "a hook rule's header is [Hook \"NAME\"], the name in double quotes";
+                return null;
+            }
+            var name = quoted[1..^1];
+            if (name.Length > 64 || !char.IsAsciiLetterOrDigit(name[0]) || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '@' or ':' or '+' or '-'))
+            {
+                problem = $"'{name}' is not a hook name: up to 64 letters, digits and _.@:+-, starting with a letter or digit";
+                return null;
+            }
+            return name;
+        }
 
         public void Apply(string file, SettingsFileContent content)
         {
             // One problem per unknown section header, not one per key under it.
             foreach (var (line, section) in content.Sections)
             {
-                if (!Keys.ContainsKey(section))
-                    problems.Add(new(file, line, "", $"unknown section (known: {string.Join(", ", Keys.Keys.Select(k => $"[{k}]"))})") { Section = section });
+                if (Keys.ContainsKey(section))
+                    continue;
+                if (RuleName(section, out var malformed) is { } name)
+                {
+                    if (!_rules.Exists(r => r.Name == name))
+                        _rules.Add(new RuleBuilder(name, $"{file}:{line}"));
+                }
+                else
+                    problems.Add(new(file, line, "", malformed ?? $"unknown section (known: {KnownSections})") { Section = section });
             }
             foreach (var a in content.Assignments)
             {
                 _at = a;
+                _order++;
+                if (_rules.Find(r => a.Section == $"Hook \"{r.Name}\"") is { } rule)
+                {
+                    if (Array.IndexOf(RuleKeys, a.Key) < 0)
+                    {
+                        var near = RuleKeys.FirstOrDefault(k => string.Equals(k, a.Key, StringComparison.OrdinalIgnoreCase)) is { } k ? $"; did you mean {k}=? keys are case-sensitive" : "";
+                        Problem($"unknown key{near} (known in [Hook \"NAME\"]: {string.Join(", ", RuleKeys)})");
+                    }
+                    else
+                        ApplyRule(rule, a.Key, a.Value);
+                    continue;
+                }
                 if (!Keys.TryGetValue(a.Section, out var keys))
                     continue;
                 if (Array.IndexOf(keys, a.Key) < 0)
@@ -320,6 +391,38 @@ public static class ConfigurationLoader
                     else if (TryInterval(value, TimeSpan.FromSeconds(1), MaxInterval, out var otelInterval))
                         _otel = _otel with { Interval = otelInterval };
                     break;
+                case ("Hooks", "Directory"):
+                    if (reset)
+                        _hooks = _hooks with { Directory = HooksSettings.DefaultDirectory };
+                    else if (!value.StartsWith('/'))
+                        Problem($"{Quote(value)} is not an absolute path");
+                    else
+                        _hooks = _hooks with { Directory = value };
+                    break;
+                case ("Hooks", "MaxConcurrent"):
+                    if (reset)
+                        _hooks = _hooks with { MaxConcurrent = Defaults.Hooks.MaxConcurrent };
+                    else if (TryInteger(value, 1, 64, out var concurrent))
+                        _hooks = _hooks with { MaxConcurrent = concurrent };
+                    break;
+                case ("Hooks", "Timeout"):
+                    if (reset)
+                        _hooks = _hooks with { Timeout = Defaults.Hooks.Timeout };
+                    else if (TryInterval(value, TimeSpan.FromSeconds(1), MaxHookTimeout, out var timeout))
+                        _hooks = _hooks with { Timeout = timeout };
+                    break;
+                case ("Hooks", "KillGrace"):
+                    if (reset)
+                        _hooks = _hooks with { KillGrace = Defaults.Hooks.KillGrace };
+                    else if (TryInterval(value, MinInterval, TimeSpan.FromHours(1), out var grace))
+                        _hooks = _hooks with { KillGrace = grace };
+                    break;
+                case ("Hooks", "Repeat"):
+                    if (reset)
+                        _hooks = _hooks with { Repeat = Defaults.Hooks.Repeat };
+                    else if (TryRepeat(value, out var repeat))
+                        _hooks = _hooks with { Repeat = repeat };
+                    break;
                 case ("Log", "Level"):
                     if (reset)
                         _log = _log with { Level = Defaults.Log.Level };
@@ -327,6 +430,120 @@ public static class ConfigurationLoader
                         _log = _log with { Level = level };
                     break;
             }
+        }
+
+        private void ApplyRule(RuleBuilder rule, string key, string value)
+        {
+            var reset = value.Length == 0;
+            switch (key)
+            {
+                case "Exec":
+                    if (reset)
+                    {
+                        rule.Exec = new();
+                        rule.ExecAt = null;
+                        break;
+                    }
+                    var words = SettingsFile.SplitList(value);
+                    if (!words[0].StartsWith('/'))
+                        Problem($"{Quote(words[0])} is not an absolute path (hooks are executed directly, without a shell or PATH search)");
+                    else if (words[0].Contains('%'))
+                        Problem("the executable's path cannot contain specifiers; use them in its arguments");
+                    else if (words.Skip(1).Select(Recovery.HookSpecifiers.InvalidArgument).FirstOrDefault(p => p is not null) is { } bad)
+                        Problem(bad);
+                    else
+                    {
+                        rule.Exec = words;
+                        rule.ExecAt = (_at, _order);
+                    }
+                    break;
+                case "Unit":
+                    if (reset)
+                    {
+                        rule.Unit = null;
+                        rule.UnitAt = null;
+                    }
+                    else if (Recovery.HookSpecifiers.InvalidUnit(value) is { } invalid)
+                        Problem(invalid);
+                    else
+                    {
+                        rule.Unit = value;
+                        rule.UnitAt = (_at, _order);
+                    }
+                    break;
+                case "Filesystems":
+                    List(rule.Filesystems, value, ValidFilesystem);
+                    break;
+                case "Types":
+                    List(rule.Types, value, ValidType);
+                    break;
+                case "Events":
+                    List(rule.Events, value, v => Array.IndexOf(Recovery.HookEvent.Words, v) >= 0 ? null
+                        : $"{Quote(v)} is not an event (known: {string.Join(", ", Recovery.HookEvent.Words)})");
+                    break;
+                case "Errnos":
+                    List(rule.Errnos, value, v => (Interop.ErrnoTable.TryParse(v, out _) || (v.All(char.IsAsciiDigit) && v.Length is > 0 and <= 4 && int.Parse(v, CultureInfo.InvariantCulture) is > 0 and < 4096)) ? null
+                        : $"{Quote(v)} is not an errno name (EUCLEAN, EFSCORRUPTED, EIO, ...) or number");
+                    break;
+                case "Sources":
+                    List(rule.Sources, value, v => Array.IndexOf(SourceNames, v) >= 0 ? null : $"{Quote(v)} is not a source (known: {string.Join(", ", SourceNames)})");
+                    break;
+                case "Severities":
+                    List(rule.Severities, value, v => Array.IndexOf(SeverityNames, v) >= 0 ? null : $"{Quote(v)} is not a severity (critical, error, warning)");
+                    break;
+                case "Repeat":
+                    if (reset)
+                        rule.Repeat = null;
+                    else if (TryRepeat(value, out var repeat))
+                        rule.Repeat = repeat;
+                    break;
+                case "Timeout":
+                    if (reset)
+                        rule.Timeout = null;
+                    else if (TryInterval(value, TimeSpan.FromSeconds(1), MaxHookTimeout, out var timeout))
+                        rule.Timeout = timeout;
+                    break;
+            }
+        }
+
+        private bool TryRepeat(string value, out Recovery.RepeatPolicy policy)
+        {
+            if (Recovery.RepeatPolicy.TryParse(value, out policy, out var error))
+                return true;
+            Problem(error);
+            return false;
+        }
+
+        /// <summary>The rules as settings; a rule that ended up with both Exec= and Unit= is a problem at the later of the two.</summary>
+        private IReadOnlyList<HookRuleSettings> BuildRules()
+        {
+            var rules = new List<HookRuleSettings>();
+            foreach (var r in _rules)
+            {
+                if (r.ExecAt is { } exec && r.UnitAt is { } unit)
+                {
+                    var (later, earlier) = exec.Order > unit.Order ? (exec.At, unit.At) : (unit.At, exec.At);
+                    _at = later;
+                    Problem($"a hook either runs Exec= or starts Unit=, not both ({earlier.Key}= is set at {earlier.File}:{earlier.Line}); reset one with an empty assignment");
+                    continue;
+                }
+                rules.Add(new HookRuleSettings
+                {
+                    Name = r.Name,
+                    Origin = r.Origin,
+                    Exec = ReadOnly(r.Exec),
+                    Unit = r.Unit,
+                    Filesystems = ReadOnly(r.Filesystems),
+                    Types = ReadOnly(r.Types),
+                    Events = ReadOnly(r.Events),
+                    Errnos = ReadOnly(r.Errnos),
+                    Sources = ReadOnly(r.Sources),
+                    Severities = ReadOnly(r.Severities),
+                    Repeat = r.Repeat,
+                    Timeout = r.Timeout,
+                });
+            }
+            return rules.AsReadOnly();
         }
 
         public ErrorWatchSettings Build(List<string> files) => new()
@@ -343,6 +560,7 @@ public static class ConfigurationLoader
             DBus = _dbus,
             Metrics = new MetricsSettings { Listen = _listen is null ? MetricsSettings.DefaultListen : ReadOnly(_listen) },
             OpenTelemetry = _otel,
+            Hooks = _hooks with { Rules = BuildRules() },
             Log = _log,
             Files = ReadOnly(files),
         };

@@ -36,6 +36,7 @@ public sealed record ErrorWatchSettings
     public DBusSettings DBus { get; init; } = new();
     public MetricsSettings Metrics { get; init; } = new();
     public OpenTelemetrySettings OpenTelemetry { get; init; } = new();
+    public HooksSettings Hooks { get; init; } = new();
     public LogSettings Log { get; init; } = new();
 
     /// <summary>The files these settings were read from, in the order read (main file, then drop-ins).</summary>
@@ -75,6 +76,14 @@ public sealed record ErrorWatchSettings
             ("Protocol", OpenTelemetry.Protocol ?? ""),
             ("Headers", OpenTelemetry.Headers ?? ""),
             ("Interval", SystemdValues.FormatTimeSpan(OpenTelemetry.Interval)));
+        Section(sb, "Hooks",
+            ("Directory", Hooks.Directory),
+            ("MaxConcurrent", Hooks.MaxConcurrent.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            ("Timeout", SystemdValues.FormatTimeSpan(Hooks.Timeout)),
+            ("KillGrace", SystemdValues.FormatTimeSpan(Hooks.KillGrace)),
+            ("Repeat", Hooks.Repeat.ToString()));
+        foreach (var rule in Hooks.Rules)
+            Section(sb, $"Hook \"{rule.Name}\"", rule.Keys());
         Section(sb, "Log", ("Level", LogSettings.Name(Log.Level)));
         return sb.ToString();
     }
@@ -90,7 +99,7 @@ public sealed record ErrorWatchSettings
             sb.Append(key).Append('=').Append(value).Append('\n');
     }
 
-    private static string List(IReadOnlyList<string> items) => string.Join(' ', items.Select(SettingsFile.EscapeListItem));
+    internal static string List(IReadOnlyList<string> items) => string.Join(' ', items.Select(SettingsFile.EscapeListItem));
 }
 
 /// <summary>[Watch]: which filesystems, and how mounts are found.</summary>
@@ -180,6 +189,74 @@ public sealed record OpenTelemetrySettings
     public string? Protocol { get; init; }
     public string? Headers { get; init; }
     public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(60);
+}
+
+/// <summary>[Hooks]: recovery hooks (docs/hooks.md): the hooks.d directory, limits and defaults, and the [Hook "NAME"] rules.</summary>
+public sealed record HooksSettings
+{
+    public const string DefaultDirectory = "/etc/errorwatch/hooks.d";
+
+    /// <summary>Executables here run when their name's prefix (all-, ext4-, corruption-, ...) selects a report.</summary>
+    public string Directory { get; init; } = DefaultDirectory;
+    /// <summary>Hook runs at the same time, all hooks and filesystems together.</summary>
+    public int MaxConcurrent { get; init; } = 4;
+    /// <summary>How long a run may take (for a unit: until its job is done) before its process group gets SIGTERM.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(5);
+    /// <summary>From SIGTERM to SIGKILL.</summary>
+    public TimeSpan KillGrace { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>The repeat policy of hooks and rules that do not set their own.</summary>
+    public Recovery.RepeatPolicy Repeat { get; init; } = Recovery.RepeatPolicy.Default;
+    /// <summary>[Hook "NAME"] sections, in the order their names first appeared.</summary>
+    public IReadOnlyList<HookRuleSettings> Rules { get; init; } = ReadOnlyCollection<HookRuleSettings>.Empty;
+
+    public bool Equals(HooksSettings? other) =>
+        other is not null && Directory == other.Directory && MaxConcurrent == other.MaxConcurrent && Timeout == other.Timeout
+        && KillGrace == other.KillGrace && Repeat == other.Repeat && Rules.SequenceEqual(other.Rules);
+
+    public override int GetHashCode() => HashCode.Combine(Directory, MaxConcurrent, Timeout, KillGrace, Repeat, Rules.Count);
+}
+
+/// <summary>
+/// A [Hook "NAME"] section: what to run (Exec= or Unit=), for which reports, how often. A section
+/// with neither Exec= nor Unit= adjusts the hooks.d executable of the same name instead.
+/// </summary>
+public sealed record HookRuleSettings
+{
+    public required string Name { get; init; }
+    /// <summary>FILE:LINE of its first section header (messages; not part of equality).</summary>
+    public string Origin { get; init; } = "";
+    /// <summary>Absolute path, then arguments (no shell: each item is one argv entry).</summary>
+    public IReadOnlyList<string> Exec { get; init; } = ReadOnlyCollection<string>.Empty;
+    public string? Unit { get; init; }
+    public IReadOnlyList<string> Filesystems { get; init; } = ReadOnlyCollection<string>.Empty;
+    public IReadOnlyList<string> Types { get; init; } = ReadOnlyCollection<string>.Empty;
+    public IReadOnlyList<string> Events { get; init; } = ReadOnlyCollection<string>.Empty;
+    /// <summary>Names (EUCLEAN), aliases (EFSCORRUPTED) or numbers, as written.</summary>
+    public IReadOnlyList<string> Errnos { get; init; } = ReadOnlyCollection<string>.Empty;
+    public IReadOnlyList<string> Sources { get; init; } = ReadOnlyCollection<string>.Empty;
+    public IReadOnlyList<string> Severities { get; init; } = ReadOnlyCollection<string>.Empty;
+    /// <summary>null: [Hooks] Repeat=.</summary>
+    public Recovery.RepeatPolicy? Repeat { get; init; }
+    /// <summary>null: [Hooks] Timeout=.</summary>
+    public TimeSpan? Timeout { get; init; }
+
+    internal (string Key, string Value)[] Keys() =>
+    [
+        ("Exec", ErrorWatchSettings.List(Exec)),
+        ("Unit", Unit ?? ""),
+        ("Filesystems", ErrorWatchSettings.List(Filesystems)),
+        ("Types", ErrorWatchSettings.List(Types)),
+        ("Events", ErrorWatchSettings.List(Events)),
+        ("Errnos", ErrorWatchSettings.List(Errnos)),
+        ("Sources", ErrorWatchSettings.List(Sources)),
+        ("Severities", ErrorWatchSettings.List(Severities)),
+        ("Repeat", Repeat?.ToString() ?? ""),
+        ("Timeout", Timeout is { } t ? SystemdValues.FormatTimeSpan(t) : ""),
+    ];
+
+    public bool Equals(HookRuleSettings? other) => other is not null && Name == other.Name && Keys().SequenceEqual(other.Keys());
+
+    public override int GetHashCode() => Name.GetHashCode(StringComparison.Ordinal);
 }
 
 /// <summary>[Log]: the daemon's own log.</summary>

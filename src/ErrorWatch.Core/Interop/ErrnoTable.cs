@@ -156,6 +156,24 @@ internal static class ErrnoTable
         return false;
     }
 
+    /// <summary>
+    /// The number of an errno name (EUCLEAN), of a filesystem's alias for one (EFSCORRUPTED,
+    /// EFSBADCRC: fs/xfs and fs/ext4 define them as EUCLEAN and EBADMSG) or of glibc's synonyms.
+    /// </summary>
+    public static bool TryParse(string name, out int errno)
+    {
+        errno = name switch
+        {
+            "EFSCORRUPTED" => 117,
+            "EFSBADCRC" => 74,
+            "EWOULDBLOCK" => 11,
+            "EDEADLOCK" => 35,
+            "ENOTSUP" => 95,
+            _ => Array.FindIndex(Table, e => e.Name == name),
+        };
+        return errno > 0;
+    }
+
     public static string Name(int errno)
     {
         TryGet(errno, out var name, out _);

@@ -27,7 +27,7 @@ internal static unsafe partial class Libc
     public const int AT_SYMLINK_NOFOLLOW = 0x100;
 
     // <asm-generic/errno-base.h>, <asm-generic/errno.h>
-    public const int EPERM = 1, ENOENT = 2, EINTR = 4, EIO = 5, EBADF = 9, EAGAIN = 11, ENOMEM = 12,
+    public const int EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EIO = 5, EBADF = 9, EAGAIN = 11, ENOMEM = 12,
         EACCES = 13, EEXIST = 17, EXDEV = 18, ENODEV = 19, ENOTDIR = 20, EINVAL = 22, EMFILE = 24,
         ENOSPC = 28, EROFS = 30, EPIPE = 32, ENOSYS = 38, EBADMSG = 74, EOVERFLOW = 75, EOPNOTSUPP = 95,
         ESHUTDOWN = 108, ESTALE = 116, EUCLEAN = 117;
@@ -115,8 +115,10 @@ internal static unsafe partial class Libc
     public static partial int FStatfs(int fd, byte* buf);
 
     // <linux/stat.h>: struct statx (256 bytes).
-    public const uint STATX_TYPE = 0x1, STATX_INO = 0x100, STATX_MNT_ID = 0x1000, STATX_MNT_ID_UNIQUE = 0x4000;
+    public const uint STATX_TYPE = 0x1, STATX_MODE = 0x2, STATX_UID = 0x8, STATX_GID = 0x10, STATX_INO = 0x100, STATX_MNT_ID = 0x1000, STATX_MNT_ID_UNIQUE = 0x4000;
     public const int StatxSize = 256;
+    public const int StatxUidOffset = 20;       // u32
+    public const int StatxGidOffset = 24;       // u32
     public const int StatxModeOffset = 28;      // u16
     public const int StatxInoOffset = 32;       // u64
     public const int StatxDevMajorOffset = 136; // u32

@@ -56,7 +56,8 @@ public sealed partial class BusDaemon : IDisposable
     private readonly StringBuilder _output = new();
     private Process? _process;
 
-    public BusDaemon(bool withPolkitPolicy = false)
+    /// <param name="extraPolicies">More bus policy files for the includedir (systemd's, for a stand-in systemd).</param>
+    public BusDaemon(bool withPolkitPolicy = false, IReadOnlyList<string>? extraPolicies = null)
     {
         if (Binary is null)
             throw new InvalidOperationException("dbus-daemon is not installed (package dbus)");
@@ -69,6 +70,8 @@ public sealed partial class BusDaemon : IDisposable
             File.Copy(PolicyFile, Path.Combine(policyDirectory, PolicyFileName));
             if (withPolkitPolicy)
                 File.Copy(PolkitBusPolicy, Path.Combine(policyDirectory, Path.GetFileName(PolkitBusPolicy)));
+            foreach (var policy in extraPolicies ?? [])
+                File.Copy(policy, Path.Combine(policyDirectory, Path.GetFileName(policy)));
             File.WriteAllText(ConfigPath, Configuration(SocketPath, policyDirectory));
             Start();
         }

@@ -79,7 +79,9 @@ public sealed class DaemonHarness : IDisposable
     private readonly string? _ownStateDirectory;
 
     /// <param name="bus">Also runs the D-Bus service on that bus, as errorwatch run does.</param>
-    public DaemonHarness(DaemonOptions options, DecoderRegistry? registry = null, ErrorWatch.Publishing.DBus.BusOptions? bus = null)
+    /// <param name="sinks">More outputs (the hooks), before the collecting one: a collected report has been offered to them.</param>
+    public DaemonHarness(DaemonOptions options, DecoderRegistry? registry = null, ErrorWatch.Publishing.DBus.BusOptions? bus = null,
+        IReadOnlyList<IReportSink>? sinks = null)
     {
         // Never the machine's /var/lib/errorwatch: a test gets its own state unless it passes one.
         if (options.StateDirectory == ErrorWatch.Health.HealthBaseline.DefaultDirectory())
@@ -91,7 +93,7 @@ public sealed class DaemonHarness : IDisposable
         if (bus is not null)
             Bus = new ErrorWatch.Publishing.DBus.BusService(bus, options.StateDirectory, log);
         Daemon = new ErrorWatchDaemon(options, registry ?? DecoderRegistry.CreateDefault(),
-            Bus is null ? [new CallbackSink(Reports.Add)] : [Bus, new CallbackSink(Reports.Add)], log);
+            [.. (Bus is null ? Array.Empty<IReportSink>() : [Bus]), .. sinks ?? [], new CallbackSink(Reports.Add)], log);
         Bus?.Attach(Daemon);
         Capabilities = Daemon.Start();
         if (Bus is not null)

@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Publishing.Journal;
+using ErrorWatch.Recovery;
 using ErrorWatch.Reports;
 using static ErrorWatch.Tests.Journal.JournalTestReports;
 
@@ -92,6 +93,10 @@ public partial class CatalogTests
         sink.Publish(minimal);
         sink.Publish(minimal with { Id = "r1" });
         sink.Flush();
+        // A hook outcome at its barest: a skip, for a filesystem with nothing optional.
+        var hook = new Hook { Name = "all-x", Kind = HookKind.Exec, Executable = "/x", Repeat = RepeatPolicy.Always, Timeout = TimeSpan.FromSeconds(1), KillGrace = TimeSpan.FromSeconds(1), Origin = "" };
+        var run = new HookRun("run-0", "all-x", HookFacts.From(minimal), DateTimeOffset.MinValue);
+        new HookJournal(journal).Outcome(hook, run, HookOutcome.Skip("refused", DateTimeOffset.UnixEpoch));
         return journal.Sent.Select(s => s.Entry)
             .ToDictionary(e => e.GetText("MESSAGE_ID")!, e => e.Fields.Select(f => f.Name).ToHashSet());
     }
@@ -100,14 +105,14 @@ public partial class CatalogTests
     public void Catalog_IsWellFormed_AndNamesOnlyFieldsTheSinkSends()
     {
         var entries = Parse(File.ReadAllText(CatalogPath()));
-        Assert.Equal([ReportJournal.ReportMessageId, ReportJournal.SuppressedMessageId], entries.Select(e => e.Id));
+        Assert.Equal([ReportJournal.ReportMessageId, ReportJournal.SuppressedMessageId, HookJournal.OutcomeMessageId], entries.Select(e => e.Id));
         var sent = FieldsAlwaysSent();
         foreach (var entry in entries)
         {
             foreach (var header in new[] { "Subject", "Defined-By", "Support", "Documentation" })
                 Assert.True(entry.Headers.ContainsKey(header), $"{entry.Id} lacks {header}:");
             Assert.Equal("ErrorWatch", entry.Headers["Defined-By"]);
-            Assert.Equal(ReportJournal.DefaultDocumentation, entry.Headers["Documentation"]);
+            Assert.Equal(entry.Id == HookJournal.OutcomeMessageId ? HookJournal.Documentation : ReportJournal.DefaultDocumentation, entry.Headers["Documentation"]);
             Assert.NotEmpty(entry.Body);
             var used = Placeholder().Matches(entry.Headers["Subject"] + "\n" + entry.Body).Select(m => m.Groups[1].Value).ToList();
             Assert.NotEmpty(used);
@@ -130,6 +135,7 @@ public partial class CatalogTests
             Assert.True(code == 0, error);
             Assert.Contains($"{ReportJournal.ReportMessageId} ErrorWatch: Filesystem error on @ERRORWATCH_DEVICE@", output);
             Assert.Contains($"{ReportJournal.SuppressedMessageId} ErrorWatch: Error storm on @ERRORWATCH_DEVICE@", output);
+            Assert.Contains($"{HookJournal.OutcomeMessageId} ErrorWatch: Recovery hook @ERRORWATCH_HOOK@ for @ERRORWATCH_DEVICE@", output);
         }
         finally
         {
@@ -195,6 +201,42 @@ public class CatalogRenderingTests(JournaldFixture journald)
             Assert.Contains("Subject: Error storm on /dev/sdb1: 1 more report(s) not logged one by one", text);
             Assert.Contains("1 report(s) standing for 4", text);
             Assert.Contains($"The first was {id}-2, the last {id}-2.", text);
+            Assert.DoesNotContain("@", text);
+        }
+        finally
+        {
+            root.Delete(recursive: true);
+        }
+    }
+}
+
+/// <summary>A hook outcome as journalctl -x shows it, from a real journald.</summary>
+[Collection(EndToEnd.ScratchCollection.Name)]
+public class HookCatalogRenderingTests(JournaldFixture journald)
+{
+    [JournaldFact]
+    public void JournalctlExplain_FillsInTheHookOutcome()
+    {
+        Assert.True(journald.Reused || journald.StartedPid is not null);
+        var id = "ewhook-" + Guid.NewGuid().ToString("N");
+        var hook = new Hook { Name = "corruption-mail", Kind = HookKind.Exec, Executable = "/etc/errorwatch/hooks.d/corruption-mail", Repeat = RepeatPolicy.Always, Timeout = TimeSpan.FromMinutes(5), KillGrace = TimeSpan.FromSeconds(10), Origin = "" };
+        var run = new HookRun(id, hook.Name, HookFacts.From(Full("report-" + id)), DateTimeOffset.MinValue);
+        var outcome = new HookOutcome { Result = HookOutcome.Failure, Detail = "exited with 2", ExitCode = 2, Duration = TimeSpan.FromSeconds(1.5), OutputBytes = 42, Started = DateTimeOffset.UtcNow };
+        new HookJournal(new SdJournal(), new JournalFallback(new LineWriter())).Outcome(hook, run, outcome);
+        var entry = Assert.Single(Journalctl.WaitFor(1, "MESSAGE_ID=" + HookJournal.OutcomeMessageId, "ERRORWATCH_RUN_ID=" + id));
+        Assert.Equal("3", Journalctl.Text(entry, "PRIORITY"));
+        Assert.Equal("2", Journalctl.Text(entry, "ERRORWATCH_EXIT_CODE"));
+
+        var root = Directory.CreateTempSubdirectory("errorwatch-catalog-");
+        try
+        {
+            CatalogTests.CompileCatalog(root.FullName);
+            var script = $"mount --bind '{root.FullName}/var/lib/systemd/catalog' /var/lib/systemd/catalog && exec journalctl -x --no-pager -o short 'ERRORWATCH_RUN_ID={id}'";
+            var (code, text, error) = Journalctl.Run(["-m", "--propagation", "private", "sh", "-c", script], "unshare");
+            Assert.True(code == 0, error);
+            Assert.Contains("Subject: Recovery hook corruption-mail for /dev/sdb1: failure", text);
+            Assert.Contains("Outcome: failure: exited with 2, after 1.5 s,", text);
+            Assert.Contains($"journalctl ERRORWATCH_RUN_ID={id}", text);
             Assert.DoesNotContain("@", text);
         }
         finally

@@ -45,6 +45,12 @@ public sealed class ConfigurationLoaderTests : IDisposable
         Assert.Equal(20, settings.Journal.MaxEntriesPerInterval);
         Assert.Equal(TimeSpan.FromSeconds(60), settings.Journal.Interval);
         Assert.Equal(LogEventLevel.Information, settings.Log.Level);
+        Assert.Equal("/etc/errorwatch/hooks.d", settings.Hooks.Directory);
+        Assert.Equal(4, settings.Hooks.MaxConcurrent);
+        Assert.Equal(TimeSpan.FromMinutes(5), settings.Hooks.Timeout);
+        Assert.Equal(TimeSpan.FromSeconds(10), settings.Hooks.KillGrace);
+        Assert.Equal("interval=1h", settings.Hooks.Repeat.ToString());
+        Assert.Empty(settings.Hooks.Rules);
 
         Assert.Equal("/var/lib/errorwatch", ConfigurationLoader.Load(null, _dir.Path, null, out _).Store.Directory);
     }
@@ -299,7 +305,7 @@ public sealed class ConfigurationLoaderTests : IDisposable
         var file = _dir.Write("errorwatch.conf.d/10.conf", "[Watch]\nTypes=xfs\n\n[Prometheus]\nListen=:9090\nPath=/metrics\n[watch]\n");
         Load(out var problems);
         Assert.Equal(2, problems.Count);
-        Assert.Equal($"{file}:4: [Prometheus] unknown section (known: [Watch], [Health], [Store], [Journal], [DBus], [Metrics], [OpenTelemetry], [Log])", problems[0].ToString());
+        Assert.Equal($"{file}:4: [Prometheus] unknown section (known: [Watch], [Health], [Store], [Journal], [DBus], [Metrics], [OpenTelemetry], [Hooks], [Hook \"NAME\"], [Log])", problems[0].ToString());
         Assert.Equal(7, problems[1].Line); // sections are case-sensitive too
     }
 
@@ -336,6 +342,25 @@ public sealed class ConfigurationLoaderTests : IDisposable
     [InlineData("Journal", "Interval", "-1min", "negative time span")]
     [InlineData("Log", "Level", "verbose", "'verbose' is not one of debug, information, warning, error")]
     [InlineData("Log", "Level", "Debug", "'Debug' is not one of debug, information, warning, error")]
+    [InlineData("Hooks", "Directory", "hooks.d", "'hooks.d' is not an absolute path")]
+    [InlineData("Hooks", "MaxConcurrent", "0", "0 is outside 1..64")]
+    [InlineData("Hooks", "MaxConcurrent", "65", "65 is outside 1..64")]
+    [InlineData("Hooks", "Timeout", "0", "0 is outside 1s..7d")]
+    [InlineData("Hooks", "Timeout", "8d", "8d is outside 1s..7d")]
+    [InlineData("Hooks", "KillGrace", "2h", "2h is outside 100ms..1h")]
+    [InlineData("Hooks", "Repeat", "daily", "'daily' is not one of always, once, interval=DURATION, diminishing[=DURATION]")]
+    [InlineData("Hooks", "Repeat", "interval=0", "shorter than 1s")]
+    [InlineData("Hook \"fsck\"", "Exec", "fsck-at-boot --quiet", "'fsck-at-boot' is not an absolute path (hooks are executed directly, without a shell or PATH search)")]
+    [InlineData("Hook \"fsck\"", "Exec", "/usr/lib/%t/fsck", "the executable's path cannot contain specifiers")]
+    [InlineData("Hook \"fsck\"", "Exec", "/usr/bin/fsck %q", "unknown specifier '%q'")]
+    [InlineData("Hook \"scrub\"", "Unit", "xfs_scrub@%m", "is not a unit name: it must end in .service")]
+    [InlineData("Hook \"scrub\"", "Events", "corruption explosion", "'explosion' is not an event (known: corruption, io, shutdown, readonly, history, resource, other, events-lost)")]
+    [InlineData("Hook \"scrub\"", "Errnos", "EUCLEAN EWHATEVER", "'EWHATEVER' is not an errno name")]
+    [InlineData("Hook \"scrub\"", "Sources", "dmesg", "'dmesg' is not a source (known: fanotify, ext4-sysfs, ext4-superblock, ext4-state, xfs-health, xfs-health-monitor)")]
+    [InlineData("Hook \"scrub\"", "Severities", "fatal", "'fatal' is not a severity (critical, error, warning)")]
+    [InlineData("Hook \"scrub\"", "Types", "xfs/", "'xfs/' is not a filesystem type name")]
+    [InlineData("Hook \"scrub\"", "Repeat", "twice", "'twice' is not one of always, once")]
+    [InlineData("Hook \"scrub\"", "Timeout", "forever", "is not a time span")]
     public void Values_that_make_no_sense_are_problems_naming_file_line_and_key_and_leave_the_default(string section, string key, string value, string message)
     {
         var file = _dir.Write("errorwatch.conf", $"# line 1\n[{section}]\n{key}={value}\n");
@@ -347,7 +372,8 @@ public sealed class ConfigurationLoaderTests : IDisposable
         Assert.Equal(key, problem.Key);
         Assert.Contains(message, problem.Message);
         Assert.StartsWith($"{file}:3: [{section}] {key}: ", problem.ToString());
-        Assert.Equal(Defaults(), Dump(settings));
+        // A rule section's header alone is a (harmless, empty) rule; everything else stays at its default.
+        Assert.Equal(Defaults(), Dump(settings with { Hooks = settings.Hooks with { Rules = [] } }));
     }
 
     [Theory]
@@ -475,6 +501,24 @@ public sealed class ConfigurationLoaderTests : IDisposable
             Protocol=http/protobuf
             Headers=api-key=secret
             Interval=15s
+            [Hooks]
+            Directory=/srv/hooks
+            MaxConcurrent=2
+            Timeout=1h
+            KillGrace=30s
+            Repeat=diminishing
+            [Hook "fsck"]
+            Exec=/usr/lib/errorwatch/fsck-at-boot --device %d /media/My\040Disk
+            Types=ext4 ext3
+            Events=corruption history
+            Errnos=EUCLEAN 74
+            Repeat=once
+            [Hook "scrub"]
+            Unit=xfs_scrub@%m.service
+            Filesystems=/srv
+            Sources=fanotify xfs-health
+            Severities=critical
+            Timeout=2d
             [Log]
             Level=error
             """);
@@ -518,12 +562,117 @@ public sealed class ConfigurationLoaderTests : IDisposable
             Headers=api-key=secret
             Interval=15s
 
+            [Hooks]
+            Directory=/srv/hooks
+            MaxConcurrent=2
+            Timeout=1h
+            KillGrace=30s
+            Repeat=diminishing
+
+            [Hook "fsck"]
+            Exec=/usr/lib/errorwatch/fsck-at-boot --device %d /media/My\040Disk
+            Unit=
+            Filesystems=
+            Types=ext4 ext3
+            Events=corruption history
+            Errnos=EUCLEAN 74
+            Sources=
+            Severities=
+            Repeat=once
+            Timeout=
+
+            [Hook "scrub"]
+            Exec=
+            Unit=xfs_scrub@%m.service
+            Filesystems=/srv
+            Types=
+            Events=
+            Errnos=
+            Sources=fanotify xfs-health
+            Severities=critical
+            Repeat=
+            Timeout=2d
+
             [Log]
             Level=error
 
             """.ReplaceLineEndings("\n"), dump);
         var again = _dir.Write("again.conf", dump);
         Assert.Equal(dump, LoadClean(again).ToConfigurationText());
+    }
+
+    [Fact]
+    public void Hook_rules_are_named_sections_that_drop_ins_adjust_key_by_key()
+    {
+        var main = _dir.Write("errorwatch.conf", """
+            [Hooks]
+            Repeat=always
+            [Hook "fsck"]
+            Exec=/usr/lib/errorwatch/fsck-at-boot %d
+            Types=ext4
+            Repeat=once
+            [Hook "mail"]
+            Exec=/usr/local/bin/mail-report
+            """);
+        _dir.Write("errorwatch.conf.d/50-site.conf", """
+            [Hook "fsck"]
+            Types=ext3
+            Repeat=
+            [Hook "scrub"]
+            Unit=xfs_scrub@%m.service
+            [Hook "mail"]
+            Exec=
+            Unit=mail-report@%i.service
+            """);
+        var s = LoadClean();
+        Assert.Equal(["fsck", "mail", "scrub"], s.Hooks.Rules.Select(r => r.Name));
+        var fsck = s.Hooks.Rules[0];
+        Assert.Equal(["/usr/lib/errorwatch/fsck-at-boot", "%d"], fsck.Exec);
+        Assert.Equal(["ext4", "ext3"], fsck.Types);
+        Assert.Null(fsck.Repeat); // reset: [Hooks] Repeat= applies
+        Assert.Equal($"{main}:3", fsck.Origin);
+        Assert.Empty(s.Hooks.Rules[1].Exec);
+        Assert.Equal("mail-report@%i.service", s.Hooks.Rules[1].Unit);
+        Assert.Equal("xfs_scrub@%m.service", s.Hooks.Rules[2].Unit);
+        Assert.Equal(RepeatKindOf("always"), s.Hooks.Repeat);
+    }
+
+    private static ErrorWatch.Recovery.RepeatPolicy RepeatKindOf(string text) =>
+        ErrorWatch.Recovery.RepeatPolicy.TryParse(text, out var policy, out _) ? policy : throw new ArgumentException(text);
+
+    [Fact]
+    public void A_rule_with_both_Exec_and_Unit_is_a_problem_where_the_second_was_set()
+    {
+        _dir.Write("errorwatch.conf", "[Hook \"x\"]\nUnit=a@%m.service\n");
+        var dropIn = _dir.Write("errorwatch.conf.d/10.conf", "# comment\n[Hook \"x\"]\nExec=/bin/true\n");
+        Load(out var problems);
+        var problem = Assert.Single(problems);
+        Assert.Equal((dropIn, 3, "Exec", "Hook \"x\""), (problem.File, problem.Line, problem.Key, problem.Section));
+        Assert.Contains("either runs Exec= or starts Unit=, not both (Unit= is set at", problem.Message);
+    }
+
+    [Theory]
+    [InlineData("[Hook fsck]", "a hook rule's header is [Hook \"NAME\"], the name in double quotes")]
+    [InlineData("[Hook \"\"]", "a hook rule's header is [Hook \"NAME\"]")]
+    [InlineData("[Hook \"a b\"]", "'a b' is not a hook name")]
+    [InlineData("[Hook \"-x\"]", "'-x' is not a hook name")]
+    public void Malformed_rule_headers_are_problems_at_their_line(string header, string message)
+    {
+        var file = _dir.Write("errorwatch.conf", $"[Log]\n{header}\nExec=/bin/true\n");
+        Load(out var problems);
+        var problem = Assert.Single(problems);
+        Assert.Equal((file, 2), (problem.File, problem.Line));
+        Assert.Contains(message, problem.Message);
+    }
+
+    [Fact]
+    public void Unknown_keys_in_a_rule_name_the_rule_and_hint_at_case()
+    {
+        var file = _dir.Write("errorwatch.conf", "[Hook \"x\"]\nexec=/bin/true\nCommand=/bin/true\n");
+        Load(out var problems);
+        Assert.Equal(2, problems.Count);
+        Assert.StartsWith($"{file}:2: [Hook \"x\"] exec: unknown key; did you mean Exec=?", problems[0].ToString());
+        Assert.Contains("known in [Hook \"NAME\"]: Exec, Unit, Filesystems, Types, Events, Errnos, Sources, Severities, Repeat, Timeout", problems[1].Message);
     }
 
     [Fact]

@@ -74,12 +74,14 @@ public sealed class ErrorWatchMetrics : IReportSink, IDisposable
     /// <summary>Seconds from the kernel event being read to every output done with its report.</summary>
     public void ReportDone(double seconds) => _latency.Record(seconds);
 
-    /// <summary>One recovery hook run (issue: recovery hooks).</summary>
+    /// <summary>One recovery hook run or skip (Recovery/HookSink.Ran): outcome success, failure, timeout or skipped.</summary>
     public void HookRan(string hook, string outcome, TimeSpan duration)
     {
         var tag = new KeyValuePair<string, object?>("errorwatch.hook", hook);
         _hookRuns.Add(1, tag, new KeyValuePair<string, object?>("errorwatch.outcome", outcome));
-        _hookDuration.Record(duration.TotalSeconds, tag);
+        // A skipped run never ran: it has no duration to count.
+        if (outcome != "skipped")
+            _hookDuration.Record(duration.TotalSeconds, tag);
     }
 
     private static KeyValuePair<string, object?>[] FilesystemTags(FilesystemStatus s)
