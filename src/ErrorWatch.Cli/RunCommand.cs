@@ -176,6 +176,11 @@ internal static class RunCommand
         var stdout = Console.OpenStandardOutput();
         var json = output == "json" ? new JsonLinesSink(stdout) : null;
         var sinks = new List<IReportSink>();
+        // D-Bus first: its Publish only hands the report to the bus thread, which then sends the
+        // signal while the journal write below runs (measured: benchmarks/run-latency.sh).
+        var bus = BusFor(settings, log);
+        if (bus is not null)
+            sinks.Add(bus);
         var journalSink = JournalFor(settings.Journal, journal, output != "none", log);
         if (journalSink is not null)
             sinks.Add(journalSink);
@@ -183,14 +188,11 @@ internal static class RunCommand
             sinks.Add(json);
         else if (output == "text")
             sinks.Add(new TextSink(Console.Out));
-        var bus = BusFor(settings, log);
-        if (bus is not null)
-            sinks.Add(bus);
         ErrorWatchDaemon? running = null;
         using var metrics = new ErrorWatchMetrics(() => running?.Ledger.WatchedStatus() ?? [], () => running?.EventsRead ?? 0);
         sinks.Add(metrics);
         using var telemetry = TelemetryFor(settings, log, out var endpoint);
-        if (telemetry.ReportLog is { } otlpLogs)
+        if (telemetry?.ReportLog is { } otlpLogs)
             sinks.Add(otlpLogs);
         using var hooks = new Recovery.HookSink(settings.Hooks, settings.Store.Directory, journal, log);
         hooks.Ran += metrics.HookRan;
@@ -261,7 +263,7 @@ internal static class RunCommand
         bus?.Stop(TimeSpan.FromMilliseconds(300));
         hooks.Stop(TimeSpan.FromMilliseconds(300));
         endpoint?.Dispose();
-        telemetry.Shutdown(TimeSpan.FromMilliseconds(300));
+        telemetry?.Shutdown(TimeSpan.FromMilliseconds(300));
         journalSink?.Flush();
         journalSink?.Dispose();
         (log as IDisposable)?.Dispose();
@@ -284,9 +286,12 @@ internal static class RunCommand
     /// <summary>
     /// The MeterProvider with its readers: the Prometheus endpoint unless Listen=none, OTLP when
     /// configured. An endpoint that cannot listen is an error in the log, never a reason to stop
-    /// watching filesystems.
+    /// watching filesystems. With neither, there is no MeterProvider at all (the meter's instruments
+    /// are then no-ops): the OpenTelemetry SDK, its dependency injection, Kestrel and libcrypto
+    /// (the instance id is a hash) are never loaded, which is ~8 MiB of an idle daemon's RSS
+    /// (docs/performance.md, footprint).
     /// </summary>
-    private static Telemetry TelemetryFor(ErrorWatchSettings settings, Serilog.ILogger log, out MetricsEndpoint? endpoint)
+    private static Telemetry? TelemetryFor(ErrorWatchSettings settings, Serilog.ILogger log, out MetricsEndpoint? endpoint)
     {
         var options = new TelemetryOptions
         {
@@ -296,13 +301,15 @@ internal static class RunCommand
             OtlpHeaders = settings.OpenTelemetry.Headers,
             OtlpInterval = settings.OpenTelemetry.Interval,
         };
+        endpoint = null;
+        if (options.Listen.Count == 0 && !options.PushesOtlp)
+            return null;
         PrometheusExporter? exporter = options.Listen.Count > 0 ? new PrometheusExporter() : null;
         var telemetry = new Telemetry(options, log, builder =>
         {
             if (exporter is not null)
                 builder.AddPrometheusExporter(exporter);
         });
-        endpoint = null;
         if (exporter is not null)
         {
             try

@@ -61,7 +61,7 @@ public sealed class Ext4Decoder : IFilesystemDecoder
         var dir = Path.Combine(_sysfsRoot, context.Superblock.KernelName);
         try
         {
-            var record = ReadErrorRecord(dir);
+            var record = ReadErrorRecord(dir, context.Superblock);
             section.Set("errors_count", record.ErrorsCount);
             if (record.First is { } first)
                 section.Set("first_error", first.ToDetails());
@@ -107,8 +107,31 @@ public sealed class Ext4Decoder : IFilesystemDecoder
             ? disk.RawErrorsBehavior
             : null;
 
+    /// <summary>
+    /// The first-error group, per superblock object, once the kernel has set it: ext4 writes
+    /// s_first_error_* once, at the first error, and nothing on a mounted filesystem resets it (e2fsck
+    /// does, offline, and the next mount is a new superblock object). Reading it again for every
+    /// report was 6 of the 15 sysfs reads each report costs, on the path to the store (a storm of
+    /// 100,000 errors is ~90,000 reports; docs/performance.md). A smaller errors_count than when it
+    /// was cached means the counters were reset after all: then it is read again.
+    /// </summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Filesystems.Superblock, CachedFirstError> FirstErrors = new();
+
+    private sealed record CachedFirstError(ulong ErrorsCount, Ext4ErrorSite Site);
+
+    /// <summary>As <see cref="ReadErrorRecord(string)"/>, the first-error group read once per superblock.</summary>
+    public static Ext4ErrorRecord ReadErrorRecord(string sysfsDir, Filesystems.Superblock superblock)
+    {
+        var record = ReadErrorRecord(sysfsDir, readFirst: !FirstErrors.TryGetValue(superblock, out var cached), cached);
+        if (record.First is { } first && (cached is null || cached.Site != first))
+            FirstErrors.AddOrUpdate(superblock, new CachedFirstError(record.ErrorsCount, first));
+        return record;
+    }
+
     /// <summary>Reads errors_count and the first/last error fields the kernel keeps in the superblock.</summary>
-    public static Ext4ErrorRecord ReadErrorRecord(string sysfsDir)
+    public static Ext4ErrorRecord ReadErrorRecord(string sysfsDir) => ReadErrorRecord(sysfsDir, readFirst: true, cached: null);
+
+    private static Ext4ErrorRecord ReadErrorRecord(string sysfsDir, bool readFirst, CachedFirstError? cached)
     {
         string Read(string name) => File.ReadAllText(Path.Combine(sysfsDir, name)).Trim();
         Ext4ErrorSite? Site(string which)
@@ -124,7 +147,9 @@ public sealed class Ext4Decoder : IFilesystemDecoder
                 ulong.Parse(Read($"{which}_error_block")),
                 File.Exists(Path.Combine(sysfsDir, $"{which}_error_errcode")) ? byte.Parse(Read($"{which}_error_errcode")) : (byte)0);
         }
-        return new Ext4ErrorRecord(ulong.Parse(Read("errors_count")), Site("first"), Site("last"));
+        var errorsCount = ulong.Parse(Read("errors_count"));
+        var first = readFirst || cached is null || errorsCount < cached.ErrorsCount ? Site("first") : cached.Site;
+        return new Ext4ErrorRecord(errorsCount, first, Site("last"));
     }
 }
 

@@ -37,7 +37,31 @@ public ref struct FanotifyEventReader
 
     public bool TryRead(out FanotifyEvent ev)
     {
+        // _offset only ever grows by a checked event_len, so it stays within the buffer.
+        var offset = _offset;
+        var remaining = _buffer.Length - offset;
+        if (remaining >= FAN_EVENT_METADATA_LEN && !Error.IsError)
+        {
+            // A fixed-length slice: one bounds check, and none for the constant offsets inside it.
+            var metadata = _buffer.Slice(offset, FAN_EVENT_METADATA_LEN);
+            var eventLength = SpanReads.Read<uint>(metadata, 0);
+            var metadataLength = SpanReads.Read<ushort>(metadata, 6);
+            // One test for the common case; the specific reason is worked out below.
+            if (eventLength - FAN_EVENT_METADATA_LEN <= (uint)(remaining - FAN_EVENT_METADATA_LEN)
+                && SpanReads.Read<byte>(metadata, 4) == FANOTIFY_METADATA_VERSION
+                && metadataLength >= FAN_EVENT_METADATA_LEN && metadataLength <= eventLength)
+            {
+                ev = new FanotifyEvent(_buffer.Slice(offset, (int)eventLength), offset);
+                _offset = offset + (int)eventLength;
+                return true;
+            }
+        }
         ev = default;
+        return TryReadSlow();
+    }
+
+    private bool TryReadSlow()
+    {
         var remaining = _buffer.Length - _offset;
         if (remaining == 0 || Error.Problem != FanotifyProblem.None)
             return false;
@@ -55,12 +79,8 @@ public ref struct FanotifyEventReader
             return Fail(FanotifyProblem.EventLengthPastEnd, eventLength);
         if (version != FANOTIFY_METADATA_VERSION)
             return Fail(FanotifyProblem.UnsupportedVersion, version);
-        if (metadataLength < FAN_EVENT_METADATA_LEN || metadataLength > eventLength)
-            return Fail(FanotifyProblem.MetadataLengthInvalid, metadataLength);
-
-        ev = new FanotifyEvent(rest.Slice(0, (int)eventLength), _offset);
-        _offset += (int)eventLength;
-        return true;
+        // The fast path accepts every event that passes the checks above, so this is the one left.
+        return Fail(FanotifyProblem.MetadataLengthInvalid, metadataLength);
     }
 
     private bool Fail(FanotifyProblem problem, long value)
@@ -85,12 +105,12 @@ public readonly ref struct FanotifyEvent
     /// <summary>Offset of the event in the read buffer (for error messages).</summary>
     public int Offset { get; }
 
-    public uint Length => MemoryMarshal.Read<uint>(Bytes);
-    public byte Version => Bytes[4];
-    public ushort MetadataLength => MemoryMarshal.Read<ushort>(Bytes.Slice(6));
-    public ulong Mask => MemoryMarshal.Read<ulong>(Bytes.Slice(8));
-    public int Fd => MemoryMarshal.Read<int>(Bytes.Slice(16));
-    public int Pid => MemoryMarshal.Read<int>(Bytes.Slice(20));
+    public uint Length => SpanReads.Read<uint>(Bytes, 0);
+    public byte Version => SpanReads.Read<byte>(Bytes, 4);
+    public ushort MetadataLength => SpanReads.Read<ushort>(Bytes, 6);
+    public ulong Mask => SpanReads.Read<ulong>(Bytes, 8);
+    public int Fd => SpanReads.Read<int>(Bytes, 16);
+    public int Pid => SpanReads.Read<int>(Bytes, 20);
 
     public bool IsOverflow => (Mask & FAN_Q_OVERFLOW) != 0;
     public bool IsFsError => (Mask & FAN_FS_ERROR) != 0;
@@ -246,7 +266,7 @@ public readonly ref struct FidRecord(FilesystemId fsid, int handleType, ReadOnly
 public readonly record struct ErrorRecord(int RawError, uint Count)
 {
     /// <summary>abs(error), saturating for int.MinValue so hostile input cannot overflow.</summary>
-    public int Errno => RawError == int.MinValue ? int.MaxValue : Math.Abs(RawError);
+    public int Errno => RawError >= 0 ? RawError : RawError == int.MinValue ? int.MaxValue : -RawError;
 }
 
 /// <summary>__kernel_fsid_t: two ints in host order, as statfs(2) f_fsid.</summary>

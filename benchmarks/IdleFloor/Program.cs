@@ -1,0 +1,2 @@
+// Sleeps until killed: what a .NET process costs before any code of its own runs.
+Thread.Sleep(Timeout.Infinite);
