@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# program -> Debian package
+# program -> Debian package. The install test (tests/ErrorWatch.Tests/Install/) builds the .deb
+# (dpkg-dev, lintian, man-db) and boots a Debian root made once by debootstrap with systemd-nspawn
+# (systemd-container); that first debootstrap downloads about 100 MB from the Debian mirror.
 declare -A packages=(
   [mkfs.ext4]=e2fsprogs [debugfs]=e2fsprogs [mkfs.xfs]=xfsprogs
   [losetup]=mount [mount]=mount [blkid]=util-linux [tee]=coreutils [stat]=coreutils
@@ -13,6 +15,8 @@ declare -A packages=(
   [dbus-daemon]=dbus-daemon [busctl]=systemd [gdbus]=libglib2.0-bin [setpriv]=util-linux
   [/usr/lib/polkit-1/polkitd]=polkitd [pkaction]=polkitd [/usr/bin/python3]=python3
   [/usr/bin/prometheus]=prometheus [promtool]=prometheus [curl]=curl
+  [dpkg-deb]=dpkg [dpkg-shlibdeps]=dpkg-dev [lintian]=lintian [man]=man-db [gzip]=gzip
+  [debootstrap]=debootstrap [systemd-nspawn]=systemd-container [nsenter]=util-linux [flock]=util-linux
 )
 missing=()
 for program in "${!packages[@]}"; do
