@@ -327,22 +327,11 @@ public sealed unsafe class HookLedger : IDisposable
         {
             if (_fd < 0)
                 return;
-            fixed (byte* p = record)
+            if (StoreRecord.Append(_fd, record) is var errno and not 0)
             {
-                var written = 0;
-                while (written < record.Length)
-                {
-                    var n = Libc.Write(_fd, p + written, record.Length - written);
-                    if (n < 0)
-                    {
-                        if (Libc.LastErrno == Libc.EINTR)
-                            continue;
-                        if (_failures++ % 1000 == 0)
-                            _log.Error("Hook ledger write failed ({Reason}, {Failures} so far): hook runs are not durable meanwhile", ErrnoTable.Name(Libc.LastErrno), _failures);
-                        return;
-                    }
-                    written += (int)n;
-                }
+                if (_failures++ % 1000 == 0)
+                    _log.Error("Hook ledger write failed ({Reason}, {Failures} so far): hook runs are not durable meanwhile", ErrnoTable.Name(errno), _failures);
+                return;
             }
             _size += record.Length;
             _unsynced = true;

@@ -186,23 +186,8 @@ public sealed unsafe class ReportStore : IDisposable
 
     private void WriteAll(byte[] record)
     {
-        fixed (byte* p = record)
-        {
-            // O_APPEND + one write: a record is never interleaved, and a short write (ENOSPC) leaves
-            // only a torn tail, cut at the next open.
-            var written = 0;
-            while (written < record.Length)
-            {
-                var n = Libc.Write(_fd, p + written, record.Length - written);
-                if (n < 0)
-                {
-                    if (Libc.LastErrno == Libc.EINTR)
-                        continue;
-                    throw new IOException($"cannot write to the report store: {ErrnoTable.Name(Libc.LastErrno)}");
-                }
-                written += (int)n;
-            }
-        }
+        if (StoreRecord.Append(_fd, record) is var errno and not 0)
+            throw new IOException($"cannot write to the report store: {ErrnoTable.Name(errno)}");
     }
 
     /// <summary>fdatasync now if anything is unsynced (the daemon calls it on a timer and at shutdown).</summary>

@@ -33,6 +33,31 @@ public static class StoreRecord
         return record;
     }
 
+    /// <summary>
+    /// Appends an encoded record with one write(2) on an O_APPEND fd (again after EINTR and short
+    /// writes): a record is never interleaved, and a kill or ENOSPC leaves only a torn tail, which
+    /// the next open cuts off. Returns 0, or the errno of the failed write.
+    /// </summary>
+    internal static unsafe int Append(int fd, ReadOnlySpan<byte> record)
+    {
+        fixed (byte* p = record)
+        {
+            var written = 0;
+            while (written < record.Length)
+            {
+                var n = Interop.Libc.Write(fd, p + written, record.Length - written);
+                if (n < 0)
+                {
+                    if (Interop.Libc.LastErrno == Interop.Libc.EINTR)
+                        continue;
+                    return Interop.Libc.LastErrno;
+                }
+                written += (int)n;
+            }
+        }
+        return 0;
+    }
+
     /// <summary>The report's "time" field (the store indexes by it); now when absent.</summary>
     private static DateTimeOffset TimeOf(ReadOnlySpan<byte> json)
     {

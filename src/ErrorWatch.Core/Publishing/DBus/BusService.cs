@@ -1,4 +1,3 @@
-using System.Reflection;
 using System.Text.Json;
 using ErrorWatch.Bus;
 using ErrorWatch.Daemon;
@@ -72,8 +71,6 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
     }
 
     public string Name => "dbus";
-    public static string Version { get; } =
-        typeof(BusService).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0";
 
     public bool IsConnected => _loop.IsConnected;
     public long Connections => _loop.Connections;
@@ -218,7 +215,7 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
         {
             switch (property)
             {
-                case "Version": reply.Append(Version); break;
+                case "Version": reply.Append(ProductVersion.Text); break;
                 case "KernelSupportsFsError": reply.Append(KernelSupportsFsError); break;
                 case "WatchedFilesystems": reply.Append((uint)_objects.Count); break;
                 case "ReportCount": reply.Append((ulong)(_ledger?.ReportCount ?? 0)); break;

@@ -46,7 +46,7 @@ public sealed class Telemetry : IDisposable
         var resource = ResourceBuilder.CreateEmpty().AddAttributes(
         [
             new("service.name", "errorwatch"),
-            new("service.version", ServiceVersion),
+            new("service.version", Daemon.ProductVersion.Text),
             new("service.instance.id", InstanceId()),
             new("host.name", Environment.MachineName),
         ]);
@@ -76,9 +76,6 @@ public sealed class Telemetry : IDisposable
     /// <summary>The report output for OTLP logs, or null when OTLP is not configured.</summary>
     public IReportSink? ReportLog { get; }
 
-    public static string ServiceVersion { get; } =
-        typeof(Telemetry).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
-            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "0";
 
     private static OtlpExporterOptions Otlp(TelemetryOptions options, string signalPath)
     {
