@@ -12,7 +12,7 @@ public sealed class JsonLinesSink(Stream output) : IReportSink
 
     public void Publish(CorruptionReport report)
     {
-        var bytes = ReportJson.ToUtf8(report);
+        var bytes = ReportJson.Utf8Of(report).Span;
         lock (_lock)
         {
             output.Write(bytes);

@@ -81,7 +81,7 @@ public sealed class HookFacts
         for (var i = 0; i < v.Count; i++)
             if (Array.IndexOf(v[i].Item2, (byte)0) >= 0) // execve ends a value at NUL; no report field should hold one
                 v[i] = (v[i].Item1, v[i].Item2[..Array.IndexOf(v[i].Item2, (byte)0)]);
-        return new HookFacts(r.Id, r.Time, eventWord, r.Error.Count, KeyOf(fs), v, Reports.ReportJson.ToUtf8(r));
+        return new HookFacts(r.Id, r.Time, eventWord, r.Error.Count, KeyOf(fs), v, Reports.ReportJson.Utf8Of(r).ToArray());
     }
 
     internal static string Rfc3339(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.ffffffZ", CultureInfo.InvariantCulture);

@@ -17,6 +17,15 @@ public static class ReportJson
         Indented = false,
     };
 
+    // Keyed by the report object: a `with` copy is another report and is encoded anew.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<CorruptionReport, byte[]> Encoded = new();
+
+    /// <summary>
+    /// The report's JSON, encoded once per report and shared by every output that needs it (the
+    /// store, stdout, D-Bus, OTLP, hooks), instead of once per output on the decode thread.
+    /// </summary>
+    public static ReadOnlyMemory<byte> Utf8Of(CorruptionReport report) => Encoded.GetValue(report, ToUtf8);
+
     public static byte[] ToUtf8(CorruptionReport report)
     {
         var buffer = new ArrayBufferWriter<byte>(1024);

@@ -158,7 +158,7 @@ public sealed unsafe class ReportStore : IDisposable
     /// </summary>
     public void Append(CorruptionReport report)
     {
-        var record = StoreRecord.Encode(ReportJson.ToUtf8(report), report.Time);
+        var record = StoreRecord.Encode(ReportJson.Utf8Of(report).Span, report.Time);
         lock (_lock)
         {
             var segment = _segments[^1];

@@ -115,8 +115,8 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
             return;
         }
         Interlocked.Exchange(ref _backlogWarned, 0);
-        var json = ReportJson.ToUtf8(report);
-        var signal = _options.SignalPaths ? json : ReportPrivacy.WithoutPath(json);
+        var json = ReportJson.Utf8Of(report);
+        var signal = _options.SignalPaths ? json.ToArray() : ReportPrivacy.WithoutPath(json.Span);
         _loop.Post(bus => Announce(bus, device, signal));
     }
 

@@ -168,7 +168,7 @@ public sealed class OtlpReportSink(ILogger logger) : IReportSink
     public void Publish(CorruptionReport report)
     {
         var attributes = new List<KeyValuePair<string, object?>>(48);
-        using (var doc = JsonDocument.Parse(ReportJson.ToUtf8(report)))
+        using (var doc = JsonDocument.Parse(ReportJson.Utf8Of(report)))
             Flatten(doc.RootElement, "errorwatch.report", attributes);
         attributes.Add(new("{OriginalFormat}", report.Summary));
         var level = report.Severity switch
