@@ -221,7 +221,6 @@ internal static class RunCommand
         }
         using var _ = daemon;
         running = daemon;
-        daemon.ReportDone = (_, seconds) => metrics.ReportDone(seconds);
         using var busLifetime = bus;
         bus?.Attach(daemon);
         // SIGHUP: read the configuration again; a bad file keeps the old one.
@@ -248,17 +247,17 @@ internal static class RunCommand
         service.Ready(StatusLine(daemon));
         using var watchdog = new Watchdog(service, LoopHeartbeat.AllAlive(TimeSpan.FromSeconds(10), [.. daemon.Heartbeats]), log);
         watchdog.Start();
-        var lastStatus = "";
-        // Storm summaries are due at the end of each interval even when no report follows; STATUS follows the counts.
-        using var tick = new Timer(_ =>
+        // STATUS= follows the counts, at most once a second and only when reports come: nothing
+        // here wakes an idle daemon (storm and outage summaries have the journal sink's own timer).
+        var status = new ServiceStatus(() => StatusLine(daemon), service.Status);
+        daemon.ReportDone = (_, seconds) =>
         {
-            journalSink?.Tick();
-            var status = StatusLine(daemon);
-            if (status != lastStatus)
-                service.Status(lastStatus = status);
-        }, null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
+            metrics.ReportDone(seconds);
+            status.Changed();
+        };
 
         daemon.RunAsync(stop.Token).GetAwaiter().GetResult();
+        status.Dispose();
         watchdog.Stop();
         bus?.Stop(TimeSpan.FromMilliseconds(300));
         hooks.Stop(TimeSpan.FromMilliseconds(300));

@@ -44,7 +44,6 @@ public sealed class ErrorWatchDaemon : IDisposable
     private readonly EventDecoder _decoder;
     private readonly HealthLoop _health;
     private readonly Store.ReportStore? _store;
-    private long _storeFailures;
     private readonly MonitorCorrelation _correlation = new(TimeSpan.FromSeconds(1));
     private readonly List<CorruptionReport> _ready = new();
     private long _reports;
@@ -58,8 +57,9 @@ public sealed class ErrorWatchDaemon : IDisposable
         _watcher = new Watcher(_handOff, log);
         Inventory = new FilesystemInventory(options.Watch, _watcher, options.MountSource ?? MountTable.Detect(), log);
         _tracker = new MountTracker(Inventory, log, options.RescanInterval, options.FanotifyMountEvents);
-        // Before anything can be detected: a store that cannot be opened (another ErrorWatch holds
-        // it, or the directory is not writable) stops the start with that reason.
+        // Before anything can be detected: another ErrorWatch holding the store stops the start. A
+        // store that cannot write (the state filesystem full or read-only, maybe the one in trouble)
+        // does not: it holds reports and retries, and detection must go on.
         _store = options.StateDirectory is { } state ? ErrorWatch.Store.ReportStore.Open(state, options.Store, log) : null;
         var baseline = new HealthBaseline(options.StateDirectory, log);
         baseline.Load();
@@ -243,16 +243,8 @@ public sealed class ErrorWatchDaemon : IDisposable
     {
         var started = Stopwatch.GetTimestamp();
         Interlocked.Increment(ref _reports);
-        // The store first: once a report is out anywhere, it is also on disk.
-        try
-        {
-            _store?.Append(report);
-        }
-        catch (IOException e)
-        {
-            if (Interlocked.Increment(ref _storeFailures) == 1 || _storeFailures % 1000 == 0)
-                _log.Error("Report store write failed ({Failures} so far): {Reason}; reports still go to every output", _storeFailures, e.Message);
-        }
+        // The store first: once a report is out anywhere, it is also on disk (or held until the store can write).
+        _store?.Append(report);
         Ledger.Record(report);
         foreach (var sink in _sinks)
         {

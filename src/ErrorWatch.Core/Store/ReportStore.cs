@@ -16,7 +16,17 @@ public sealed record StoreOptions
     public int SegmentRecords { get; init; } = 10_000;
     /// <summary>How long a written record may wait for fdatasync (a crash of the process loses nothing; this bounds a power loss).</summary>
     public TimeSpan SyncInterval { get; init; } = TimeSpan.FromMilliseconds(200);
+    /// <summary>
+    /// While the store cannot write (full, read-only, failing disk), reports are held in memory up to
+    /// this many bytes of records; past it they are folded per filesystem into one report each.
+    /// </summary>
+    public long MaxHeldBytes { get; init; } = 16L << 20;
+    /// <summary>How often a store that cannot write tries again (every append tries too).</summary>
+    public TimeSpan RetryInterval { get; init; } = TimeSpan.FromSeconds(5);
 }
+
+/// <summary>Another ErrorWatch holds the store's lock: the one case where the daemon must not start.</summary>
+public sealed class StoreLockedException(string message) : IOException(message);
 
 /// <summary>
 /// The durable record of every report, written before any output sees it. Reports are appended to
@@ -24,6 +34,9 @@ public sealed record StoreOptions
 /// (<see cref="StoreRecord"/>), one write(2) each, so a process killed at any moment leaves every
 /// earlier record whole and at most a torn last one, which the next open detects, names and cuts
 /// off. Retention drops whole old segments by count and age. One writer per directory (flock).
+/// A store that cannot write (ENOSPC, EROFS, EIO: often the very filesystem being reported on) never
+/// stops the daemon nor loses a report: records are held in memory (<see cref="StoreOptions.MaxHeldBytes"/>,
+/// then folded per filesystem so their counts survive) and written, in order, as soon as a retry succeeds.
 /// </summary>
 public sealed unsafe class ReportStore : IDisposable
 {
@@ -41,6 +54,13 @@ public sealed unsafe class ReportStore : IDisposable
     private bool _unsynced;
     private readonly Timer _syncTimer;
     private bool _syncScheduled;
+    // Reports the store could not write yet, oldest first, and what no longer fitted, per filesystem.
+    private readonly Queue<(byte[] Record, DateTimeOffset Time)> _held = new();
+    private long _heldBytes;
+    private readonly Dictionary<Filesystems.DeviceNumber, StoreOverflow> _overflow = new();
+    private string? _failure;
+    private long _failedSince;
+    private readonly Timer _retryTimer;
 
     private sealed class Segment(long number, string path)
     {
@@ -57,6 +77,8 @@ public sealed unsafe class ReportStore : IDisposable
         _log = log;
         // One-shot, armed by a write: an idle store never wakes anyone.
         _syncTimer = new Timer(_ => Sync(), null, Timeout.Infinite, Timeout.Infinite);
+        // Armed only while the store cannot write.
+        _retryTimer = new Timer(_ => Retry(), null, Timeout.Infinite, Timeout.Infinite);
     }
 
     public string Directory => _directory;
@@ -72,7 +94,23 @@ public sealed unsafe class ReportStore : IDisposable
     /// <summary>What was found wrong when opening (torn tail, damaged records), for the capability report.</summary>
     public IReadOnlyList<string> Problems { get; private set; } = [];
 
-    /// <summary>Opens the store for writing: takes the lock, checks every segment, cuts a torn tail, applies retention.</summary>
+    /// <summary>Why the store cannot write now (reports are being held), or null when it writes.</summary>
+    public string? Failure
+    {
+        get { lock (_lock) return _failure; }
+    }
+
+    /// <summary>Reports waiting in memory for the store to write again (folded ones count once each).</summary>
+    public long HeldReports
+    {
+        get { lock (_lock) return _held.Count + _overflow.Values.Sum(o => o.Reports); }
+    }
+
+    /// <summary>
+    /// Opens the store for writing: takes the lock, checks every segment, cuts a torn tail, applies
+    /// retention. Only another writer (<see cref="StoreLockedException"/>) makes this throw; any other
+    /// failure leaves a store that holds reports and keeps trying.
+    /// </summary>
     public static ReportStore Open(string stateDirectory, StoreOptions options, ILogger log)
     {
         var store = new ReportStore(stateDirectory, options, log);
@@ -80,10 +118,15 @@ public sealed unsafe class ReportStore : IDisposable
         {
             store.OpenForWriting();
         }
-        catch
+        catch (StoreLockedException)
         {
             store.Dispose();
             throw;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            lock (store._lock)
+                store.Fail(e.Message);
         }
         return store;
     }
@@ -91,12 +134,21 @@ public sealed unsafe class ReportStore : IDisposable
     private void OpenForWriting()
     {
         System.IO.Directory.CreateDirectory(_directory);
-        _lockFd = Libc.Open(System.IO.Path.Combine(_directory, LockName), Libc.O_RDWR | Libc.O_CREAT | Libc.O_CLOEXEC, 0x180);
         if (_lockFd < 0)
-            throw new IOException($"cannot open the report store lock in {_directory}: {ErrnoTable.Name(Libc.LastErrno)}");
-        if (Libc.Flock(_lockFd, Libc.LOCK_EX | Libc.LOCK_NB) != 0)
-            throw new IOException($"another ErrorWatch is writing the report store {_directory} ({ErrnoTable.Name(Libc.LastErrno)})");
+        {
+            var lockFd = Libc.Open(System.IO.Path.Combine(_directory, LockName), Libc.O_RDWR | Libc.O_CREAT | Libc.O_CLOEXEC, 0x180);
+            if (lockFd < 0)
+                throw new IOException($"cannot open the report store lock in {_directory}: {ErrnoTable.Name(Libc.LastErrno)}");
+            if (Libc.Flock(lockFd, Libc.LOCK_EX | Libc.LOCK_NB) != 0)
+            {
+                var errno = Libc.LastErrno;
+                Libc.Close(lockFd);
+                throw new StoreLockedException($"another ErrorWatch is writing the report store {_directory} ({ErrnoTable.Name(errno)})");
+            }
+            _lockFd = lockFd;
+        }
 
+        _segments.Clear(); // a retry after a failed open starts over
         var problems = new List<string>();
         foreach (var (number, path) in SegmentFiles(_directory))
         {
@@ -154,40 +206,142 @@ public sealed unsafe class ReportStore : IDisposable
 
     /// <summary>
     /// Appends one report. Returns when the record is in the kernel (a killed process loses
-    /// nothing); fdatasync follows within <see cref="StoreOptions.SyncInterval"/>.
+    /// nothing); fdatasync follows within <see cref="StoreOptions.SyncInterval"/>. Never throws: a
+    /// record the store cannot write is held until it can (see the class summary).
     /// </summary>
     public void Append(CorruptionReport report)
     {
         var record = StoreRecord.Encode(ReportJson.Utf8Of(report).Span, report.Time);
         lock (_lock)
         {
-            var segment = _segments[^1];
-            if (segment.Records >= SegmentLimit)
+            // Held reports go first, so the store keeps the order reports were made in.
+            if (_failure is not null && !TryRecover())
             {
-                segment = new Segment(segment.Number + 1, SegmentPath(segment.Number + 1));
-                _segments.Add(segment);
-                OpenSegment(segment);
-                ApplyRetention();
+                Hold(record, report);
+                return;
             }
-            WriteAll(record);
-            segment.Records++;
-            if (report.Time > segment.Newest)
-                segment.Newest = report.Time;
-            _unsynced = true;
-            if (Stopwatch.GetElapsedTime(_lastSync) >= _options.SyncInterval)
-                SyncLocked();
-            else if (!_syncScheduled)
+            try
             {
-                _syncScheduled = true;
-                _syncTimer.Change(_options.SyncInterval, Timeout.InfiniteTimeSpan);
+                AppendRecord(record, report.Time);
             }
+            catch (IOException e)
+            {
+                Fail(e.Message);
+                Hold(record, report);
+            }
+        }
+    }
+
+    private void AppendRecord(byte[] record, DateTimeOffset time)
+    {
+        var segment = _segments[^1];
+        if (segment.Records >= SegmentLimit)
+        {
+            var next = new Segment(segment.Number + 1, SegmentPath(segment.Number + 1));
+            OpenSegment(next);
+            _segments.Add(segment = next);
+            ApplyRetention();
+        }
+        WriteAll(record);
+        segment.Records++;
+        if (time > segment.Newest)
+            segment.Newest = time;
+        _unsynced = true;
+        if (Stopwatch.GetElapsedTime(_lastSync) >= _options.SyncInterval)
+            SyncLocked();
+        else if (!_syncScheduled)
+        {
+            _syncScheduled = true;
+            _syncTimer.Change(_options.SyncInterval, Timeout.InfiniteTimeSpan);
         }
     }
 
     private void WriteAll(byte[] record)
     {
+        // A full disk can take part of a record: cut it off again, or every later record would follow damage.
+        var end = Libc.LSeek(_fd, 0, Libc.SEEK_END);
         if (StoreRecord.Append(_fd, record) is var errno and not 0)
+        {
+            if (end >= 0)
+                Libc.FTruncate(_fd, end);
             throw new IOException($"cannot write to the report store: {ErrnoTable.Name(errno)}");
+        }
+    }
+
+    /// <summary>The store stopped writing: say so once, and keep trying on a timer.</summary>
+    private void Fail(string reason)
+    {
+        if (_failure is null)
+        {
+            _failedSince = Stopwatch.GetTimestamp();
+            _log.Error("Report store {Directory} cannot write ({Reason}); holding reports in memory (up to {Max} MiB, then folded per filesystem) and retrying every {Retry} s; every output still gets them",
+                _directory, reason, _options.MaxHeldBytes >> 20, _options.RetryInterval.TotalSeconds);
+        }
+        _failure = reason;
+        _retryTimer.Change(_options.RetryInterval, Timeout.InfiniteTimeSpan);
+    }
+
+    private void Hold(byte[] record, CorruptionReport report)
+    {
+        if (_heldBytes + record.Length <= _options.MaxHeldBytes)
+        {
+            _held.Enqueue((record, report.Time));
+            _heldBytes += record.Length;
+            return;
+        }
+        if (!_overflow.TryGetValue(report.Filesystem.MajorMinor, out var overflow))
+        {
+            _overflow.Add(report.Filesystem.MajorMinor, overflow = new StoreOverflow());
+            if (_overflow.Count == 1)
+                _log.Warning("Report store backlog is full ({Bytes} bytes held): further reports are folded per filesystem into one stored report each, their counts kept", _heldBytes);
+        }
+        overflow.Add(report);
+    }
+
+    private void Retry()
+    {
+        lock (_lock)
+        {
+            if (_failure is not null)
+                TryRecover();
+        }
+    }
+
+    /// <summary>Opens the store if it never opened, then writes what was held, oldest first. True when nothing is held any more.</summary>
+    private bool TryRecover()
+    {
+        try
+        {
+            if (_fd < 0)
+                OpenForWriting();
+            var written = 0;
+            while (_held.TryPeek(out var held))
+            {
+                AppendRecord(held.Record, held.Time);
+                _held.Dequeue();
+                _heldBytes -= held.Record.Length;
+                written++;
+            }
+            var folded = 0L;
+            foreach (var (device, overflow) in _overflow.ToList())
+            {
+                var report = overflow.ToReport(_failure ?? "unknown");
+                AppendRecord(StoreRecord.Encode(ReportJson.Utf8Of(report).Span, report.Time), report.Time);
+                _overflow.Remove(device);
+                folded += overflow.Reports;
+            }
+            _log.Information("Report store {Directory} writes again after {Seconds:F0} s ({Reason}): wrote {Written} held report(s) and {Folded} folded into per-filesystem reports",
+                _directory, Stopwatch.GetElapsedTime(_failedSince).TotalSeconds, _failure, written, folded);
+            _failure = null;
+            _retryTimer.Change(Timeout.Infinite, Timeout.Infinite);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _failure = e.Message;
+            _retryTimer.Change(_options.RetryInterval, Timeout.InfiniteTimeSpan);
+            return false;
+        }
     }
 
     /// <summary>fdatasync now if anything is unsynced (the daemon calls it on a timer and at shutdown).</summary>
@@ -244,8 +398,12 @@ public sealed unsafe class ReportStore : IDisposable
     public void Dispose()
     {
         _syncTimer.Dispose();
+        _retryTimer.Dispose();
         lock (_lock)
         {
+            if (_failure is not null && !TryRecover())
+                _log.Error("Report store {Directory} still cannot write ({Reason}): {Held} report(s) held in memory are lost from the store at exit (every output had them)",
+                    _directory, _failure, _held.Count + _overflow.Values.Sum(o => o.Reports));
             if (_fd >= 0)
             {
                 Libc.FDataSync(_fd);

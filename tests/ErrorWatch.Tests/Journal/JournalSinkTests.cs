@@ -210,7 +210,8 @@ public class JournalSinkTests
         sink.Flush();
         var lines = output.Lines;
         Assert.Equal(3, lines.Length);
-        Assert.Contains(" ERROR ext4 /dev/sdb1 (/srv): 1 more report (5 errors) in the last 1 s", lines[2]);
+        // r0 went to stderr because journald was not there; r1 was over the storm limit.
+        Assert.Contains(" ERROR ext4 /dev/sdb1 (/srv): 2 more reports (6 errors) in the last 1 s not logged one by one, 1 of them while journald was unreachable", lines[2]);
     }
 
     [Fact]
@@ -233,6 +234,63 @@ public class JournalSinkTests
         var output = new LineWriter();
         new JournalSink(journal, new JournalFallback(output)).Publish(Small("r0", EIO, 1));
         Assert.Equal("errorwatch: journald is not reachable (libsystemd-absent.so.0 not found); reports go to stderr", output.Lines[0]);
+    }
+
+    [Fact]
+    public void Reports_journald_refused_are_summed_into_one_entry_as_soon_as_it_takes_entries_again()
+    {
+        var clock = new ManualTimeProvider(Start);
+        var journal = new RecordingJournal(clock);
+        var stderr = new LineWriter();
+        var sink = new JournalSink(journal, new JournalFallback(stderr), clock);
+        var device = new DeviceNumber(8, 17);
+        var reports = Enumerable.Range(1, 12).Select(i => StormReport(i, device)).ToList();
+
+        sink.Publish(reports[0]);
+        journal.Result = -111; // ECONNREFUSED: journald stopped
+        foreach (var r in reports.Skip(1).Take(8))
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(100));
+            sink.Publish(r);
+        }
+        Assert.Equal(8, sink.UnreachableReports);
+        Assert.Contains(stderr.Lines, l => l.Contains("ECONNREFUSED"));
+        sink.Tick(); // still down: the summary waits, and is not written to stderr again at every try
+        var fallbackLines = stderr.Lines.Length;
+        sink.Tick();
+        Assert.Equal(fallbackLines, stderr.Lines.Length);
+
+        journal.Result = 0; // back
+        clock.Advance(TimeSpan.FromSeconds(5));
+        sink.Tick();
+        foreach (var r in reports.Skip(9))
+            sink.Publish(r);
+
+        var entries = journal.WithMessageId(ReportJournal.ReportMessageId).ToList();
+        var summary = Assert.Single(journal.WithMessageId(ReportJournal.SuppressedMessageId));
+        Assert.Equal("journald-unreachable", Text(summary, "ERRORWATCH_SUMMARY_REASON"));
+        Assert.Equal("8", Text(summary, "ERRORWATCH_UNREACHABLE_REPORTS"));
+        Assert.Contains("journald was unreachable (sd_journal_sendv: ECONNREFUSED)", Text(summary, "MESSAGE"));
+        var logged = entries.Sum(e => long.Parse(Text(e, "ERRORWATCH_ERROR_COUNT")));
+        var counted = long.Parse(Text(summary, "ERRORWATCH_SUPPRESSED_ERRORS"));
+        Assert.Equal(reports.Sum(r => (long)r.Error.Count), logged + counted);
+        Assert.Equal([reports[0].Id, .. reports.Skip(9).Select(r => r.Id)], entries.Select(e => Text(e, "ERRORWATCH_REPORT_ID")));
+    }
+
+    [Fact]
+    public void The_first_report_after_journald_returns_brings_the_summary_with_it()
+    {
+        var clock = new ManualTimeProvider(Start);
+        var journal = new RecordingJournal(clock) { IsAvailable = false };
+        var sink = new JournalSink(journal, new JournalFallback(new LineWriter()), clock);
+        var device = new DeviceNumber(8, 17);
+        sink.Publish(StormReport(1, device));
+        sink.Publish(StormReport(2, device));
+        journal.IsAvailable = true;
+        sink.Publish(StormReport(3, device));
+        Assert.Single(journal.WithMessageId(ReportJournal.ReportMessageId));
+        var summary = Assert.Single(journal.WithMessageId(ReportJournal.SuppressedMessageId));
+        Assert.Equal("2", Text(summary, "ERRORWATCH_SUPPRESSED_REPORTS"));
     }
 
     [Fact]

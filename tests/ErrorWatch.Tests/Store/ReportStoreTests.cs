@@ -148,7 +148,7 @@ public sealed class ReportStoreTests : IDisposable
     public void A_second_writer_is_refused_with_the_reason()
     {
         using var first = ReportStore.Open(_state, new StoreOptions(), Serilog.Core.Logger.None);
-        var e = Assert.Throws<IOException>(() => ReportStore.Open(_state, new StoreOptions(), Serilog.Core.Logger.None));
+        var e = Assert.Throws<StoreLockedException>(() => ReportStore.Open(_state, new StoreOptions(), Serilog.Core.Logger.None));
         Assert.Contains("another ErrorWatch", e.Message);
     }
 
@@ -187,5 +187,78 @@ public sealed class ReportStoreTests : IDisposable
             Assert.True(new ReportQuery { Filesystem = name }.Matches(late2, late.Time), name);
         Assert.False(new ReportQuery { Filesystem = "/dev/sdc1" }.Matches(early2, early.Time));
         Assert.False(new ReportQuery { Filesystem = "/home" }.Matches(late2, late.Time));
+    }
+
+    [EndToEnd.LoopFact]
+    public void A_full_state_filesystem_holds_reports_and_writes_them_in_order_once_space_returns()
+    {
+        using var tmpfs = new Faults.ScratchTmpfs("256k");
+        using (var store = ReportStore.Open(tmpfs.Path, new StoreOptions(), Serilog.Core.Logger.None))
+        {
+            store.Append(Report(1));
+            tmpfs.Fill();
+            for (var i = 2; i <= 40; i++)
+                store.Append(Report(i));
+            Assert.Contains("ENOSPC", store.Failure);
+            // The segment's last page had room for a few more records; everything after is held.
+            Assert.InRange(store.HeldReports, 30, 39);
+            tmpfs.Free();
+            store.Append(Report(41));
+            Assert.Null(store.Failure);
+            Assert.Equal(0, store.HeldReports);
+        }
+        var all = ReadAllIn(tmpfs.Path, out var problems);
+        Assert.Empty(problems); // a record the full disk took only part of was cut, not left as damage
+        Assert.Equal(Enumerable.Range(1, 41).Select(i => (long)i), all.Select(r => r.GetProperty("error").GetProperty("count").GetInt64()));
+    }
+
+    [EndToEnd.LoopFact]
+    public void Past_the_memory_backlog_reports_fold_per_filesystem_and_the_counts_still_add_up()
+    {
+        using var tmpfs = new Faults.ScratchTmpfs("256k");
+        tmpfs.Fill();
+        var options = new StoreOptions { MaxHeldBytes = 8 * 1024 };
+        using (var store = ReportStore.Open(tmpfs.Path, options, Serilog.Core.Logger.None))
+        {
+            for (var i = 1; i <= 200; i++)
+                store.Append(Report(i, device: i % 2 == 0 ? "/dev/sdb1" : "/dev/sdc1") with
+                {
+                    Filesystem = Report(i).Filesystem with { MajorMinor = new DeviceNumber(8, i % 2 == 0 ? 17u : 33u) },
+                });
+            Assert.Equal(200, store.HeldReports);
+            tmpfs.Free();
+            store.Append(Report(201));
+        }
+        var all = ReadAllIn(tmpfs.Path, out var problems);
+        Assert.Empty(problems);
+        Assert.Equal(Enumerable.Range(1, 201).Sum(i => (long)i), all.Sum(r => r.GetProperty("error").GetProperty("count").GetInt64()));
+        var folded = all.Where(r => r.TryGetProperty("finding", out var f) && f.ValueKind == JsonValueKind.String && f.GetString()!.Contains("folded into this one")).ToList();
+        Assert.Equal(2, folded.Count); // one per filesystem
+        Assert.All(folded, r => Assert.Contains("ENOSPC", r.GetProperty("finding").GetString()));
+        Assert.True(all.Count < 201, "some reports were folded");
+    }
+
+    [EndToEnd.LoopFact]
+    public void A_read_only_state_directory_does_not_stop_the_store_and_a_retry_writes_once_it_is_writable()
+    {
+        using var tmpfs = new Faults.ScratchTmpfs("1m", readOnly: true);
+        using var store = ReportStore.Open(tmpfs.Path, new StoreOptions { RetryInterval = TimeSpan.FromMilliseconds(100) }, Serilog.Core.Logger.None);
+        Assert.Matches("EROFS|Read-only file system", store.Failure ?? "");
+        for (var i = 1; i <= 5; i++)
+            store.Append(Report(i));
+        Assert.Equal(5, store.HeldReports);
+        tmpfs.Remount(readOnly: false);
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (store.HeldReports > 0 && DateTime.UtcNow < deadline)
+            Thread.Sleep(50);
+        Assert.Equal(0, store.HeldReports); // the retry timer wrote them, no new report needed
+        Assert.Equal(5, store.Count);
+    }
+
+    private static List<JsonElement> ReadAllIn(string state, out IReadOnlyList<string> problems)
+    {
+        var all = new List<JsonElement>();
+        problems = ReportStoreReader.Read(state, (json, _, _) => all.Add(JsonDocument.Parse(json.ToArray()).RootElement.Clone()));
+        return all;
     }
 }

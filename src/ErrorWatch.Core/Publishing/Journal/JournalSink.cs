@@ -14,7 +14,10 @@ namespace ErrorWatch.Publishing.Journal;
 /// not logged one by one. The counts add up exactly: the report entries' ERRORWATCH_ERROR_COUNT plus
 /// the summaries' ERRORWATCH_SUPPRESSED_ERRORS is every error reported.
 /// Without journald (no socket, no libsystemd, or a failed send) each entry becomes one text line on
-/// the fallback writer, after one notice; the sink never throws.
+/// the fallback writer, after one notice; the sink never throws. Reports journald did not take are
+/// counted like a storm's, and their summary goes out as soon as journald takes entries again
+/// (retried every <see cref="RetryInterval"/>), so the journal still adds up once it is back.
+/// Nothing here wakes the process unless a summary is due.
 /// </summary>
 public sealed class JournalSink : IReportSink, IDisposable
 {
@@ -23,12 +26,16 @@ public sealed class JournalSink : IReportSink, IDisposable
     private readonly TimeProvider _time;
     private readonly Lock _lock = new();
     private readonly Dictionary<DeviceNumber, Window> _windows = new();
+    private readonly ITimer _timer;
+    private DateTimeOffset? _timerDue;
 
     public JournalSink(IJournal journal, JournalFallback? fallback = null, TimeProvider? time = null)
     {
         _journal = journal;
         _fallback = fallback ?? new JournalFallback();
         _time = time ?? TimeProvider.System;
+        // One-shot, armed only while a summary is pending: an idle daemon is never woken for the journal.
+        _timer = _time.CreateTimer(_ => Tick(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
     public string Name => "journal";
@@ -37,6 +44,12 @@ public sealed class JournalSink : IReportSink, IDisposable
     public int MaxEntriesPerInterval { get; init; } = 20;
 
     public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How soon, after journald refused an entry, the summary of what it missed is tried again.</summary>
+    public TimeSpan RetryInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Reports journald did not take (they went to the fallback), counted into summaries.</summary>
+    public long UnreachableReports { get; private set; }
 
     /// <summary>DOCUMENTATION field of every entry.</summary>
     public string Documentation { get; init; } = ReportJournal.DefaultDocumentation;
@@ -65,21 +78,51 @@ public sealed class JournalSink : IReportSink, IDisposable
             {
                 window.Entries++;
                 ReportEntries++;
-                Deliver(() => ReportJournal.ToEntry(report, Documentation), () => ReportText.Format(report));
+                if (!Deliver(() => ReportJournal.ToEntry(report, Documentation), () => ReportText.Format(report), out var reason))
+                {
+                    window.Suppress(report, unreachable: reason);
+                    UnreachableReports++;
+                    Arm(now + RetryInterval);
+                }
+                else if (window.UnreachableReports > 0)
+                {
+                    SendSummary(window, now); // journald is back: say at once what it missed
+                }
             }
             else
             {
-                window.Suppress(report);
+                window.Suppress(report, unreachable: null);
                 SuppressedReports++;
+                Arm(window.Start + Interval);
             }
         }
     }
 
-    /// <summary>Sends the summaries of intervals that have ended; the daemon calls this periodically.</summary>
+    /// <summary>Sends the summaries that are due: intervals that ended, and what journald missed once it answers again.</summary>
     public void Tick()
     {
         lock (_lock)
-            CloseEnded(_time.GetUtcNow());
+        {
+            _timerDue = null;
+            var now = _time.GetUtcNow();
+            CloseEnded(now);
+            foreach (var window in _windows.Values)
+                if (window.UnreachableReports > 0)
+                    SendSummary(window, now);
+            // Whatever is still pending sets the next wake-up.
+            foreach (var window in _windows.Values)
+                if (window.SuppressedReports > 0)
+                    Arm(window.UnreachableReports > 0 ? now + RetryInterval : window.Start + Interval);
+        }
+    }
+
+    private void Arm(DateTimeOffset due)
+    {
+        if (_timerDue is { } armed && armed <= due)
+            return;
+        _timerDue = due;
+        var wait = due - _time.GetUtcNow();
+        _timer.Change(wait > TimeSpan.Zero ? wait : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>Sends every pending summary now (shutdown). Intervals keep their entry counts.</summary>
@@ -93,7 +136,11 @@ public sealed class JournalSink : IReportSink, IDisposable
         }
     }
 
-    public void Dispose() => Flush();
+    public void Dispose()
+    {
+        _timer.Dispose();
+        Flush();
+    }
 
     private void CloseEnded(DateTimeOffset now)
     {
@@ -102,7 +149,9 @@ public sealed class JournalSink : IReportSink, IDisposable
         {
             if (now - window.Start < Interval)
                 continue;
-            SendSummary(window, now);
+            // A summary journald did not take keeps its window, to be tried again.
+            if (!SendSummary(window, now))
+                continue;
             (ended ??= new()).Add(device);
         }
         if (ended is not null)
@@ -110,23 +159,30 @@ public sealed class JournalSink : IReportSink, IDisposable
                 _windows.Remove(device);
     }
 
-    private void SendSummary(Window window, DateTimeOffset now)
+    /// <summary>False when journald did not take it (the counts stay for the next try).</summary>
+    private bool SendSummary(Window window, DateTimeOffset now)
     {
         if (window.SuppressedReports == 0)
-            return;
+            return true;
         var elapsed = now - window.Start;
         var seconds = (long)Math.Max(1, Math.Ceiling((elapsed < Interval ? elapsed : Interval).TotalSeconds));
         var message = window.Message(seconds);
         var entry = window.ToEntry(message, seconds, Documentation);
         var line = $"{now.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture)} {window.Worst.ToString().ToUpperInvariant()} {message}";
+        // A summary journald keeps refusing goes to the fallback once, not at every retry.
+        if (!Deliver(() => entry, () => line, out _, fallback: !window.SummaryInFallback))
+        {
+            window.SummaryInFallback = true;
+            return false;
+        }
         SummaryEntries++;
-        Deliver(() => entry, () => line);
         window.ResetSuppressed();
+        return true;
     }
 
-    private void Deliver(Func<JournalEntry> entry, Func<string> line)
+    /// <summary>True when journald took the entry; otherwise the line went to the fallback and <paramref name="reason"/> says why.</summary>
+    private bool Deliver(Func<JournalEntry> entry, Func<string> line, out string reason, bool fallback = true)
     {
-        string reason;
         if (!_journal.IsAvailable)
         {
             reason = _journal.UnavailableReason;
@@ -143,10 +199,15 @@ public sealed class JournalSink : IReportSink, IDisposable
                 result = -Interop.Libc.EIO; // an IJournal must not throw; if one does, the report still goes out
             }
             if (result >= 0)
-                return;
+            {
+                reason = "";
+                return true;
+            }
             reason = JournalFallback.SendFailure(result);
         }
-        _fallback.Write(line(), reason);
+        if (fallback)
+            _fallback.Write(line(), reason);
+        return false;
     }
 
     /// <summary>One filesystem's current interval: entries sent, and what was held back.</summary>
@@ -157,13 +218,22 @@ public sealed class JournalSink : IReportSink, IDisposable
         public int Entries { get; set; }
         public long SuppressedReports { get; private set; }
         public ulong SuppressedErrors { get; private set; }
+        /// <summary>Of the suppressed reports, those journald did not take, and why.</summary>
+        public long UnreachableReports { get; private set; }
+        private string? _unreachableReason;
+        public bool SummaryInFallback { get; set; }
         public Severity Worst { get; private set; } = Severity.Warning;
         private readonly SortedDictionary<string, ulong> _errorsByErrno = new(StringComparer.Ordinal);
         private string? _firstId, _lastId;
         private string? _host;
 
-        public void Suppress(CorruptionReport report)
+        public void Suppress(CorruptionReport report, string? unreachable)
         {
+            if (unreachable is not null)
+            {
+                UnreachableReports++;
+                _unreachableReason = unreachable;
+            }
             SuppressedReports++;
             SuppressedErrors += report.Error.Count;
             if (report.Severity < Worst) // Critical < Error < Warning
@@ -189,6 +259,9 @@ public sealed class JournalSink : IReportSink, IDisposable
         {
             SuppressedReports = 0;
             SuppressedErrors = 0;
+            UnreachableReports = 0;
+            _unreachableReason = null;
+            SummaryInFallback = false;
             Worst = Severity.Warning;
             _errorsByErrno.Clear();
             _firstId = _lastId = null;
@@ -200,8 +273,11 @@ public sealed class JournalSink : IReportSink, IDisposable
             var where = fs.Mountpoints.Length > 0 ? $" ({fs.Mountpoints[0].Escaped})" : "";
             var reports = SuppressedReports == 1 ? "1 more report" : $"{SuppressedReports} more reports";
             var errors = SuppressedErrors == 1 ? "1 error" : $"{SuppressedErrors} errors";
+            var why = UnreachableReports == 0 ? ""
+                : UnreachableReports == SuppressedReports ? $", journald was unreachable ({_unreachableReason})"
+                : $", {UnreachableReports} of them while journald was unreachable ({_unreachableReason})";
             return ReportJournal.OneLine(
-                $"{fs.Type} {fs.Device}{where}: {reports} ({errors}) in the last {seconds} s not logged one by one; every report is in the store (errorwatch list)");
+                $"{fs.Type} {fs.Device}{where}: {reports} ({errors}) in the last {seconds} s not logged one by one{why}; every report is in the store (errorwatch list)");
         }
 
         public JournalEntry ToEntry(string message, long seconds, string documentation)
@@ -220,6 +296,9 @@ public sealed class JournalSink : IReportSink, IDisposable
             e.Add("ERRORWATCH_FIRST_REPORT_ID", _firstId!);
             e.Add("ERRORWATCH_LAST_REPORT_ID", _lastId!);
             e.Add("ERRORWATCH_INTERVAL_SEC", seconds);
+            e.Add("ERRORWATCH_SUMMARY_REASON", UnreachableReports == 0 ? "storm" : UnreachableReports == SuppressedReports ? "journald-unreachable" : "storm,journald-unreachable");
+            if (UnreachableReports > 0)
+                e.Add("ERRORWATCH_UNREACHABLE_REPORTS", UnreachableReports);
             if (_host is not null)
                 e.Add("ERRORWATCH_HOST", _host);
             ReportJournal.AddFilesystem(e, Filesystem);
