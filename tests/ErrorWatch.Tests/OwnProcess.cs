@@ -28,6 +28,9 @@ internal static partial class OwnProcess
         process.Dispose();
     }
 
+    /// <summary>Sends <paramref name="signal"/> to a process this test started.</summary>
+    public static bool Signal(int pid, int signal) => Kill(pid, signal) == 0;
+
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int signal);
 }

@@ -63,6 +63,8 @@ public sealed class ErrorWatchDaemon : IDisposable
         _store = options.StateDirectory is { } state ? ErrorWatch.Store.ReportStore.Open(state, options.Store, log) : null;
         var baseline = new HealthBaseline(options.StateDirectory, log);
         baseline.Load();
+        if (_store is not null && options.StateDirectory is { } stateDirectory)
+            baseline.CatchUp(stateDirectory);
         _health = new HealthLoop(options.Health, _watcher, _handOff, baseline, log);
         Ledger = new FilesystemLedger(options.StateDirectory, log);
         // The ledger first: an output told about a filesystem finds it there.
@@ -216,6 +218,7 @@ public sealed class ErrorWatchDaemon : IDisposable
                 : Inventory.Watches.FirstOrDefault(w => w.Superblock.Device == report.Filesystem.MajorMinor)?.Superblock;
             if (owner is not null)
                 _health.Published(owner, report);
+            _health.Baseline.Accounted(report.Id);
         }
         _ready.Clear();
     }

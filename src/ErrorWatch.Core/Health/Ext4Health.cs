@@ -326,7 +326,7 @@ internal sealed unsafe class Ext4Health : IHealthSource
                 _fanotifyPublished += report.Error.Count;
             b.Updated = DateTimeOffset.UtcNow;
             return 0;
-        });
+        }, report.Id);
         _baseline.MarkDirty();
     }
 

@@ -37,6 +37,8 @@ public sealed class BaselineFile
     [JsonPropertyName("version")] public int Version { get; set; } = 1;
     [JsonPropertyName("ext4")] public Dictionary<string, Ext4Baseline> Ext4 { get; set; } = new();
     [JsonPropertyName("xfs")] public Dictionary<string, XfsBaseline> Xfs { get; set; } = new();
+    /// <summary>The last report the counts above include: the store's later records are counted in at start (a kill can come between a report and a save).</summary>
+    [JsonPropertyName("last_report_id")] public string? LastReportId { get; set; }
 }
 
 [JsonSerializable(typeof(BaselineFile))]
@@ -127,14 +129,115 @@ public sealed class HealthBaseline
         }
     }
 
-    /// <summary>Runs <paramref name="change"/> on the ext4 entry for <paramref name="key"/> under the lock.</summary>
-    public T Ext4<T>(string key, Func<Ext4Baseline, T> change)
+    /// <summary>
+    /// Runs <paramref name="change"/> on the ext4 entry for <paramref name="key"/> under the lock;
+    /// with <paramref name="reportId"/>, also records it as the last report counted, in the same step,
+    /// so a save never holds one without the other.
+    /// </summary>
+    public T Ext4<T>(string key, Func<Ext4Baseline, T> change, string? reportId = null)
     {
         lock (_lock)
         {
             if (!_file.Ext4.TryGetValue(key, out var entry))
                 _file.Ext4[key] = entry = new Ext4Baseline();
+            if (reportId is not null)
+                _file.LastReportId = reportId;
             return change(entry);
+        }
+    }
+
+    /// <summary>A report was published: the next save says the counts include it.</summary>
+    public void Accounted(string reportId)
+    {
+        lock (_lock)
+            _file.LastReportId = reportId;
+    }
+
+    /// <summary>
+    /// Counts in the ext4 errors of reports the store holds after the last one this baseline
+    /// included: a daemon killed between storing reports and saving its baseline would otherwise
+    /// report them again, as errors nobody announced. Returns the reports counted in.
+    /// </summary>
+    public int CatchUp(string stateDirectory)
+    {
+        string? last;
+        lock (_lock)
+            last = _file.LastReportId;
+        if (last is null)
+            return 0;
+        var lastBytes = System.Text.Encoding.ASCII.GetBytes($"\"id\":\"{last}\"");
+        var found = false;
+        var counted = 0;
+        var segments = Store.ReportStore.SegmentFiles(Path.Combine(stateDirectory, Store.ReportStore.DirectoryName)).ToList();
+        // Newest segments first: the last report counted is almost always in the newest one.
+        for (var i = segments.Count - 1; i >= 0 && !found; i--)
+        {
+            var after = new List<(string Key, ulong Count, string Id)>();
+            var seen = false;
+            Store.StoreRecord.Scan(segments[i].Path, (json, _, _) =>
+            {
+                if (!seen)
+                {
+                    seen = json.IndexOf(lastBytes) >= 0;
+                    return;
+                }
+                if (Ext4Errors(json) is { } e)
+                    after.Add(e);
+            });
+            if (!seen)
+                continue;
+            found = true;
+            // Later segments were wholly after it.
+            for (var j = i + 1; j < segments.Count; j++)
+                Store.StoreRecord.Scan(segments[j].Path, (json, _, _) =>
+                {
+                    if (Ext4Errors(json) is { } e)
+                        after.Add(e);
+                });
+            lock (_lock)
+            {
+                foreach (var (key, count, id) in after)
+                {
+                    if (!_file.Ext4.TryGetValue(key, out var entry))
+                        _file.Ext4[key] = entry = new Ext4Baseline();
+                    entry.Reported += count;
+                    _file.LastReportId = id;
+                    counted++;
+                }
+                if (counted > 0)
+                    _dirty = true;
+            }
+        }
+        if (!found)
+            _log.Warning("The last report the health baseline counted ({Id}) is not in the report store; errors stored after it may be reported again", last);
+        else if (counted > 0)
+            _log.Information("Health baseline: counted in {Count} stored report(s) it had not saved yet (the last run ended without saving it)", counted);
+        return counted;
+    }
+
+    /// <summary>(baseline key, error count, id) of a stored report that moves an ext4 baseline, as <see cref="Ext4Health"/>.Published does.</summary>
+    private static (string Key, ulong Count, string Id)? Ext4Errors(ReadOnlySpan<byte> json)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(json.ToArray());
+            var root = doc.RootElement;
+            var fs = root.GetProperty("filesystem");
+            if (fs.GetProperty("type").GetString() is not ("ext4" or "ext3" or "ext2"))
+                return null;
+            if (root.GetProperty("source").GetString() == ReportSource.Ext4State)
+                return null;
+            var count = root.GetProperty("error").GetProperty("count").GetUInt64();
+            if (count == 0)
+                return null;
+            var key = fs.TryGetProperty("uuid", out var uuid) && uuid.ValueKind == JsonValueKind.String
+                ? uuid.GetString()!
+                : $"dev-{fs.GetProperty("major_minor").GetString()}";
+            return (key, count, root.GetProperty("id").GetString()!);
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            return null;
         }
     }
 

@@ -33,7 +33,7 @@ public sealed partial class JournaldFixture : IDisposable
     public const string Socket = SocketDirectory + "/socket";
     public const string VolatileDirectory = "/run/log/journal";
 
-    private readonly Process? _process;
+    private Process? _process;
     private readonly StringBuilder _output = new();
     private readonly HashSet<string> _socketDirectoryBefore = new();
     private readonly bool _socketDirectoryExisted;
@@ -64,6 +64,11 @@ public sealed partial class JournaldFixture : IDisposable
         _machineDirectory = Path.Combine(VolatileDirectory, File.ReadAllText("/etc/machine-id").Trim());
         _machineDirectoryExisted = Directory.Exists(_machineDirectory);
 
+        StartJournald();
+    }
+
+    private void StartJournald()
+    {
         var start = new ProcessStartInfo(Binary)
         {
             UseShellExecute = false,
@@ -74,24 +79,45 @@ public sealed partial class JournaldFixture : IDisposable
         start.Environment["SYSTEMD_LOG_TARGET"] = "console";
         foreach (var inherited in new[] { "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC" })
             start.Environment.Remove(inherited);
-        _process = Process.Start(start)!;
-        _process.OutputDataReceived += (_, e) => Capture(e.Data);
-        _process.ErrorDataReceived += (_, e) => Capture(e.Data);
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
+        var process = _process = Process.Start(start)!;
+        process.OutputDataReceived += (_, e) => Capture(e.Data);
+        process.ErrorDataReceived += (_, e) => Capture(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
 
         var deadline = Stopwatch.StartNew();
         while (!IsListening())
         {
-            if (_process.HasExited)
-                throw new InvalidOperationException($"{Binary} exited with {_process.ExitCode}:\n{Output}");
+            if (process.HasExited)
+                throw new InvalidOperationException($"{Binary} exited with {process.ExitCode}:\n{Output}");
             if (deadline.Elapsed > TimeSpan.FromSeconds(15))
             {
                 Dispose();
-                throw new TimeoutException($"{Binary} (pid {_process.Id}) did not listen on {Socket} within 15 s:\n{Output}");
+                throw new TimeoutException($"{Binary} (pid {process.Id}) did not listen on {Socket} within 15 s:\n{Output}");
             }
             Thread.Sleep(50);
         }
+    }
+
+    /// <summary>Why this run may not stop journald (it is not one the tests started), or null.</summary>
+    public string? CannotRestart => _process is null
+        ? Reused ? "journald here was not started by the tests; stopping it would disturb the machine" : "no journald"
+        : null;
+
+    /// <summary>Stops the journald the tests started (SIGTERM), leaving its socket file without a listener, as a crash would.</summary>
+    public void StopJournald()
+    {
+        if (CannotRestart is { } why)
+            throw new InvalidOperationException(why);
+        OwnProcess.Stop(_process);
+        _process = null;
+    }
+
+    /// <summary>Starts it again after <see cref="StopJournald"/>.</summary>
+    public void RestartJournald()
+    {
+        if (_process is null && !Reused)
+            StartJournald();
     }
 
     public string Output
@@ -139,10 +165,11 @@ public sealed partial class JournaldFixture : IDisposable
 
     public void Dispose()
     {
-        if (_process is null)
+        if (Reused || CannotStart() is not null)
             return;
         // SIGTERM lets journald close its files cleanly.
         OwnProcess.Stop(_process);
+        _process = null;
 
         if (Directory.Exists(SocketDirectory))
         {
