@@ -160,12 +160,18 @@ internal static class RunCommand
             return 1;
         }
         settings = WithCommandLine(settings, parse);
+        // Before anything is opened: this may execute the program again, which returns here in the new image.
+        var privileges = Privileges.Shed(Privileges.Needed(settings));
 
         var level = new LoggingLevelSwitch(settings.Log.Level);
         var journal = new SdJournal();
         var log = Logging.Create(level, journal);
         if (Interop.Libc.GetEuid() != 0)
             log.Warning("Not running as root: FAN_FS_ERROR marks need CAP_SYS_ADMIN, path resolution CAP_DAC_READ_SEARCH");
+        if (privileges.Problem is { } notDropped)
+            log.Warning("Capabilities: {Problem}; going on with them", notDropped);
+        log.Information("Capabilities kept: {Capabilities}{How}", privileges.Held.ToString(),
+            privileges.ReExecuted ? " (the others dropped by executing errorwatch again at startup)" : "");
         if (settings.Files.Count > 0)
             log.Information("Configuration from {Files}", string.Join(", ", settings.Files));
         var service = ServiceManager.Detect(log);
@@ -425,6 +431,8 @@ internal static class RunCommand
             if (fresh.OpenTelemetry != current.OpenTelemetry) later.Add("[OpenTelemetry]");
             if (!fresh.Hooks.Equals(current.Hooks))
                 hooks.Reload(fresh.Hooks);
+            // The bounding set can only shrink: a capability dropped at startup comes back only with a restart.
+            if (!fresh.Hooks.Capabilities.SequenceEqual(current.Hooks.Capabilities)) later.Add("[Hooks] Capabilities");
             if (fresh.Watch.ResolvePaths != current.Watch.ResolvePaths || fresh.Watch.MountTracking != current.Watch.MountTracking
                 || fresh.Watch.MountSource != current.Watch.MountSource || fresh.Watch.RescanInterval != current.Watch.RescanInterval)
                 later.Add("[Watch] ResolvePaths/MountTracking/MountSource/RescanInterval");

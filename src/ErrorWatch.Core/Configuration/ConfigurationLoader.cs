@@ -125,7 +125,7 @@ public static class ConfigurationLoader
             ["DBus"] = ["Bus", "SignalPaths"],
             ["Metrics"] = ["Listen"],
             ["OpenTelemetry"] = ["Endpoint", "Protocol", "Headers", "Interval"],
-            ["Hooks"] = ["Directory", "MaxConcurrent", "Timeout", "KillGrace", "Repeat"],
+            ["Hooks"] = ["Directory", "MaxConcurrent", "Timeout", "KillGrace", "Repeat", "Capabilities"],
             ["Log"] = ["Level"],
         };
 
@@ -143,7 +143,7 @@ public static class ConfigurationLoader
 
         private static readonly ErrorWatchSettings Defaults = new();
 
-        private readonly List<string> _filesystems = new(), _exclude = new(), _types = new();
+        private readonly List<string> _filesystems = new(), _exclude = new(), _types = new(), _hookCapabilities = new();
         private WatchSettings _watch = new();
         private HealthSettings _health = new();
         private StoreSettings _store = new() { Directory = defaultStoreDirectory };
@@ -423,6 +423,9 @@ public static class ConfigurationLoader
                     else if (TryRepeat(value, out var repeat))
                         _hooks = _hooks with { Repeat = repeat };
                     break;
+                case ("Hooks", "Capabilities"):
+                    List(_hookCapabilities, value, ValidCapability);
+                    break;
                 case ("Log", "Level"):
                     if (reset)
                         _log = _log with { Level = Defaults.Log.Level };
@@ -560,7 +563,7 @@ public static class ConfigurationLoader
             DBus = _dbus,
             Metrics = new MetricsSettings { Listen = _listen is null ? MetricsSettings.DefaultListen : ReadOnly(_listen) },
             OpenTelemetry = _otel,
-            Hooks = _hooks with { Rules = BuildRules() },
+            Hooks = _hooks with { Rules = BuildRules(), Capabilities = ReadOnly(_hookCapabilities) },
             Log = _log,
             Files = ReadOnly(files),
         };
@@ -602,6 +605,16 @@ public static class ConfigurationLoader
                     return $"{Quote(item)} is not a filesystem type name (as in /proc/filesystems, e.g. ext4, xfs)";
             }
             return null;
+        }
+
+        /// <summary>A capability name as capabilities(7) and systemd's CapabilityBoundingSet= write it: CAP_KILL.</summary>
+        private static string? ValidCapability(string item)
+        {
+            if (Daemon.CapabilitySet.NumberOf(item) >= 0)
+                return null;
+            var near = Daemon.CapabilitySet.NumberOf(item.ToUpperInvariant()) is var n and >= 0 ? Daemon.CapabilitySet.NameOf(n)
+                : Daemon.CapabilitySet.NumberOf("CAP_" + item.ToUpperInvariant()) is var m and >= 0 ? Daemon.CapabilitySet.NameOf(m) : null;
+            return $"{Quote(item)} is not a capability name" + (near is null ? " (as in capabilities(7): CAP_KILL, CAP_NET_ADMIN, CAP_SYS_RESOURCE, ...)" : $"; did you mean {near}?");
         }
 
         private bool TryBoolean(string value, out bool result)

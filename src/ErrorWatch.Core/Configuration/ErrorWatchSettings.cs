@@ -81,7 +81,8 @@ public sealed record ErrorWatchSettings
             ("MaxConcurrent", Hooks.MaxConcurrent.ToString(System.Globalization.CultureInfo.InvariantCulture)),
             ("Timeout", SystemdValues.FormatTimeSpan(Hooks.Timeout)),
             ("KillGrace", SystemdValues.FormatTimeSpan(Hooks.KillGrace)),
-            ("Repeat", Hooks.Repeat.ToString()));
+            ("Repeat", Hooks.Repeat.ToString()),
+            ("Capabilities", List(Hooks.Capabilities)));
         foreach (var rule in Hooks.Rules)
             Section(sb, $"Hook \"{rule.Name}\"", rule.Keys());
         Section(sb, "Log", ("Level", LogSettings.Name(Log.Level)));
@@ -208,10 +209,15 @@ public sealed record HooksSettings
     public Recovery.RepeatPolicy Repeat { get; init; } = Recovery.RepeatPolicy.Default;
     /// <summary>[Hook "NAME"] sections, in the order their names first appeared.</summary>
     public IReadOnlyList<HookRuleSettings> Rules { get; init; } = ReadOnlyCollection<HookRuleSettings>.Empty;
+    /// <summary>
+    /// Capabilities (CAP_KILL, ...) kept in the daemon's bounding set beyond its own three, because
+    /// hooks run as root get the bounding set (docs/security.md). Names as in capabilities(7).
+    /// </summary>
+    public IReadOnlyList<string> Capabilities { get; init; } = ReadOnlyCollection<string>.Empty;
 
     public bool Equals(HooksSettings? other) =>
         other is not null && Directory == other.Directory && MaxConcurrent == other.MaxConcurrent && Timeout == other.Timeout
-        && KillGrace == other.KillGrace && Repeat == other.Repeat && Rules.SequenceEqual(other.Rules);
+        && KillGrace == other.KillGrace && Repeat == other.Repeat && Rules.SequenceEqual(other.Rules) && Capabilities.SequenceEqual(other.Capabilities);
 
     public override int GetHashCode() => HashCode.Combine(Directory, MaxConcurrent, Timeout, KillGrace, Repeat, Rules.Count);
 }

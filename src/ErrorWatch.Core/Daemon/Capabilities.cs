@@ -26,6 +26,8 @@ public sealed record Capabilities
     public IReadOnlyDictionary<Superblock, string> Health { get; init; } = new Dictionary<Superblock, string>();
     public string KernelLog { get; init; } = "";
     public string StateFile { get; init; } = "";
+    /// <summary>The process's effective capabilities (CapEff of /proc/self/status).</summary>
+    public CapabilitySet Held { get; init; }
 
     public static Version? ParseKernelVersion(string release)
     {
@@ -105,6 +107,7 @@ public sealed record Capabilities
             Health = health.Describe(),
             KernelLog = health.KernelLogProblem is { } why ? $"not read: {why}" : "/dev/kmsg (lines trigger checks; facts come from the kernel's own records)",
             StateFile = health.Baseline.FilePath ?? "none (in memory)",
+            Held = CapabilitySet.OfStatus("/proc/self/status", "CapEff"),
         };
     }
 
@@ -121,6 +124,7 @@ public sealed record Capabilities
         w.WriteString("max_queued_events", MaxQueuedEvents);
         w.WriteString("kernel_log", KernelLog);
         w.WriteString("state_file", StateFile);
+        w.WriteString("held_capabilities", Held.ToString());
         w.WriteStartArray("watched");
         foreach (var sb in Watched)
         {
@@ -171,6 +175,7 @@ public sealed record Capabilities
         sb.AppendLine($"  fanotify limits: max_user_groups={MaxUserGroups} max_queued_events={MaxQueuedEvents}");
         sb.AppendLine($"  kernel log: {KernelLog}");
         sb.AppendLine($"  state: {StateFile}");
+        sb.AppendLine($"  capabilities: {Held}");
         sb.AppendLine($"  watching {Watched.Count} filesystem(s):");
         foreach (var s in Watched)
         {

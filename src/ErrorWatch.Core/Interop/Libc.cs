@@ -147,6 +147,11 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "syscall", SetLastError = true)]
     public static partial nint Syscall(nint number, nint a1, nint a2, nint a3, nint a4);
 
+    // <unistd.h>: replaces the process image; returns only on failure. argv and envp are
+    // NULL-terminated arrays of NUL-terminated byte strings.
+    [LibraryImport(Lib, EntryPoint = "execve", SetLastError = true)]
+    public static partial int Execve(byte* path, byte** argv, byte** envp);
+
     public static int LastErrno => Marshal.GetLastPInvokeError();
 
     /// <summary>Retries a call interrupted by a signal (EINTR), as every blocking libc call must be.</summary>

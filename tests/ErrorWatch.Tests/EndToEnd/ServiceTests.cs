@@ -36,7 +36,7 @@ public sealed partial class ServiceTests : IDisposable
     }
 
     /// <summary>True when the process holds a FAN_MARK_FILESYSTEM mark on <paramref name="device"/> (fdinfo "sdev:").</summary>
-    private static bool HoldsMark(int pid, ErrorWatch.Filesystems.DeviceNumber device)
+    internal static bool HoldsMark(int pid, ErrorWatch.Filesystems.DeviceNumber device)
     {
         var sdev = $"sdev:{((ulong)device.Major << 20) | device.Minor:x}";
         foreach (var fdinfo in Directory.EnumerateFiles($"/proc/{pid}/fdinfo"))

@@ -350,6 +350,9 @@ public sealed class ConfigurationLoaderTests : IDisposable
     [InlineData("Hooks", "KillGrace", "2h", "2h is outside 100ms..1h")]
     [InlineData("Hooks", "Repeat", "daily", "'daily' is not one of always, once, interval=DURATION, diminishing[=DURATION]")]
     [InlineData("Hooks", "Repeat", "interval=0", "shorter than 1s")]
+    [InlineData("Hooks", "Capabilities", "CAP_KILL CAP_NET_ADMN", "'CAP_NET_ADMN' is not a capability name (as in capabilities(7): CAP_KILL, CAP_NET_ADMIN, CAP_SYS_RESOURCE, ...)")]
+    [InlineData("Hooks", "Capabilities", "cap_kill", "'cap_kill' is not a capability name; did you mean CAP_KILL?")]
+    [InlineData("Hooks", "Capabilities", "NET_ADMIN", "'NET_ADMIN' is not a capability name; did you mean CAP_NET_ADMIN?")]
     [InlineData("Hook \"fsck\"", "Exec", "fsck-at-boot --quiet", "'fsck-at-boot' is not an absolute path (hooks are executed directly, without a shell or PATH search)")]
     [InlineData("Hook \"fsck\"", "Exec", "/usr/lib/%t/fsck", "the executable's path cannot contain specifiers")]
     [InlineData("Hook \"fsck\"", "Exec", "/usr/bin/fsck %q", "unknown specifier '%q'")]
@@ -507,6 +510,7 @@ public sealed class ConfigurationLoaderTests : IDisposable
             Timeout=1h
             KillGrace=30s
             Repeat=diminishing
+            Capabilities=CAP_KILL CAP_SYS_RESOURCE
             [Hook "fsck"]
             Exec=/usr/lib/errorwatch/fsck-at-boot --device %d /media/My\040Disk
             Types=ext4 ext3
@@ -568,6 +572,7 @@ public sealed class ConfigurationLoaderTests : IDisposable
             Timeout=1h
             KillGrace=30s
             Repeat=diminishing
+            Capabilities=CAP_KILL CAP_SYS_RESOURCE
 
             [Hook "fsck"]
             Exec=/usr/lib/errorwatch/fsck-at-boot --device %d /media/My\040Disk
@@ -599,6 +604,35 @@ public sealed class ConfigurationLoaderTests : IDisposable
             """.ReplaceLineEndings("\n"), dump);
         var again = _dir.Write("again.conf", dump);
         Assert.Equal(dump, LoadClean(again).ToConfigurationText());
+    }
+
+    [Fact]
+    public void Hook_capabilities_are_a_list_of_capability_names_that_drop_ins_extend_and_an_empty_assignment_resets()
+    {
+        _dir.Write("errorwatch.conf", "[Hooks]\nCapabilities=CAP_KILL\nCapabilities=CAP_NET_ADMIN CAP_KILL\n");
+        _dir.Write("errorwatch.conf.d/10-more.conf", "[Hooks]\nCapabilities=CAP_SYS_RESOURCE\n");
+        var s = LoadClean();
+        Assert.Equal(["CAP_KILL", "CAP_NET_ADMIN", "CAP_SYS_RESOURCE"], s.Hooks.Capabilities);
+        Assert.Equal(Daemon.CapabilitySet.Of(5, 12, 24), Daemon.CapabilitySet.Named(s.Hooks.Capabilities));
+        // The daemon keeps them on top of its own three.
+        Assert.Equal("CAP_DAC_READ_SEARCH CAP_KILL CAP_NET_ADMIN CAP_SYS_ADMIN CAP_SYS_RESOURCE CAP_SYSLOG", Daemon.Privileges.Needed(s with { Metrics = new() { Listen = [] } }).ToString());
+
+        _dir.Write("errorwatch.conf.d/20-reset.conf", "[Hooks]\nCapabilities=\n");
+        Assert.Empty(LoadClean().Hooks.Capabilities);
+        Assert.Empty(new ErrorWatchSettings().Hooks.Capabilities);
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1:9464", false)]
+    [InlineData("127.0.0.1:443", true)]
+    [InlineData("[::1]:80", true)]
+    [InlineData("unix:/run/errorwatch/metrics.sock", false)]
+    public void A_metrics_port_below_the_unprivileged_start_keeps_CAP_NET_BIND_SERVICE(string listen, bool bindService)
+    {
+        var start = int.Parse(File.ReadAllText("/proc/sys/net/ipv4/ip_unprivileged_port_start").Trim());
+        var needed = Daemon.Privileges.Needed(new ErrorWatchSettings { Metrics = new() { Listen = [listen] } });
+        Assert.Equal(bindService && Daemon.Privileges.Port(listen) < start, needed.Contains(10));
+        Assert.Equal(Daemon.Privileges.Daemon, needed.Except(Daemon.CapabilitySet.Of(10)));
     }
 
     [Fact]
