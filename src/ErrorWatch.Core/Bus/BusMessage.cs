@@ -55,7 +55,7 @@ public readonly unsafe struct BusMessage
 
     public void Append(string value)
     {
-        var bytes = Utf8(value);
+        var bytes = Utf8(StringText(value));
         fixed (byte* p = bytes)
             BusException.Check(SdBus.MessageAppendBasic(Handle, SdBus.TypeString, p), "append s");
     }
@@ -224,6 +224,23 @@ public readonly unsafe struct BusMessage
             default:
                 throw new BusException($"read value of type '{type}'", Libc.EBADMSG);
         }
+    }
+
+    /// <summary>
+    /// Text as a D-Bus string can hold it. sd-bus refuses a string holding a Unicode noncharacter
+    /// (U+FDD0-U+FDEF, U+xFFFE, U+xFFFF: systemd's unichar_is_valid) with EINVAL, which failed the
+    /// whole message: a report's signal, or every report of a GetReports reply. Those become U+FFFD.
+    /// Paths never hold one here (FsPath escapes them); a filesystem label read from disk may.
+    /// Lone surrogates already become U+FFFD in the UTF-8 encoding.
+    /// </summary>
+    public static string StringText(string value)
+    {
+        if (!Filesystems.FsPath.HasNoncharacter(value))
+            return value;
+        var sb = new StringBuilder(value.Length);
+        foreach (var rune in value.EnumerateRunes())
+            sb.Append(Filesystems.FsPath.IsNoncharacter(rune.Value) ? "\uFFFD" : rune.ToString());
+        return sb.ToString();
     }
 
     private static byte[] Utf8(string s)

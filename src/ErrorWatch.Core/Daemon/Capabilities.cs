@@ -136,7 +136,7 @@ public sealed record Capabilities
             if (Health.TryGetValue(sb, out var health)) w.WriteString("health", health); else w.WriteNull("health");
             w.WriteStartArray("mountpoints");
             foreach (var m in sb.Mounts)
-                w.WriteStringValue(m.MountPoint.Text ?? m.MountPoint.Escaped);
+                w.WriteStringValue(m.MountPoint.TextOrEscaped);
             w.WriteEndArray();
             w.WriteEndObject();
         }

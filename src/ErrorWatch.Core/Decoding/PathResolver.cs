@@ -129,7 +129,14 @@ public sealed unsafe class PathResolver
         fixed (byte* b = buffer)
             n = Libc.ReadLink($"/proc/self/fd/{fd}", b, buffer.Length);
         if (n < 0)
-            return new PathResolution(null, $"readlink failed: {ErrnoTable.Name(Libc.LastErrno)}");
+        {
+            var errno = Libc.LastErrno;
+            // d_path cannot write a name of PATH_MAX bytes or more (nested directories can be that deep
+            // when made with relative paths); say so rather than a bare errno.
+            return new PathResolution(null, errno == Libc.ENAMETOOLONG
+                ? "path longer than PATH_MAX (4096 bytes): the kernel cannot name it (ENAMETOOLONG)"
+                : $"readlink failed: {ErrnoTable.Name(errno)}", nlink == 0);
+        }
         var path = buffer.AsSpan(0, (int)n);
 
         var deleted = nlink == 0;

@@ -16,6 +16,7 @@ public sealed class FsPath : IEquatable<FsPath>
         _bytes = bytes.ToArray();
         IsValidUtf8 = System.Text.Unicode.Utf8.IsValid(_bytes);
         Text = IsValidUtf8 ? StrictUtf8.GetString(_bytes) : null;
+        IsPlainText = Text is not null && !HasNoncharacter(Text);
     }
 
     public static FsPath FromString(string path) => new(Encoding.UTF8.GetBytes(path));
@@ -28,8 +29,22 @@ public sealed class FsPath : IEquatable<FsPath>
     public string? Text { get; }
 
     /// <summary>
+    /// Valid UTF-8 without Unicode noncharacters (U+FDD0-U+FDEF, U+xFFFE, U+xFFFF): text every
+    /// output can carry as it is. Noncharacters are valid UTF-8, but sd-bus refuses a string holding
+    /// one (systemd's unichar_is_valid), which made every D-Bus message with such a name fail.
+    /// </summary>
+    public bool IsPlainText { get; }
+
+    /// <summary>
+    /// The form JSON, D-Bus and metrics carry: the text when it is plain (<see cref="IsPlainText"/>),
+    /// else <see cref="Escaped"/> (JSON adds the exact bytes in base64 beside it).
+    /// </summary>
+    public string TextOrEscaped => IsPlainText ? Text! : Escaped;
+
+    /// <summary>
     /// One printable line: valid UTF-8 is kept except control characters and backslash, which become
-    /// C escapes (\n, \t, \\, \xNN); invalid bytes become \xNN. Reversible.
+    /// C escapes (\n, \t, \\, \xNN), and invisible, direction-changing and noncharacters, whose
+    /// bytes become \xNN; invalid bytes become \xNN. Reversible.
     /// </summary>
     public string Escaped => Escape(_bytes);
 
@@ -53,9 +68,11 @@ public sealed class FsPath : IEquatable<FsPath>
                 case '\n': sb.Append("\\n"); break;
                 case '\r': sb.Append("\\r"); break;
                 case '\t': sb.Append("\\t"); break;
-                // Controls, and invisible or direction-changing characters that could disguise a name in a log.
+                // Controls, and invisible or direction-changing characters that could disguise a name in a log;
+                // noncharacters, which sd-bus refuses, so that the escaped form goes everywhere.
                 case < 0x20 or 0x7f or (>= 0x80 and < 0xa0) or (>= 0x200b and <= 0x200f) or (>= 0x202a and <= 0x202e)
                     or (>= 0x2066 and <= 0x2069) or 0x2028 or 0x2029 or 0xfeff:
+                case var c when IsNoncharacter(c):
                     foreach (var b in bytes.Slice(i - consumed, consumed))
                         sb.Append("\\x").Append(b.ToString("x2"));
                     break;
@@ -63,6 +80,18 @@ public sealed class FsPath : IEquatable<FsPath>
             }
         }
         return sb.ToString();
+    }
+
+    /// <summary>U+FDD0-U+FDEF and the last two code points of every plane (U+FFFE, U+1FFFF, ...).</summary>
+    public static bool IsNoncharacter(int codePoint) => codePoint is >= 0xfdd0 and <= 0xfdef || (codePoint & 0xfffe) == 0xfffe;
+
+    /// <summary>Whether <paramref name="text"/> holds a noncharacter (see <see cref="IsNoncharacter"/>).</summary>
+    public static bool HasNoncharacter(string text)
+    {
+        foreach (var rune in text.EnumerateRunes())
+            if (IsNoncharacter(rune.Value))
+                return true;
+        return false;
     }
 
     /// <summary>Joins a relative path onto this one (for bind mounts whose root is a subdirectory).</summary>

@@ -29,7 +29,7 @@ internal static unsafe partial class Libc
     // <asm-generic/errno-base.h>, <asm-generic/errno.h>
     public const int EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EIO = 5, EBADF = 9, EAGAIN = 11, ENOMEM = 12,
         EACCES = 13, EEXIST = 17, EXDEV = 18, ENODEV = 19, ENOTDIR = 20, EINVAL = 22, EMFILE = 24,
-        ENOSPC = 28, EROFS = 30, EPIPE = 32, ENOSYS = 38, EBADMSG = 74, EOVERFLOW = 75, EOPNOTSUPP = 95,
+        ENOSPC = 28, EROFS = 30, EPIPE = 32, ENAMETOOLONG = 36, ENOSYS = 38, EBADMSG = 74, EOVERFLOW = 75, EOPNOTSUPP = 95,
         ESHUTDOWN = 108, ESTALE = 116, EUCLEAN = 117;
 
     // <unistd.h> lseek whence; SEEK_DATA is the Linux extension /dev/kmsg gives its own meaning.

@@ -6,8 +6,9 @@ using ErrorWatch.Filesystems;
 namespace ErrorWatch.Reports;
 
 /// <summary>
-/// Writes a report as one JSON object (schema: docs/report-schema.md). Paths that are not valid
-/// UTF-8 are written C-escaped with the exact bytes beside them in base64, so nothing is lost.
+/// Writes a report as one JSON object (schema: docs/report-schema.md). Paths that are not plain
+/// text (invalid UTF-8, or noncharacters D-Bus refuses) are written C-escaped with the exact bytes
+/// beside them in base64, so nothing is lost.
 /// </summary>
 public static class ReportJson
 {
@@ -56,7 +57,7 @@ public static class ReportJson
         w.WriteString("type", fs.Type);
         w.WriteStartArray("mountpoints");
         foreach (var m in fs.Mountpoints)
-            w.WriteStringValue(m.Text ?? m.Escaped);
+            w.WriteStringValue(m.TextOrEscaped);
         w.WriteEndArray();
         w.WriteString("fsid", fs.Fsid);
         w.WriteEndObject();
@@ -117,8 +118,8 @@ public static class ReportJson
             w.WriteNull(name);
             return;
         }
-        w.WriteString(name, path.Text ?? path.Escaped);
-        if (!path.IsValidUtf8)
+        w.WriteString(name, path.TextOrEscaped);
+        if (!path.IsPlainText) // the escaped form is not the name: the exact bytes go beside it
             w.WriteBase64String(name + "_base64", path.Bytes);
     }
 

@@ -24,6 +24,8 @@ public class FsPathTests
         { "a\u2028b"u8.ToArray(), @"a\xe2\x80\xa8b" },                   // LINE SEPARATOR
         { "a\u2029b"u8.ToArray(), @"a\xe2\x80\xa9b" },                   // PARAGRAPH SEPARATOR
         { "a\u0085b"u8.ToArray(), @"a\xc2\x85b" },                       // NEL (C1 control)
+        { "a\uFFFEb"u8.ToArray(), @"a\xef\xbf\xbeb" },                   // noncharacters: sd-bus refuses them
+        { "a\uFDD0b\U0001FFFF"u8.ToArray(), @"a\xef\xb7\x90b\xf0\x9f\xbf\xbf" },
         { "plain/path"u8.ToArray(), "plain/path" },
         { [], "" },
     };
@@ -89,6 +91,32 @@ public class FsPathTests
         Assert.True(path.IsValidUtf8);
         Assert.Equal("/a\nb", path.Text);
         Assert.Equal(@"/a\nb", path.Escaped);
+    }
+
+    [Theory]
+    [InlineData("/mnt/café\n\u001b[0m", true)]   // controls are text: JSON and D-Bus carry them, escaped or not
+    [InlineData("/mnt/\uFFFE", false)]
+    [InlineData("/mnt/\uFDEF", false)]
+    [InlineData("/mnt/\U0010FFFE", false)]
+    [InlineData("/mnt/\uFFFD\uFDCF\uFDF0", true)] // neighbours of the noncharacters are ordinary
+    public void Plain_text_is_valid_UTF8_without_noncharacters_else_the_escaped_form_stands_in(string text, bool plain)
+    {
+        var path = FsPath.FromString(text);
+
+        Assert.True(path.IsValidUtf8);
+        Assert.Equal(text, path.Text);
+        Assert.Equal(plain, path.IsPlainText);
+        Assert.Equal(plain ? text : path.Escaped, path.TextOrEscaped);
+        Assert.False(FsPath.HasNoncharacter(path.Escaped));
+    }
+
+    [Fact]
+    public void Invalid_UTF8_is_not_plain_text()
+    {
+        var path = new FsPath([(byte)'/', 0xff]);
+
+        Assert.False(path.IsPlainText);
+        Assert.Equal(@"/\xff", path.TextOrEscaped);
     }
 
     [Fact]

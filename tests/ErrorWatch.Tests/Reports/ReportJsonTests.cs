@@ -96,6 +96,21 @@ public class ReportJsonTests
     }
 
     [Fact]
+    public void Noncharacters_are_valid_UTF8_but_written_escaped_with_the_exact_bytes_because_sd_bus_refuses_them()
+    {
+        var bytes = "/srv/a\uFFFEb\uFDD0c\U0010FFFF"u8.ToArray();
+        var report = HostileReport();
+        report = report with { Object = report.Object with { Path = new FsPath(bytes) } };
+
+        var root = Parse(report, out var document);
+        using (document)
+        {
+            Assert.Equal(@"/srv/a\xef\xbf\xbeb\xef\xb7\x90c\xf4\x8f\xbf\xbf", Get(root, "object.path").GetString());
+            Assert.Equal(bytes, Get(root, "object.path_base64").GetBytesFromBase64());
+        }
+    }
+
+    [Fact]
     public void TextLine_IsOneLineWithoutTerminalEscapes()
     {
         var line = ReportText.Format(HostileReport());

@@ -231,7 +231,7 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
             case "Device": reply.Append(sb.DevicePath); break;
             case "Uuid": reply.Append(sb.Uuid?.ToString() ?? ""); break;
             case "Type": reply.Append(sb.FsType); break;
-            case "Mountpoints": reply.AppendStrings(sb.MountsByPreference.Select(m => m.MountPoint.Text ?? m.MountPoint.Escaped)); break;
+            case "Mountpoints": reply.AppendStrings(sb.MountsByPreference.Select(m => m.MountPoint.TextOrEscaped)); break;
             case "Health": reply.Append((uint)status.Health); break;
             case "ErrorCount": reply.Append(status.ErrorCount); break;
             case "FirstErrorTime": reply.Append(Microseconds(status.FirstErrorTime)); break;

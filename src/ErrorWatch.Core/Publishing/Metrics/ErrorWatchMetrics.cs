@@ -55,7 +55,7 @@ public sealed class ErrorWatchMetrics : IReportSink, IDisposable
     {
         var fs = report.Filesystem;
         var device = new KeyValuePair<string, object?>("system.device", fs.Device);
-        var mountpoint = new KeyValuePair<string, object?>("system.filesystem.mountpoint", fs.Mountpoints.Length > 0 ? fs.Mountpoints[0].Text ?? fs.Mountpoints[0].Escaped : "");
+        var mountpoint = new KeyValuePair<string, object?>("system.filesystem.mountpoint", fs.Mountpoints.Length > 0 ? fs.Mountpoints[0].TextOrEscaped : "");
         var type = new KeyValuePair<string, object?>("system.filesystem.type", fs.Type);
         var source = new KeyValuePair<string, object?>("errorwatch.source", report.Source);
         // Folded reports carry the split by errno (the parts sum to Count).
@@ -91,7 +91,7 @@ public sealed class ErrorWatchMetrics : IReportSink, IDisposable
         return
         [
             new("system.device", sb.DevicePath),
-            new("system.filesystem.mountpoint", primary is null ? "" : primary.MountPoint.Text ?? primary.MountPoint.Escaped),
+            new("system.filesystem.mountpoint", primary is null ? "" : primary.MountPoint.TextOrEscaped),
             new("system.filesystem.type", sb.FsType),
         ];
     }
