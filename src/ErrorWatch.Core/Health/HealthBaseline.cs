@@ -163,56 +163,78 @@ public sealed class HealthBaseline
         string? last;
         lock (_lock)
             last = _file.LastReportId;
-        if (last is null)
-            return 0;
-        var lastBytes = System.Text.Encoding.ASCII.GetBytes($"\"id\":\"{last}\"");
-        var found = false;
-        var counted = 0;
         var segments = Store.ReportStore.SegmentFiles(Path.Combine(stateDirectory, Store.ReportStore.DirectoryName)).ToList();
-        // Newest segments first: the last report counted is almost always in the newest one.
-        for (var i = segments.Count - 1; i >= 0 && !found; i--)
+        var after = new List<(string Key, ulong Count, string Id)>();
+        string? newest = null;
+        var found = last == ""; // "": saved before any report was stored, so every stored report is after it
+        if (last is null)
         {
-            var after = new List<(string Key, ulong Count, string Id)>();
-            var seen = false;
-            Store.StoreRecord.Scan(segments[i].Path, (json, _, _) =>
+            // A baseline from before this field (or none): take every stored report as counted.
+            for (var i = segments.Count - 1; i >= 0 && newest is null; i--)
+                Store.StoreRecord.Scan(segments[i].Path, (json, _, _) => newest = IdOf(json) ?? newest);
+        }
+        else if (found)
+        {
+            foreach (var segment in segments)
+                Store.StoreRecord.Scan(segment.Path, (json, _, _) => Collect(json));
+        }
+        else
+        {
+            var lastBytes = System.Text.Encoding.ASCII.GetBytes($"\"id\":\"{last}\"");
+            // Newest segments first: the last report counted is almost always in the newest one.
+            for (var i = segments.Count - 1; i >= 0 && !found; i--)
             {
-                if (!seen)
+                after.Clear();
+                Store.StoreRecord.Scan(segments[i].Path, (json, _, _) =>
                 {
-                    seen = json.IndexOf(lastBytes) >= 0;
-                    return;
-                }
-                if (Ext4Errors(json) is { } e)
-                    after.Add(e);
-            });
-            if (!seen)
-                continue;
-            found = true;
-            // Later segments were wholly after it.
-            for (var j = i + 1; j < segments.Count; j++)
-                Store.StoreRecord.Scan(segments[j].Path, (json, _, _) =>
-                {
-                    if (Ext4Errors(json) is { } e)
-                        after.Add(e);
+                    if (found)
+                        Collect(json);
+                    else
+                        found = json.IndexOf(lastBytes) >= 0;
                 });
-            lock (_lock)
+                if (!found)
+                    continue;
+                for (var j = i + 1; j < segments.Count; j++) // later segments are wholly after it
+                    Store.StoreRecord.Scan(segments[j].Path, (json, _, _) => Collect(json));
+            }
+            if (!found)
             {
-                foreach (var (key, count, id) in after)
-                {
-                    if (!_file.Ext4.TryGetValue(key, out var entry))
-                        _file.Ext4[key] = entry = new Ext4Baseline();
-                    entry.Reported += count;
-                    _file.LastReportId = id;
-                    counted++;
-                }
-                if (counted > 0)
-                    _dirty = true;
+                after.Clear();
+                _log.Warning("The last report the health baseline counted ({Id}) is not in the report store; errors stored after it may be reported again", last);
             }
         }
-        if (!found)
-            _log.Warning("The last report the health baseline counted ({Id}) is not in the report store; errors stored after it may be reported again", last);
-        else if (counted > 0)
-            _log.Information("Health baseline: counted in {Count} stored report(s) it had not saved yet (the last run ended without saving it)", counted);
-        return counted;
+        lock (_lock)
+        {
+            foreach (var (key, count, _) in after)
+            {
+                if (!_file.Ext4.TryGetValue(key, out var entry))
+                    _file.Ext4[key] = entry = new Ext4Baseline();
+                entry.Reported += count;
+            }
+            // From now on the baseline says which stored reports it holds.
+            _file.LastReportId = newest ?? last ?? "";
+            _dirty = true;
+        }
+        if (after.Count > 0)
+            _log.Information("Health baseline: counted in {Count} stored report(s) it had not saved yet (the last run ended without saving it)", after.Count);
+        return after.Count;
+
+        void Collect(ReadOnlySpan<byte> json)
+        {
+            if (IdOf(json) is { } id)
+                newest = id;
+            if (Ext4Errors(json) is { } e)
+                after.Add(e);
+        }
+    }
+
+    private static string? IdOf(ReadOnlySpan<byte> json)
+    {
+        var reader = new Utf8JsonReader(json);
+        while (reader.Read())
+            if (reader.TokenType == JsonTokenType.PropertyName && reader.CurrentDepth == 1 && reader.ValueTextEquals("id"u8) && reader.Read())
+                return reader.GetString();
+        return null;
     }
 
     /// <summary>(baseline key, error count, id) of a stored report that moves an ext4 baseline, as <see cref="Ext4Health"/>.Published does.</summary>
