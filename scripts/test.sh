@@ -16,7 +16,7 @@ declare -A packages=(
   [/usr/lib/polkit-1/polkitd]=polkitd [pkaction]=polkitd [/usr/bin/python3]=python3
   [/usr/bin/prometheus]=prometheus [promtool]=prometheus [curl]=curl
   [dpkg-deb]=dpkg [dpkg-shlibdeps]=dpkg-dev [lintian]=lintian [man]=man-db [gzip]=gzip
-  [debootstrap]=debootstrap [systemd-nspawn]=systemd-container [nsenter]=util-linux [flock]=util-linux
+  [debootstrap]=debootstrap [systemd-nspawn]=systemd-container [nsenter]=util-linux [flock]=util-linux [strace]=strace
 )
 missing=()
 for program in "${!packages[@]}"; do

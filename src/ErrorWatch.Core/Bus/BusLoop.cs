@@ -43,6 +43,8 @@ public sealed class BusLoop : IDisposable
     /// <summary>Successful connections so far (a reconnection adds one).</summary>
     public long Connections => Interlocked.Read(ref _connects);
     public string? LastProblem { get; private set; }
+    /// <summary>The loop thread's kernel thread id once it runs (0 before): for strace -p and /proc/PID/task when diagnosing what callers make it do.</summary>
+    public int ThreadId { get; private set; }
 
     public void Start()
     {
@@ -74,6 +76,7 @@ public sealed class BusLoop : IDisposable
 
     private unsafe void Loop()
     {
+        ThreadId = Libc.GetTid();
         var backoff = FirstBackoff;
         var failures = 0;
         while (!_stopping)

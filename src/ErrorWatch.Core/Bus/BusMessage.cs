@@ -118,6 +118,17 @@ public readonly unsafe struct BusMessage
     }
 
     public string ReadString() => ReadText(SdBus.TypeString);
+
+    /// <summary>
+    /// The next string's UTF-8 bytes where the message holds them, valid while the message is: no
+    /// copy, so an argument can be judged (length, form) before a caller-sized string is made of it.
+    /// </summary>
+    public ReadOnlySpan<byte> ReadUtf8()
+    {
+        byte* p;
+        BusException.Check(SdBus.MessageReadBasic(Handle, SdBus.TypeString, &p), "read s");
+        return MemoryMarshal.CreateReadOnlySpanFromNullTerminated(p);
+    }
     public string ReadObjectPath() => ReadText(SdBus.TypeObjectPath);
 
     private string ReadText(byte type)

@@ -100,6 +100,10 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "geteuid")]
     public static partial uint GetEuid();
 
+    /// <summary>The calling thread's kernel id (glibc 2.30+, <c>gettid(2)</c> in &lt;unistd.h&gt;): what /proc/PID/task and strace -p name.</summary>
+    [LibraryImport(Lib, EntryPoint = "gettid")]
+    public static partial int GetTid();
+
     // <stdlib.h>: the environment as native code (libsystemd) reads it. Environment.GetEnvironmentVariable
     // reads .NET's managed copy, which SetEnvironmentVariable changes without telling getenv(3).
     [LibraryImport(Lib, EntryPoint = "getenv", StringMarshalling = StringMarshalling.Utf8)]

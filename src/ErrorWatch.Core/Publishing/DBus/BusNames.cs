@@ -12,6 +12,8 @@ public static class BusNames
     public const string NoSuchReport = Service + ".Error.NoSuchReport";
     public const string AccessDenied = "org.freedesktop.DBus.Error.AccessDenied";
     public const string InvalidArgs = "org.freedesktop.DBus.Error.InvalidArgs";
+    /// <summary>Too many authorization checks waiting for polkit (the caller's own or all together).</summary>
+    public const string LimitsExceeded = "org.freedesktop.DBus.Error.LimitsExceeded";
 
     /// <summary>polkit actions (deploy/polkit/io.github.errorwatch.ErrorWatch1.policy).</summary>
     public const string AcknowledgeAction = Service + ".acknowledge";
@@ -27,4 +29,6 @@ public sealed record BusOptions
     public bool SignalPaths { get; init; }
     /// <summary>ReportAdded signals waiting for the bus thread beyond which signals (never counts) are dropped.</summary>
     public int SignalBacklog { get; init; } = 10_000;
+    /// <summary>How many polkit checks may wait at once and for how long (fixed in the daemon; tests shorten them).</summary>
+    public AuthorizationLimits Authorization { get; init; } = new();
 }

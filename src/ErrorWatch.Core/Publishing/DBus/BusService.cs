@@ -19,6 +19,14 @@ namespace ErrorWatch.Publishing.DBus;
 public sealed class BusService : IReportSink, IBusObject, IDisposable
 {
     private const uint DefaultMax = 1000, MaxMax = 10_000;
+    /// <summary>
+    /// GetReports stops adding reports once they add up to this much JSON (the report that crosses
+    /// it is the last): a{sv} takes up to about three times the JSON's size, and the system bus
+    /// drops messages over 32 MiB, so a reply stays well below that however large the reports are.
+    /// </summary>
+    public const int ReplyBudgetBytes = 4 << 20;
+    /// <summary>Refusals logged one by one per minute; the rest are counted, so a flood of calls is no flood of log lines.</summary>
+    private const int RefusalsLoggedPerMinute = 10;
     private static readonly string[] FilesystemChanges = ["ErrorCount", "FirstErrorTime", "LastErrorTime", "LastReportId", "Health", "Mountpoints"];
     private static readonly string[] ManagerChanges = ["ReportCount", "LastReportId"];
 
@@ -29,6 +37,7 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
     private readonly BusObjectHandle _self;
     private readonly BusInterface _manager;
     private readonly BusInterface _filesystem;
+    private readonly Authorization _authorization;
     private ErrorWatchDaemon? _daemon;
     private FilesystemLedger? _ledger;
 
@@ -38,6 +47,8 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
 
     private long _signalsSent, _signalsDropped;
     private long _emitFailures; // bus thread only
+    private long _refusalMinute; // bus thread only, like the two below
+    private int _refusalsThisMinute, _refusalsUnlogged;
     private int _backlogWarned;
 
     public BusService(BusOptions options, string? stateDirectory, ILogger log)
@@ -67,7 +78,9 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
             .Property("FirstErrorTime", "t")
             .Property("LastErrorTime", "t")
             .Property("LastReportId", "s");
-        _loop = new BusLoop("bus service", () => BusConnection.Resolve(_options.Bus), Export, null, log);
+        _authorization = new Authorization(options.Authorization);
+        // A lost connection takes every waiting caller with it: their checks no longer count.
+        _loop = new BusLoop("bus service", () => BusConnection.Resolve(_options.Bus), Export, _authorization.Abandon, log);
     }
 
     public string Name => "dbus";
@@ -76,6 +89,11 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
     public long Connections => _loop.Connections;
     public long SignalsSent => Interlocked.Read(ref _signalsSent);
     public long SignalsDropped => Interlocked.Read(ref _signalsDropped);
+    /// <summary>Authorization checks now waiting for polkit, and the most that ever waited at once.</summary>
+    public int AuthorizationsWaiting => _authorization.WaitingChecks;
+    public int AuthorizationsWaitingPeak => _authorization.PeakWaitingChecks;
+    /// <summary>The bus thread's kernel thread id (0 before it starts): everything a caller makes the service do happens on it.</summary>
+    public int ThreadId => _loop.ThreadId;
     /// <summary>Whether this kernel accepted FAN_FS_ERROR marks (set from the daemon's capabilities before <see cref="Start"/>).</summary>
     public bool KernelSupportsFsError { get; set; }
     /// <summary>Why the bus is not reachable now, if it is not.</summary>
@@ -253,7 +271,7 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
                 max = max == 0 ? DefaultMax : Math.Min(max, MaxMax);
                 WithPathAccess(m, (reply, paths) =>
                 {
-                    var reports = ReadStore((json, time) => Microseconds(time) >= since, (int)max);
+                    var reports = ReadStore((json, time) => Microseconds(time) >= since, (int)max, ReplyBudgetBytes);
                     var r = BusConnection.NewReturn(reply);
                     r.Open('a', "a{sv}");
                     foreach (var json in reports)
@@ -302,13 +320,17 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
         }
     }
 
+    /// <summary>
+    /// The id argument, judged on the message's bytes before anything else happens: a malformed
+    /// one is refused before polkit, the store or the log see it, and is never copied or echoed in full.
+    /// </summary>
     private static string? ReadReportId(BusCall call, out int failed)
     {
         failed = 0;
-        var text = call.Message.ReadString();
-        if (Guid.TryParse(text, out var id))
-            return id.ToString();
-        failed = call.Fail(BusNames.InvalidArgs, $"'{text}' is not a report id (a UUID)");
+        var text = call.Message.ReadUtf8();
+        if (ReportIds.TryParse(text, out var id))
+            return id;
+        failed = call.Fail(BusNames.InvalidArgs, $"{ReportIds.Describe(text)} is not a report id (a UUID such as 01936a3e-7b2c-7000-8000-000000000001)");
         return null;
     }
 
@@ -335,27 +357,58 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
 
     private void Privileged(BusMessage call, string action, Action<BusMessage> allowed)
     {
-        Authorize(call, action, (reply, verdict) =>
+        Authorize(call, action, mayPrompt: true, (reply, verdict) =>
         {
             if (verdict.Allowed)
             {
                 allowed(reply);
                 return;
             }
-            _log.Information("Refused {Member} to {Sender}: {Reason}", reply.Member, reply.Sender, verdict.Reason);
-            BusConnection.ReplyError(reply, BusNames.AccessDenied, verdict.Reason);
+            LogRefusal(reply, verdict);
+            BusConnection.ReplyError(reply, verdict.ErrorName, verdict.Reason);
         });
     }
 
-    /// <summary>Paths go to root and to callers polkit authorizes for read-paths (never with a prompt for a read).</summary>
+    /// <summary>
+    /// Paths go to root and to callers polkit authorizes for read-paths, never with a prompt for a
+    /// read (busctl allows interactive authorization by default; a GetReports must not ask for a
+    /// password, nor hold a check open for minutes). A caller over the limits gets LimitsExceeded,
+    /// not a slower path-less read.
+    /// </summary>
     private void WithPathAccess(BusMessage call, Action<BusMessage, bool> then) =>
-        Authorize(call, BusNames.ReadPathsAction, (reply, verdict) => then(reply, verdict.Allowed));
+        Authorize(call, BusNames.ReadPathsAction, mayPrompt: false, (reply, verdict) =>
+        {
+            if (verdict.OverLimit)
+            {
+                LogRefusal(reply, verdict);
+                BusConnection.ReplyError(reply, verdict.ErrorName, verdict.Reason);
+                return;
+            }
+            then(reply, verdict.Allowed);
+        });
 
-    private void Authorize(BusMessage call, string action, Action<BusMessage, Verdict> then)
+    private void Authorize(BusMessage call, string action, bool mayPrompt, Action<BusMessage, Verdict> then)
     {
         // The reply may come later (polkit is asked asynchronously): the connection is the loop's.
         var bus = _loop.Current ?? throw new InvalidOperationException("not connected");
-        Authorization.Check(bus, call, action, then);
+        _authorization.Check(bus, call, action, mayPrompt, then);
+    }
+
+    /// <summary>The first refusals of each minute one by one, then how many more there were.</summary>
+    private void LogRefusal(BusMessage call, Verdict verdict)
+    {
+        var minute = Environment.TickCount64 / 60_000;
+        if (minute != _refusalMinute)
+        {
+            if (_refusalsUnlogged > 0)
+                _log.Warning("{Count} more D-Bus calls were refused in that minute, beyond the {Max} logged one by one", _refusalsUnlogged, RefusalsLoggedPerMinute);
+            _refusalMinute = minute;
+            _refusalsThisMinute = _refusalsUnlogged = 0;
+        }
+        if (++_refusalsThisMinute <= RefusalsLoggedPerMinute)
+            _log.Information("Refused {Member} to {Sender}: {Reason}", call.Member, call.Sender, verdict.Reason);
+        else
+            _refusalsUnlogged++;
     }
 
     private static void WriteReport(BusMessage m, byte[] json, bool paths)
@@ -364,23 +417,29 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
         JsonVariant.WriteDictionary(m, doc.RootElement);
     }
 
-    private List<byte[]> ReadStore(Func<ReadOnlySpan<byte>, DateTimeOffset, bool> match, int max)
+    /// <summary>Up to <paramref name="max"/> matching reports, oldest first, until they add up to <paramref name="budget"/> bytes (the one crossing it included, so a large report is never unreachable).</summary>
+    private List<byte[]> ReadStore(Func<ReadOnlySpan<byte>, DateTimeOffset, bool> match, int max, long budget)
     {
         var found = new List<byte[]>();
         if (_stateDirectory is null)
             return found;
+        long bytes = 0;
         ReportStoreReader.Read(_stateDirectory, (json, time, _) =>
         {
-            if (found.Count < max && match(json, time))
+            if (found.Count < max && bytes < budget && match(json, time))
+            {
                 found.Add(json.ToArray());
+                bytes += json.Length;
+            }
         });
         return found;
     }
 
+    /// <summary>The stored report with this id; <paramref name="id"/> has passed <see cref="ReportIds.TryParse"/>.</summary>
     private byte[]? FindReport(string id)
     {
         var needle = System.Text.Encoding.UTF8.GetBytes($"\"id\":\"{id}\"");
-        return ReadStore((json, _) => json.IndexOf(needle) >= 0, 1).FirstOrDefault();
+        return ReadStore((json, _) => json.IndexOf(needle) >= 0, 1, long.MaxValue).FirstOrDefault();
     }
 
     /// <summary>µs since the epoch (systemd's usec_t), 0 for none.</summary>
