@@ -99,6 +99,9 @@ public sealed class ErrorWatchDaemon : IDisposable
         Inventory.Reconcile();
         if (!_health.WaitForFirstChecks(TimeSpan.FromSeconds(3)))
             _log.Warning("Native health sources are slow to answer; their first reports follow");
+        // Saved now, not a second later: a daemon killed right after its start must find every
+        // filesystem it watched known at the next one, or their counters would come back as history.
+        _health.Baseline.Save();
         _tracker.Start();
         var capabilities = Capabilities.Collect(Inventory, _tracker, _health);
         _log.Information("Watching {Count} filesystem(s); FAN_FS_ERROR marks {Marks}; mounts tracked by {Tracking}",

@@ -197,6 +197,23 @@ internal sealed class FaultRig : IDisposable
         return sum;
     }
 
+    /// <summary>Stored errors by report source and process, in store order ("fanotify×3=120"), for a failing test's message.</summary>
+    public string StoreBreakdown()
+    {
+        var parts = new List<(string Key, ulong Count, int Reports)>();
+        ReportStoreReader.Read(StateDirectory, (json, _, _) =>
+        {
+            using var doc = JsonDocument.Parse(json.ToArray());
+            var key = doc.RootElement.GetProperty("source").GetString() + (doc.RootElement.TryGetProperty("finding", out var f) && f.ValueKind == JsonValueKind.String ? $" ({f.GetString()})" : "");
+            var count = doc.RootElement.GetProperty("error").GetProperty("count").GetUInt64();
+            if (parts.Count > 0 && parts[^1].Key == key)
+                parts[^1] = (key, parts[^1].Count + count, parts[^1].Reports + 1);
+            else
+                parts.Add((key, count, 1));
+        });
+        return string.Join(", ", parts.Select(p => $"{p.Key}×{p.Reports}={p.Count}"));
+    }
+
     /// <summary>Report entries' ERRORWATCH_ERROR_COUNT plus summary entries' ERRORWATCH_SUPPRESSED_ERRORS, for this filesystem (by UUID).</summary>
     public ulong JournalErrors()
     {

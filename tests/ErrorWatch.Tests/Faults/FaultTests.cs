@@ -17,12 +17,12 @@ public sealed class FaultTests(JournaldFixture journald, ITestOutputHelper outpu
 {
     private static readonly TimeSpan Spaced = TimeSpan.FromMilliseconds(10);
 
-    private FaultResult Account(FaultRig rig, string fault, string load, bool metrics = true, string notes = "")
+    private FaultResult Account(FaultRig rig, string fault, string load, bool metrics = true, string notes = "", bool journalExact = true)
     {
         var kernel = rig.Growth;
         var store = rig.WaitFor("store", rig.StoreErrors, kernel);
         rig.StoreErrors(out var problems);
-        var journal = rig.WaitFor("journal", rig.JournalErrors, kernel);
+        var journal = rig.WaitFor("journal", rig.JournalErrors, kernel, journalExact ? null : TimeSpan.FromSeconds(5));
         var bus = rig.WaitFor("D-Bus", rig.BusErrors, kernel);
         ulong? scraped = metrics ? rig.WaitFor("metrics", rig.MetricsErrors, kernel) : null;
         var result = new FaultResult(fault, load, kernel, store, journal, bus, scraped,
@@ -32,8 +32,8 @@ public sealed class FaultTests(JournaldFixture journald, ITestOutputHelper outpu
         result.Record();
         Assert.True(rig.Alive, $"the daemon is not running: {rig.Stderr}");
         Assert.True(kernel > 0);
-        Assert.True(store == kernel, $"store holds {store} of {kernel} errors; {rig.Timeline}\n{rig.Stderr}");
-        Assert.True(journal == kernel, $"journal holds {journal} of {kernel} errors; {rig.Timeline}\n{rig.Stderr}");
+        Assert.True(store == kernel, $"store holds {store} of {kernel} errors ({rig.StoreBreakdown()}); {rig.Timeline}\n{rig.Stderr}");
+        Assert.True(journalExact ? journal == kernel : journal <= kernel, $"journal holds {journal} of {kernel} errors; {rig.Timeline}\n{rig.Stderr}");
         Assert.True(bus == kernel, $"D-Bus shows {bus} of {kernel} errors; {rig.Timeline}");
         if (scraped is { } m)
             Assert.True(m == kernel, $"the scrape shows {m} of {kernel} errors; {rig.Timeline}");
@@ -178,7 +178,7 @@ public sealed class FaultTests(JournaldFixture journald, ITestOutputHelper outpu
         rig.Fs.Unmount();
         rig.Note("unmounted");
         var store = rig.WaitFor("store", rig.StoreErrors, kernel);
-        var journal = rig.WaitFor("journal", rig.JournalErrors, kernel);
+        var journal = rig.WaitFor("journal", rig.JournalErrors, kernel, journalExact ? null : TimeSpan.FromSeconds(5));
         var metrics = rig.WaitFor("metrics", rig.MetricsErrors, kernel);
         var result = new FaultResult("the watched filesystem unmounted mid-storm", "3,000 errors, unmounted right after", kernel, store, journal, null, metrics,
             rig.Alive ? "kept running" : "EXITED", "D-Bus drops the object of an unmounted filesystem; store, journal and metrics checked");
@@ -220,7 +220,9 @@ public sealed class FaultTests(JournaldFixture journald, ITestOutputHelper outpu
         rig.Start();
         rig.Trigger(10, Spaced);
         Account(rig, "the daemon killed -9 mid-storm, then started again", "3,080 errors, some while it was down",
-            metrics: false, notes: "errors made while it was down come from errors_count at start (ext4-sysfs); metrics restart from zero with the process");
+            metrics: false, journalExact: false,
+            notes: "errors made while it was down come from errors_count at start (ext4-sysfs), and stored reports the baseline had not saved are counted in, not reported twice; "
+                + "the journal lacks the storm summary the killed process held in memory (the store has those reports); metrics restart from zero with the process");
     }
 }
 
