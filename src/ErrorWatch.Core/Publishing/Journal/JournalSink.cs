@@ -297,8 +297,8 @@ public sealed class JournalSink : IReportSink, IDisposable
             e.Add("ERRORWATCH_LAST_REPORT_ID", _lastId!);
             e.Add("ERRORWATCH_INTERVAL_SEC", seconds);
             e.Add("ERRORWATCH_SUMMARY_REASON", UnreachableReports == 0 ? "storm" : UnreachableReports == SuppressedReports ? "journald-unreachable" : "storm,journald-unreachable");
-            if (UnreachableReports > 0)
-                e.Add("ERRORWATCH_UNREACHABLE_REPORTS", UnreachableReports);
+            // Always there (0 for a storm alone): the catalog text names it.
+            e.Add("ERRORWATCH_UNREACHABLE_REPORTS", UnreachableReports);
             if (_host is not null)
                 e.Add("ERRORWATCH_HOST", _host);
             ReportJournal.AddFilesystem(e, Filesystem);
