@@ -5,22 +5,41 @@ namespace ErrorWatch.Daemon;
 /// for an update; one goes out at most every <see cref="MinimumGap"/>, the last one always, and only
 /// when the text changed.
 /// </summary>
-public sealed class ServiceStatus(Func<string> line, Action<string> send) : IDisposable
+public sealed class ServiceStatus : IDisposable
 {
     public static readonly TimeSpan MinimumGap = TimeSpan.FromSeconds(1);
 
+    private readonly Func<string> _line;
+    private readonly Action<string> _send;
     private readonly Lock _lock = new();
-    private Timer? _pending;
+    // One-shot, armed only when an update has to wait for the gap.
+    private readonly Timer _timer;
+    private bool _pending;
     private long _lastSent;
     private string _last = "";
     private bool _disposed;
+
+    public ServiceStatus(Func<string> line, Action<string> send)
+    {
+        _line = line;
+        _send = send;
+        _timer = new Timer(_ =>
+        {
+            lock (_lock)
+            {
+                _pending = false;
+                if (!_disposed)
+                    SendLocked();
+            }
+        }, null, Timeout.Infinite, Timeout.Infinite);
+    }
 
     /// <summary>The counts changed: send now, or once the gap since the last update has passed.</summary>
     public void Changed()
     {
         lock (_lock)
         {
-            if (_disposed || _pending is not null)
+            if (_disposed || _pending)
                 return;
             var since = System.Diagnostics.Stopwatch.GetElapsedTime(_lastSent);
             if (since >= MinimumGap)
@@ -28,36 +47,25 @@ public sealed class ServiceStatus(Func<string> line, Action<string> send) : IDis
                 SendLocked();
                 return;
             }
-            _pending = new Timer(_ =>
-            {
-                lock (_lock)
-                {
-                    _pending?.Dispose();
-                    _pending = null;
-                    if (!_disposed)
-                        SendLocked();
-                }
-            }, null, MinimumGap - since, Timeout.InfiniteTimeSpan);
+            _pending = true;
+            _timer.Change(MinimumGap - since, Timeout.InfiniteTimeSpan);
         }
     }
 
     private void SendLocked()
     {
         _lastSent = System.Diagnostics.Stopwatch.GetTimestamp();
-        var text = line();
+        var text = _line();
         if (text == _last)
             return;
         _last = text;
-        send(text);
+        _send(text);
     }
 
     public void Dispose()
     {
         lock (_lock)
-        {
             _disposed = true;
-            _pending?.Dispose();
-            _pending = null;
-        }
+        _timer.Dispose();
     }
 }

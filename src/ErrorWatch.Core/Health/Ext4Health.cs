@@ -60,7 +60,7 @@ internal sealed unsafe class Ext4Health : IHealthSource
         _sysfsDir = Path.Combine(sysfsRoot, sb.KernelName);
         _optionsFile = Path.Combine(procRoot, sb.KernelName, "options");
         // By UUID so that the baseline follows the filesystem across reboots and device renames.
-        _key = sb.Uuid?.ToString() ?? $"dev-{sb.Device}";
+        _key = KeyOf(sb.Uuid?.ToString(), sb.Device.ToString());
         if (string.IsNullOrEmpty(sb.KernelName))
         {
             _problem = "kernel device name unknown: /sys/fs/ext4 cannot be read";
@@ -313,6 +313,9 @@ internal sealed unsafe class Ext4Health : IHealthSource
     public void Hint(in KernelLogSignal signal)
     {
     }
+
+    /// <summary>The baseline entry of an ext4 filesystem: by UUID, else by major:minor (also how <see cref="HealthBaseline.CatchUp"/> finds it from a stored report).</summary>
+    internal static string KeyOf(string? uuid, string majorMinor) => uuid ?? $"dev-{majorMinor}";
 
     /// <summary>Each published error moves the persisted baseline, so a restart reports only what is new.</summary>
     public void Published(CorruptionReport report)

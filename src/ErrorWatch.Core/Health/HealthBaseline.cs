@@ -252,9 +252,8 @@ public sealed class HealthBaseline
             var count = root.GetProperty("error").GetProperty("count").GetUInt64();
             if (count == 0)
                 return null;
-            var key = fs.TryGetProperty("uuid", out var uuid) && uuid.ValueKind == JsonValueKind.String
-                ? uuid.GetString()!
-                : $"dev-{fs.GetProperty("major_minor").GetString()}";
+            var key = Ext4Health.KeyOf(fs.TryGetProperty("uuid", out var uuid) && uuid.ValueKind == JsonValueKind.String ? uuid.GetString() : null,
+                fs.GetProperty("major_minor").GetString()!);
             return (key, count, root.GetProperty("id").GetString()!);
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)

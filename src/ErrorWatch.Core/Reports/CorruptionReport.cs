@@ -116,6 +116,9 @@ public sealed record ErrorInfo
     public required ulong Count { get; init; }
     /// <summary>Under pressure, errors of other errnos folded into this report, by errno name.</summary>
     public ImmutableDictionary<string, ulong> Folded { get; init; } = ImmutableDictionary<string, ulong>.Empty;
+
+    /// <summary>Errors by errno name: the folded split when there is one (its parts sum to Count), else Name × Count.</summary>
+    public IEnumerable<KeyValuePair<string, ulong>> ByErrno => Folded.IsEmpty ? [new(Name, Count)] : Folded;
 }
 
 public sealed record ObjectInfo

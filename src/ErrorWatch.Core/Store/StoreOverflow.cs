@@ -27,16 +27,9 @@ internal sealed class StoreOverflow
         _kernelEvents += report.KernelEvents;
         if (report.Severity < _worst) // Critical < Error < Warning
             _worst = report.Severity;
-        // Folded reports carry their split by errno (the parts sum to Count); others are one errno.
-        if (report.Error.Folded.IsEmpty)
-            AddErrors(report.Error.Name, report.Error.Count);
-        else
-            foreach (var (name, count) in report.Error.Folded)
-                AddErrors(name, count);
+        foreach (var (name, count) in report.Error.ByErrno)
+            _errorsByErrno[name] = _errorsByErrno.GetValueOrDefault(name) + count;
     }
-
-    private void AddErrors(string errnoName, ulong count) =>
-        _errorsByErrno[errnoName] = _errorsByErrno.GetValueOrDefault(errnoName) + count;
 
     /// <summary>The stored stand-in: the latest report's filesystem and kind, every folded report's counts, no single file.</summary>
     public CorruptionReport ToReport(string reason)

@@ -238,21 +238,11 @@ public sealed class JournalSink : IReportSink, IDisposable
             SuppressedErrors += report.Error.Count;
             if (report.Severity < Worst) // Critical < Error < Warning
                 Worst = report.Severity;
-            // Folded reports carry the split by errno (their parts sum to Count); others are one errno.
-            if (report.Error.Folded.IsEmpty)
-                AddErrors(report.Error.Name, report.Error.Count);
-            else
-                foreach (var (name, count) in report.Error.Folded)
-                    AddErrors(name, count);
+            foreach (var (name, count) in report.Error.ByErrno)
+                _errorsByErrno[name] = _errorsByErrno.GetValueOrDefault(name) + count;
             _firstId ??= report.Id;
             _lastId = report.Id;
             _host = report.Host;
-        }
-
-        private void AddErrors(string errnoName, ulong count)
-        {
-            _errorsByErrno.TryGetValue(errnoName, out var n);
-            _errorsByErrno[errnoName] = n + count;
         }
 
         public void ResetSuppressed()

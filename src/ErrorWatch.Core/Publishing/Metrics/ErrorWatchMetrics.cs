@@ -58,12 +58,9 @@ public sealed class ErrorWatchMetrics : IReportSink, IDisposable
         var mountpoint = new KeyValuePair<string, object?>("system.filesystem.mountpoint", fs.Mountpoints.Length > 0 ? fs.Mountpoints[0].TextOrEscaped : "");
         var type = new KeyValuePair<string, object?>("system.filesystem.type", fs.Type);
         var source = new KeyValuePair<string, object?>("errorwatch.source", report.Source);
-        // Folded reports carry the split by errno (the parts sum to Count).
-        if (report.Error.Folded.IsEmpty)
-            AddErrors(report.Error.Name, report.EventName, report.Error.Count);
-        else
-            foreach (var (name, count) in report.Error.Folded)
-                AddErrors(name, name == report.Error.Name ? report.EventName : EventByErrno.GetValueOrDefault(name, "other"), count);
+        // A folded report's other errnos get the event their errno usually means.
+        foreach (var (name, count) in report.Error.ByErrno)
+            AddErrors(name, name == report.Error.Name ? report.EventName : EventByErrno.GetValueOrDefault(name, "other"), count);
         _reports.Add(1, device, mountpoint, type, new KeyValuePair<string, object?>("errorwatch.severity", report.Severity.ToString().ToLowerInvariant()));
 
         void AddErrors(string errno, string eventName, ulong count) =>
