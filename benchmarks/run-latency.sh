@@ -9,10 +9,13 @@
 #   C reader   when read(2) returns (fanotify-reader.c itself)
 #   store      inotify IN_MODIFY on the segment the record was appended to (tools/store-observer.py)
 #   journal    journald's __MONOTONIC_TIMESTAMP of the entry (when journald received it)
-#   D-Bus      when a python3-dbus client receives ReportAdded (tools/dbus-observer.py)
+#   D-Bus      when a client receives ReportAdded: an sd-bus one in C (tools/dbus-observer.c), the row the
+#              target is checked on, and a python3-dbus one (tools/dbus-observer.py), what a script sees
 #   metric     when a scrape first shows the grown errorwatch_filesystem_errors_total
 #              (tools/metrics-observer.py, a scrape every 2 ms; the endpoint caches a collection 300 ms)
-# and tools/latency-report.py prints p50/p99/max per observer and the differences to the C reader.
+# The D-Bus floor (tools/dbus-floor.c) is a C reader that emits a ReportAdded of the same shape at once
+# (no store, no JSON, no thread hand-off): its row is what D-Bus itself costs on this machine.
+# tools/latency-report.py prints p50/p99/max per observer and the differences to the C reader.
 # WARMUP triggers (not measured) first let the JIT compile the report path.
 #   benchmarks/run-latency.sh                         # COUNT=1000 SPACING_US=5000 WARMUP=50
 #   BIN=artifacts/footprint/r2r/errorwatch benchmarks/run-latency.sh
@@ -27,6 +30,7 @@ COUNT=${COUNT:-1000}
 SPACING_US=${SPACING_US:-5000}
 WARMUP=${WARMUP:-50}
 PORT=${PORT:-19466}
+SCRAPE_MS=${SCRAPE_MS:-2}
 BIN=${BIN:-src/ErrorWatch.Cli/bin/Release/net10.0/linux-x64/errorwatch}
 OUT=${OUT:-}
 
@@ -50,6 +54,8 @@ CONF
 
 "$SCRATCH/bin/fanotify-reader" "$FS_MNT" >"$d/c-reader.txt" & scratch_own $!
 bench_wait_ready "$d/c-reader.txt"
+"$SCRATCH/bin/dbus-floor" "$BUS_ADDRESS" "$FS_MNT" "/sys/fs/ext4/$(basename "$FS_LOOP")" "$FS_LOOP" >"$SCRATCH/dbus-floor.out" & scratch_own $!
+bench_wait_ready "$SCRATCH/dbus-floor.out"
 
 "$BIN" run -c "$SCRATCH/errorwatch.conf" -f "$FS_MNT" --state-dir "$SCRATCH/state" --bus "$BUS_ADDRESS" \
   --metrics-listen "127.0.0.1:$PORT" --journal yes --output none --log-level Warning 2>"$SCRATCH/daemon.log" &
@@ -65,10 +71,11 @@ done
 "$SCRATCH/bin/trigger" "$FS_TRIGGER" "$WARMUP" 20000 >/dev/null
 sleep 2
 
-/usr/bin/python3 benchmarks/tools/dbus-observer.py "$BUS_ADDRESS" "$d/dbus.txt" >"$SCRATCH/dbus-observer.out" & scratch_own $!
+"$SCRATCH/bin/dbus-observer" "$BUS_ADDRESS" "$d/dbus.txt" >"$SCRATCH/dbus-observer.out" & scratch_own $!
+/usr/bin/python3 benchmarks/tools/dbus-observer.py "$BUS_ADDRESS" "$d/dbus-py.txt" >"$SCRATCH/dbus-py-observer.out" & scratch_own $!
 /usr/bin/python3 benchmarks/tools/store-observer.py "$SCRATCH/state" "$d/store.txt" >"$SCRATCH/store-observer.out" & scratch_own $!
-/usr/bin/python3 benchmarks/tools/metrics-observer.py "127.0.0.1:$PORT" "$FS_LOOP" "$d/metrics.txt" >"$SCRATCH/metrics-observer.out" & scratch_own $!
-for o in dbus store metrics; do bench_wait_ready "$SCRATCH/$o-observer.out"; done
+/usr/bin/python3 benchmarks/tools/metrics-observer.py "127.0.0.1:$PORT" "$FS_LOOP" "$d/metrics.txt" "$SCRAPE_MS" >"$SCRATCH/metrics-observer.out" & scratch_own $!
+for o in dbus dbus-py store metrics; do bench_wait_ready "$SCRATCH/$o-observer.out"; done
 sleep 0.5
 
 count0=$(cat "$FS_COUNT")
@@ -80,7 +87,7 @@ journalctl -o json --all --no-pager MESSAGE_ID=bd42365c534f459287726f415119295b 
 
 # Only what came after the first measured trigger counts (the C reader saw the warm-up too).
 first=$(head -1 "$d/triggers.txt")
-for f in c-reader store dbus; do
+for f in c-reader store dbus dbus-py; do
   awk -v f="$first" '$1 ~ /^[0-9]+$/ && $1 >= f' "$d/$f.txt" >"$d/$f.tmp" && mv "$d/$f.tmp" "$d/$f.txt"
 done
 # The metric is a running total: make it count from the last value scraped before the first trigger.
@@ -96,7 +103,7 @@ echo "errors_count grew by $((count1 - count0)) for $COUNT triggers, ${SPACING_U
 reader_sum=$(awk '{s += $3} END {print s + 0}' "$d/c-reader.txt")
 store_sum=$(awk '$3 == "fanotify" {s += $2} END {print s + 0}' "$d/store.txt")
 other=$(awk '$3 != "fanotify" {n++} END {print n + 0}' "$d/store.txt")
-echo "C reader counted $reader_sum; the store $store_sum in fanotify reports ($other other reports); journal entries: $(wc -l <"$d/journal.json"); D-Bus signals: $(wc -l <"$d/dbus.txt")"
+echo "C reader counted $reader_sum; the store $store_sum in fanotify reports ($other other reports); journal entries: $(wc -l <"$d/journal.json"); D-Bus signals: $(grep -vc " c-floor " "$d/dbus.txt") (C client), $(grep -vc " c-floor " "$d/dbus-py.txt") (Python client), $(grep -c " c-floor " "$d/dbus.txt") from the C floor"
 /usr/bin/python3 benchmarks/tools/latency-report.py "$d" "$FS_LOOP"
 echo "daemon: $(awk '/VmRSS|VmHWM/{printf "%s %s kB  ", $1, $2}' /proc/$DAEMON/status)cpu $(awk '{print ($14+$15)*10}' /proc/$DAEMON/stat) ms"
 [ -n "$OUT" ] && cp -r "$d" "$OUT"

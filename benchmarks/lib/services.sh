@@ -5,7 +5,7 @@
 #                                       or another test run's (they would share /run/systemd/journal)
 #   bench_journald                      starts systemd-journald on the private /run; waits for its socket
 #   bench_bus                           starts a private dbus-daemon (system-bus policy + ErrorWatch's); BUS_ADDRESS
-#   bench_build_native                  cc -O2 the anchors' fanotify-reader.c and tools/trigger.c into $SCRATCH/bin
+#   bench_build_native                  cc -O2 the anchors' fanotify-reader.c, tools/trigger.c, tools/dbus-observer.c and tools/dbus-floor.c into $SCRATCH/bin
 bench_private_namespace() {
   if [ -z "${ERRORWATCH_BENCH_NS:-}" ]; then
     exec unshare --mount --propagation private env ERRORWATCH_BENCH_NS=1 bash "$@"
@@ -55,11 +55,22 @@ XML
   echo "dbus-daemon did not start: $(cat "$SCRATCH/bus/log")" >&2; return 1
 }
 
+bench_libsystemd() {
+  local lib
+  for lib in /usr/lib/x86_64-linux-gnu/libsystemd.so.0 /usr/lib/aarch64-linux-gnu/libsystemd.so.0 /usr/lib64/libsystemd.so.0 /usr/lib/libsystemd.so.0; do
+    [ -e "$lib" ] && { echo "$lib"; return 0; }
+  done
+  ldconfig -p | awk '/libsystemd\.so\.0 / {print $NF; exit}'
+}
+
 bench_build_native() {
   mkdir -p "$SCRATCH/bin"
   local shared=${ERRORWATCH_SHARED:-$PWD/../shared}
   cc -O2 -o "$SCRATCH/bin/fanotify-reader" "$shared/anchors/fanotify-reader.c"
   cc -O2 -o "$SCRATCH/bin/trigger" benchmarks/tools/trigger.c
+  # libsystemd.so.0 by path: the observer declares the sd-bus calls it uses (no libsystemd-dev needed).
+  cc -O2 -o "$SCRATCH/bin/dbus-observer" benchmarks/tools/dbus-observer.c "$(bench_libsystemd)"
+  cc -O2 -o "$SCRATCH/bin/dbus-floor" benchmarks/tools/dbus-floor.c "$(bench_libsystemd)"
 }
 
 # Waits until FILE has a line "ready" (observers print it once set up).

@@ -4,7 +4,7 @@
 usage: latency-report.py DIR DEVICE
 DIR holds triggers.txt ("<ns>" per trigger_fs_error write) and, per observer, lines that start with
 "<CLOCK_MONOTONIC ns> <error count>": c-reader.txt (fanotify-reader.c: "<ns> <errno> <count> <type>"),
-store.txt, dbus.txt ("<ns> <count> <source> <device>"), metrics.txt ("<ns> <running total>") and
+store.txt, dbus.txt and dbus-py.txt ("<ns> <count> <source> <device>"), metrics.txt ("<ns> <running total>") and
 journal.json (journalctl -o json: __MONOTONIC_TIMESTAMP is when journald received the entry).
 Trigger k counts as seen by an observer at the first observation whose running error count reaches k
 (fanotify merges a queued error into the next one, so one observation can cover several triggers).
@@ -25,7 +25,7 @@ def running(events):
     return out
 
 
-def load(name, cumulative=False, device_col=None):
+def load(name, cumulative=False, device_col=None, source=None, not_source=None):
     path = os.path.join(d, name)
     if not os.path.exists(path):
         return None
@@ -35,6 +35,8 @@ def load(name, cumulative=False, device_col=None):
         if len(parts) < 2 or not parts[0].isdigit():
             continue
         if device_col is not None and (len(parts) <= device_col or parts[device_col] != device):
+            continue
+        if source is not None and parts[2] != source or not_source is not None and parts[2] == not_source:
             continue
         if name == "c-reader.txt":
             events.append((int(parts[0]), int(parts[2])))
@@ -79,7 +81,9 @@ streams = [
     ("C reader (read(2) returned)", load("c-reader.txt")),
     ("store (record appended, inotify)", load("store.txt", device_col=3)),
     ("journal (journald received, __MONOTONIC_TIMESTAMP)", journal()),
-    ("D-Bus ReportAdded received by a client", load("dbus.txt", device_col=3)),
+    ("D-Bus floor: a C reader that signals at once (tools/dbus-floor.c), C client", load("dbus.txt", device_col=3, source="c-floor")),
+    ("D-Bus ReportAdded received by a client (C, sd-bus)", load("dbus.txt", device_col=3, not_source="c-floor")),
+    ("D-Bus ReportAdded received by a client (Python, libdbus + GLib)", load("dbus-py.txt", device_col=3, not_source="c-floor")),
     ("metric visible in a scrape", load("metrics.txt", cumulative=True)),
 ]
 print(f"triggers: {len(triggers)}, device {device}")

@@ -5,8 +5,8 @@ using ErrorWatch.Interop;
 namespace ErrorWatch.Bus;
 
 /// <summary>
-/// One connection to a message bus through sd-bus. Not thread-safe: one thread owns it and makes
-/// every call on it (sd-bus's rule), normally a <see cref="BusLoop"/>.
+/// One connection to a message bus through sd-bus. Not thread-safe: one thread at a time makes calls
+/// on it (sd-bus's rule), normally a <see cref="BusLoop"/>'s thread or a thread it let in.
 /// </summary>
 public sealed unsafe class BusConnection : IDisposable
 {
@@ -93,6 +93,9 @@ public sealed unsafe class BusConnection : IDisposable
         }
         return new Libc.PollFd { Fd = fd, Events = (short)(events < 0 ? Libc.POLLIN : events) };
     }
+
+    /// <summary>Whether sd-bus holds output the socket has not taken yet (it asks to poll for POLLOUT).</summary>
+    public bool WantsToWrite => SdBus.GetEvents(_bus) is var events and > 0 && (events & Libc.POLLOUT) != 0;
 
     public void RequestName(string name) =>
         BusException.Check(SdBus.RequestName(_bus, name, 0), $"own the name {name}");

@@ -9,6 +9,9 @@ namespace ErrorWatch.Bus;
 /// The thread that owns a bus connection: connects (and reconnects with backoff when the bus goes
 /// away), dispatches sd-bus callbacks, and runs work other threads post to it. Work is run even
 /// while disconnected (with a null connection), so state kept on this thread never falls behind.
+/// The connection and the state its work keeps are guarded by one gate, which the loop gives up only
+/// while it waits in poll(): there, <see cref="TryRunHere"/> lets another thread run work itself
+/// (sd-bus allows any thread, one at a time), saving the thread wake-up a post costs.
 /// </summary>
 public sealed class BusLoop : IDisposable
 {
@@ -23,6 +26,7 @@ public sealed class BusLoop : IDisposable
     private readonly ConcurrentQueue<Action<BusConnection?>> _work = new();
     private readonly WakeSignal _wake = new();
     private readonly ManualResetEventSlim _connected = new();
+    private readonly Lock _gate = new();
     private Thread? _thread;
     private volatile bool _stopping;
     private BusConnection? _connection;
@@ -61,6 +65,38 @@ public sealed class BusLoop : IDisposable
         _wake.Signal();
     }
 
+    /// <summary>
+    /// Runs <paramref name="work"/> on the calling thread, now, when the loop is connected and waiting
+    /// in poll() with nothing posted before it (so order is kept); otherwise returns false at once and
+    /// the caller posts. Never waits: the gate is only tried. What the work queued but the socket did
+    /// not take yet is left to the loop, which is woken to wait for POLLOUT.
+    /// </summary>
+    public bool TryRunHere(Action<BusConnection> work)
+    {
+        if (!_work.IsEmpty || !_gate.TryEnter())
+            return false;
+        try
+        {
+            if (!_work.IsEmpty || _connection is not { IsOpen: true } bus)
+                return false;
+            try
+            {
+                work(bus);
+            }
+            catch (Exception e)
+            {
+                _log.Error(e, "{Loop}: work run from another thread failed", _name);
+            }
+            if (bus.WantsToWrite)
+                _wake.Signal();
+            return true;
+        }
+        finally
+        {
+            _gate.Exit();
+        }
+    }
+
     public int Pending => _work.Count;
 
     /// <summary>The live connection, for callbacks running on the loop thread (null while disconnected).</summary>
@@ -86,9 +122,12 @@ public sealed class BusLoop : IDisposable
             {
                 if (address is null)
                     throw new BusException("no bus address known", Libc.ENOENT);
-                _connection = BusConnection.Connect(address, _name);
-                _onConnect(_connection);
-                _connection.Flush();
+                lock (_gate)
+                {
+                    _connection = BusConnection.Connect(address, _name);
+                    _onConnect(_connection);
+                    _connection.Flush();
+                }
             }
             catch (Exception e) when (e is BusException or InvalidOperationException or ArgumentException)
             {
@@ -111,14 +150,15 @@ public sealed class BusLoop : IDisposable
             LastProblem = null;
             _connected.Set();
 
-            Serve(_connection);
+            Serve(_connection!);
             if (_stopping)
                 break;
             _log.Warning("{Loop}: the bus connection to {Address} was lost; reconnecting", _name, address);
             Disconnect();
         }
         // Whatever was posted before stop still runs (signals flushed if connected).
-        RunWork();
+        lock (_gate)
+            RunWork();
         Disconnect();
     }
 
@@ -127,19 +167,27 @@ public sealed class BusLoop : IDisposable
         var fds = stackalloc Libc.PollFd[2];
         while (!_stopping)
         {
-            RunWork();
-            if (!bus.Process() || !bus.IsOpen)
-                return;
+            int timeout;
+            lock (_gate)
+            {
+                RunWork();
+                if (!bus.Process() || !bus.IsOpen)
+                    return;
+                fds[1] = bus.PollFd(out timeout);
+            }
             fds[0] = _wake.PollFd;
-            fds[1] = bus.PollFd(out var timeout);
+            // The gate is open here: TryRunHere may send meanwhile, and wakes this poll when it left output queued.
             var r = Libc.Poll(fds, 2, timeout);
             if (r < 0 && Libc.LastErrno != Libc.EINTR)
                 return;
             if ((fds[0].REvents & Libc.POLLIN) != 0)
                 _wake.Drain();
         }
-        RunWork();
-        bus.Process();
+        lock (_gate)
+        {
+            RunWork();
+            bus.Process();
+        }
     }
 
     private void RunWork()
@@ -164,7 +212,8 @@ public sealed class BusLoop : IDisposable
         var fd = stackalloc Libc.PollFd[1];
         while (!_stopping && DateTime.UtcNow < until)
         {
-            RunWork();
+            lock (_gate)
+                RunWork();
             fd[0] = _wake.PollFd;
             Libc.Poll(fd, 1, (int)Math.Max(1, (until - DateTime.UtcNow).TotalMilliseconds));
             if ((fd[0].REvents & Libc.POLLIN) != 0)
@@ -176,17 +225,20 @@ public sealed class BusLoop : IDisposable
     {
         var wasConnected = _connected.IsSet;
         _connected.Reset();
-        if (_connection is null)
-            return;
-        try
+        lock (_gate)
         {
-            if (wasConnected)
-                _onDisconnect?.Invoke();
-        }
-        finally
-        {
-            _connection.Dispose();
-            _connection = null;
+            if (_connection is null)
+                return;
+            try
+            {
+                if (wasConnected)
+                    _onDisconnect?.Invoke();
+            }
+            finally
+            {
+                _connection.Dispose();
+                _connection = null;
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using ErrorWatch.Interop;
@@ -21,6 +22,29 @@ public sealed class BusException : Exception
     public string? ErrorMessage { get; }
 
     internal static int Check(int r, string what) => r < 0 ? throw new BusException(what, -r) : r;
+
+    /// <summary>As <see cref="Check(int, string)"/>; the interpolated text is only made when the call failed
+    /// (a report's signal is hundreds of calls, and formatting each one's description cost more than the call).</summary>
+    internal static int Check(int r, [InterpolatedStringHandlerArgument(nameof(r))] ref FailureText what) =>
+        r < 0 ? throw new BusException(what.ToStringAndClear(), -r) : r;
+}
+
+/// <summary>The description of an sd-bus call, formatted only when its result is an error.</summary>
+[InterpolatedStringHandler]
+public ref struct FailureText
+{
+    private DefaultInterpolatedStringHandler _text;
+    private readonly bool _failed;
+
+    public FailureText(int literalLength, int formattedCount, int result, out bool failed)
+    {
+        _failed = failed = result < 0;
+        _text = failed ? new DefaultInterpolatedStringHandler(literalLength, formattedCount) : default;
+    }
+
+    public void AppendLiteral(string value) => _text.AppendLiteral(value);
+    public void AppendFormatted<T>(T value) => _text.AppendFormatted(value);
+    public string ToStringAndClear() => _failed ? _text.ToStringAndClear() : "";
 }
 
 /// <summary>
@@ -55,8 +79,17 @@ public readonly unsafe struct BusMessage
 
     public void Append(string value)
     {
-        var bytes = Utf8(StringText(value));
-        fixed (byte* p = bytes)
+        value = StringText(value);
+        // Most strings of a report are short: encoded on the stack, not into a new array each.
+        if (value.Length <= 256)
+        {
+            var buffer = stackalloc byte[256 * 3 + 1];
+            var bytes = new Span<byte>(buffer, 256 * 3 + 1);
+            Utf8(value, bytes);
+            BusException.Check(SdBus.MessageAppendBasic(Handle, SdBus.TypeString, buffer), "append s");
+            return;
+        }
+        fixed (byte* p = Utf8(value))
             BusException.Check(SdBus.MessageAppendBasic(Handle, SdBus.TypeString, p), "append s");
     }
 
@@ -256,11 +289,18 @@ public readonly unsafe struct BusMessage
 
     private static byte[] Utf8(string s)
     {
-        // NUL-terminated; a NUL inside the text would end it early, so it is refused.
+        var bytes = new byte[Encoding.UTF8.GetByteCount(s) + 1];
+        Utf8(s, bytes);
+        return bytes;
+    }
+
+    /// <summary>NUL-terminated UTF-8 into <paramref name="into"/> (room for 3 bytes a char and the NUL); a NUL inside the text would end it early, so it is refused.</summary>
+    private static int Utf8(string s, Span<byte> into)
+    {
         if (s.Contains('\0'))
             throw new ArgumentException("D-Bus strings cannot contain NUL", nameof(s));
-        var bytes = new byte[Encoding.UTF8.GetByteCount(s) + 1];
-        Encoding.UTF8.GetBytes(s, bytes);
-        return bytes;
+        var n = Encoding.UTF8.GetBytes(s, into);
+        into[n] = 0;
+        return n;
     }
 }

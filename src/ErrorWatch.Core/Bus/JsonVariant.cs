@@ -19,11 +19,13 @@ public static class JsonVariant
         {
             if (property.Value.ValueKind == JsonValueKind.Null)
                 continue;
-            var key = prefix.Length == 0 ? property.Name : prefix + "." + property.Name;
+            var name = property.Name;
+            // The dotted key is only made for a filter to judge (a report's signal has no filter).
+            var key = include is null ? "" : prefix.Length == 0 ? name : prefix + "." + name;
             if (include is not null && !include(key))
                 continue;
             m.Open('e', "sv");
-            m.Append(property.Name);
+            m.Append(name);
             WriteVariant(m, property.Value, include, key);
             m.Close();
         }

@@ -109,8 +109,32 @@ public sealed class ErrorWatchDaemon : IDisposable
         return capabilities;
     }
 
-    /// <summary>Decodes and publishes reports until <paramref name="stop"/> fires, then drains and stops.</summary>
-    public async Task RunAsync(CancellationToken stop)
+    /// <summary>
+    /// Starts the decode thread, which decodes and publishes reports until <paramref name="stop"/> fires,
+    /// then drains and stops; the task completes when it has. A thread of its own, woken directly by the
+    /// read loop's post, rather than a loop of awaits on the thread pool (docs/performance.md).
+    /// </summary>
+    public Task RunAsync(CancellationToken stop)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                Run(stop);
+                done.SetResult();
+            }
+            catch (Exception e)
+            {
+                done.SetException(e);
+            }
+        })
+        { Name = "decode", IsBackground = true };
+        thread.Start();
+        return done.Task;
+    }
+
+    private void Run(CancellationToken stop)
     {
         try
         {
@@ -121,13 +145,8 @@ public sealed class ErrorWatchDaemon : IDisposable
                 if (_correlation.NextDue() is { } due)
                 {
                     // A report is waiting for its fanotify/monitor partner: wake when it is due.
-                    using var wait = CancellationTokenSource.CreateLinkedTokenSource(stop);
-                    wait.CancelAfter(due);
-                    try
-                    {
-                        item = await _handOff.TakeAsync(wait.Token).ConfigureAwait(false);
-                    }
-                    catch (OperationCanceledException) when (!stop.IsCancellationRequested)
+                    item = _handOff.Take(due, stop, out var timedOut);
+                    if (timedOut)
                     {
                         _correlation.Expire(_ready);
                         PublishReady();
@@ -136,7 +155,7 @@ public sealed class ErrorWatchDaemon : IDisposable
                 }
                 else
                 {
-                    item = await _handOff.TakeAsync(stop).ConfigureAwait(false);
+                    item = _handOff.Take(stop);
                 }
                 _decodeHeartbeat.Progress();
                 if (item is null)
@@ -147,10 +166,10 @@ public sealed class ErrorWatchDaemon : IDisposable
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
         }
-        await ShutdownAsync().ConfigureAwait(false);
+        Shutdown();
     }
 
-    private async Task ShutdownAsync()
+    private void Shutdown()
     {
         var deadline = Stopwatch.StartNew();
         // First: the last health checks still need the read loop (to flush fanotify before comparing counts).
@@ -165,7 +184,7 @@ public sealed class ErrorWatchDaemon : IDisposable
         using var drain = new CancellationTokenSource(_options.DrainTimeout - deadline.Elapsed is { Ticks: > 0 } left ? left : TimeSpan.Zero);
         try
         {
-            while (await _handOff.TakeAsync(drain.Token).ConfigureAwait(false) is { } item)
+            while (_handOff.Take(drain.Token) is { } item)
                 Handle(item);
         }
         catch (OperationCanceledException)

@@ -108,48 +108,21 @@ public sealed class Ext4Decoder : IFilesystemDecoder
             : null;
 
     /// <summary>
-    /// The first-error group, per superblock object, once the kernel has set it: ext4 writes
-    /// s_first_error_* once, at the first error, and nothing on a mounted filesystem resets it (e2fsck
-    /// does, offline, and the next mount is a new superblock object). Reading it again for every
-    /// report was 6 of the 15 sysfs reads each report costs, on the path to the store (a storm of
-    /// 100,000 errors is ~90,000 reports; docs/performance.md). A smaller errors_count than when it
-    /// was cached means the counters were reset after all: then it is read again.
+    /// The error fields of each superblock object, kept open while it lives (the files close when it is
+    /// collected): a storm of 100,000 errors is ~90,000 reports, each reading them on the path to the
+    /// store (docs/performance.md).
     /// </summary>
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Filesystems.Superblock, CachedFirstError> FirstErrors = new();
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Filesystems.Superblock, Ext4SysfsFields> Fields = new();
 
-    private sealed record CachedFirstError(ulong ErrorsCount, Ext4ErrorSite Site);
+    /// <summary>errors_count and the first/last error groups of a watched superblock, through its kept-open fields.</summary>
+    public static Ext4ErrorRecord ReadErrorRecord(string sysfsDir, Filesystems.Superblock superblock) =>
+        Fields.GetValue(superblock, _ => new Ext4SysfsFields(sysfsDir)).Read();
 
-    /// <summary>As <see cref="ReadErrorRecord(string)"/>, the first-error group read once per superblock.</summary>
-    public static Ext4ErrorRecord ReadErrorRecord(string sysfsDir, Filesystems.Superblock superblock)
+    /// <summary>Reads errors_count and the first/last error fields the kernel keeps in the superblock; nothing stays open.</summary>
+    public static Ext4ErrorRecord ReadErrorRecord(string sysfsDir)
     {
-        var record = ReadErrorRecord(sysfsDir, readFirst: !FirstErrors.TryGetValue(superblock, out var cached), cached);
-        if (record.First is { } first && (cached is null || cached.Site != first))
-            FirstErrors.AddOrUpdate(superblock, new CachedFirstError(record.ErrorsCount, first));
-        return record;
-    }
-
-    /// <summary>Reads errors_count and the first/last error fields the kernel keeps in the superblock.</summary>
-    public static Ext4ErrorRecord ReadErrorRecord(string sysfsDir) => ReadErrorRecord(sysfsDir, readFirst: true, cached: null);
-
-    private static Ext4ErrorRecord ReadErrorRecord(string sysfsDir, bool readFirst, CachedFirstError? cached)
-    {
-        string Read(string name) => File.ReadAllText(Path.Combine(sysfsDir, name)).Trim();
-        Ext4ErrorSite? Site(string which)
-        {
-            var time = long.Parse(Read($"{which}_error_time"));
-            if (time == 0)
-                return null;
-            return new Ext4ErrorSite(
-                DateTimeOffset.FromUnixTimeSeconds(time),
-                Read($"{which}_error_func"),
-                uint.Parse(Read($"{which}_error_line")),
-                ulong.Parse(Read($"{which}_error_ino")),
-                ulong.Parse(Read($"{which}_error_block")),
-                File.Exists(Path.Combine(sysfsDir, $"{which}_error_errcode")) ? byte.Parse(Read($"{which}_error_errcode")) : (byte)0);
-        }
-        var errorsCount = ulong.Parse(Read("errors_count"));
-        var first = readFirst || cached is null || errorsCount < cached.ErrorsCount ? Site("first") : cached.Site;
-        return new Ext4ErrorRecord(errorsCount, first, Site("last"));
+        using var fields = new Ext4SysfsFields(sysfsDir, keepOpen: false);
+        return fields.Read();
     }
 }
 

@@ -36,7 +36,7 @@ internal static unsafe partial class Libc
     public const int SEEK_SET = 0, SEEK_END = 2, SEEK_DATA = 3;
 
     // <poll.h>
-    public const short POLLIN = 0x1, POLLPRI = 0x2, POLLERR = 0x8, POLLHUP = 0x10, POLLNVAL = 0x20;
+    public const short POLLIN = 0x1, POLLPRI = 0x2, POLLOUT = 0x4, POLLERR = 0x8, POLLHUP = 0x10, POLLNVAL = 0x20;
 
     [StructLayout(LayoutKind.Sequential)]
     public struct PollFd
@@ -59,6 +59,18 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
+
+    /// <summary>
+    /// dup(2) with close-on-exec set atomically (fcntl F_DUPFD_CLOEXEC, &lt;fcntl.h&gt;): hooks are spawned
+    /// from another thread at any time and must not inherit the copy. fcntl is variadic in C; its one
+    /// int argument travels in a register as a fixed one would (x86_64, arm64 Linux).
+    /// </summary>
+    public static int Dup(int fd) => Fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+    private const int F_DUPFD_CLOEXEC = 1030;
+
+    [LibraryImport(Lib, EntryPoint = "fcntl", SetLastError = true)]
+    private static partial int Fcntl(int fd, int cmd, int arg);
 
     [LibraryImport(Lib, EntryPoint = "read", SetLastError = true)]
     public static partial nint Read(int fd, byte* buf, nint count);

@@ -54,6 +54,7 @@ public sealed unsafe class ReportStore : IDisposable
     private bool _unsynced;
     private readonly Timer _syncTimer;
     private bool _syncScheduled;
+    private long _syncs;
     // Reports the store could not write yet, oldest first, and what no longer fitted, per filesystem.
     private readonly Queue<(byte[] Record, DateTimeOffset Time)> _held = new();
     private long _heldBytes;
@@ -82,6 +83,8 @@ public sealed unsafe class ReportStore : IDisposable
     }
 
     public string Directory => _directory;
+    /// <summary>fdatasyncs begun on the timer so far: one per burst of appends, at most one per SyncInterval.</summary>
+    public long Syncs => Interlocked.Read(ref _syncs);
     public long Count
     {
         get
@@ -247,12 +250,13 @@ public sealed unsafe class ReportStore : IDisposable
         if (time > segment.Newest)
             segment.Newest = time;
         _unsynced = true;
-        if (Stopwatch.GetElapsedTime(_lastSync) >= _options.SyncInterval)
-            SyncLocked();
-        else if (!_syncScheduled)
+        if (!_syncScheduled)
         {
+            // SyncInterval after the last sync began, or at once when that is past: on the timer's
+            // thread either way, never on the appending (decode) thread's way to the outputs.
             _syncScheduled = true;
-            _syncTimer.Change(_options.SyncInterval, Timeout.InfiniteTimeSpan);
+            var due = _options.SyncInterval - Stopwatch.GetElapsedTime(_lastSync);
+            _syncTimer.Change(due > TimeSpan.Zero ? due : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
         }
     }
 
@@ -345,20 +349,38 @@ public sealed unsafe class ReportStore : IDisposable
     }
 
     /// <summary>fdatasync now if anything is unsynced (the daemon calls it on a timer and at shutdown).</summary>
+    /// <summary>
+    /// fdatasync of what was appended so far, outside the lock: a flush can take milliseconds on a busy
+    /// disk, and appends (the decode thread's) go on meanwhile. A duplicate of the segment's descriptor
+    /// is synced, as the segment may rotate (and its descriptor close) while the disk works.
+    /// </summary>
     public void Sync()
     {
+        int fd;
         lock (_lock)
-            SyncLocked();
-    }
-
-    private void SyncLocked()
-    {
-        _syncScheduled = false;
-        if (!_unsynced || _fd < 0)
-            return;
-        Libc.FDataSync(_fd);
-        _unsynced = false;
-        _lastSync = Stopwatch.GetTimestamp();
+        {
+            _syncScheduled = false;
+            if (!_unsynced || _fd < 0)
+                return;
+            _unsynced = false;
+            _lastSync = Stopwatch.GetTimestamp();
+            Interlocked.Increment(ref _syncs);
+            fd = Libc.Dup(_fd);
+            if (fd < 0)
+            {
+                // No descriptor to spare (EMFILE): sync this one, holding the lock as rotation would close it.
+                Libc.FDataSync(_fd);
+                return;
+            }
+        }
+        try
+        {
+            Libc.FDataSync(fd);
+        }
+        finally
+        {
+            Libc.Close(fd);
+        }
     }
 
     /// <summary>A tenth of MaxReports at most, so dropping whole segments keeps at least 80% of the allowed reports.</summary>

@@ -104,9 +104,17 @@ public sealed class EventHandOff
         into.KernelEvents += ev.KernelEvents;
     }
 
-    /// <summary>Takes the next item: findings, then queued events, then folded ones. Null once completed and empty.</summary>
-    public async ValueTask<HandOffItem?> TakeAsync(CancellationToken cancel)
+    /// <summary>
+    /// Takes the next item: findings, then queued events, then folded ones. Waits on the calling thread,
+    /// the decode thread's own, which a post wakes directly; an awaited wait would wake a thread-pool
+    /// thread instead, a second hop on the way to every output (docs/performance.md).
+    /// </summary>
+    /// <returns>The item; null once completed and empty, or when <paramref name="timeout"/> passed first, which <paramref name="timedOut"/> tells.</returns>
+    /// <exception cref="OperationCanceledException"><paramref name="cancel"/> fired while waiting.</exception>
+    public HandOffItem? Take(TimeSpan timeout, CancellationToken cancel, out bool timedOut)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        timedOut = false;
         while (true)
         {
             lock (_lock)
@@ -124,11 +132,20 @@ public sealed class EventHandOff
                     return null;
                 _signalled = false;
             }
-            await _signal.WaitAsync(cancel).ConfigureAwait(false);
+            var infinite = timeout == Timeout.InfiniteTimeSpan;
+            var left = infinite ? timeout : timeout - System.Diagnostics.Stopwatch.GetElapsedTime(started);
+            if (!infinite && left < TimeSpan.Zero || !_signal.Wait(left, cancel))
+            {
+                timedOut = true;
+                return null;
+            }
         }
     }
 
-    /// <summary>No more events will be posted; <see cref="TakeAsync"/> returns null once drained.</summary>
+    /// <summary>As <see cref="Take(TimeSpan, CancellationToken, out bool)"/>, with no timeout: null only once completed and empty.</summary>
+    public HandOffItem? Take(CancellationToken cancel) => Take(Timeout.InfiniteTimeSpan, cancel, out _);
+
+    /// <summary>No more events will be posted; <see cref="Take(CancellationToken)"/> returns null once drained.</summary>
     public void Complete()
     {
         lock (_lock)

@@ -22,4 +22,13 @@ public sealed class BusStringTests
         var text = "/srv/naïve name";
         Assert.Same(text, BusMessage.StringText(text));
     }
+
+    [Fact]
+    public void A_failed_call_is_described_with_its_arguments()
+    {
+        // sd-bus refuses a null message with EINVAL; the description is only formatted on failure.
+        var e = Assert.Throws<BusException>(() => new BusMessage(0).Open('a', "{sv}"));
+        Assert.Equal("open a{sv}: EINVAL", e.Message);
+        Assert.Equal(22, e.Errno);
+    }
 }

@@ -60,6 +60,32 @@ public sealed class ReportStoreTests : IDisposable
     }
 
     [Fact]
+    public void Appends_are_synced_on_the_timer_once_per_burst_and_not_by_the_appender()
+    {
+        var options = new StoreOptions { SyncInterval = TimeSpan.FromSeconds(1) };
+        using var store = ReportStore.Open(_state, options, Serilog.Core.Logger.None);
+        Assert.Equal(0, store.Syncs);
+        // A first report long after the last sync (here: none yet) is synced at once, on the timer's thread.
+        store.Append(Report(1));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (store.Syncs == 0 && DateTime.UtcNow < deadline)
+            Thread.Sleep(5);
+        Assert.Equal(1, store.Syncs);
+
+        // A burst within one interval is one more sync, SyncInterval after the first.
+        var burst = System.Diagnostics.Stopwatch.StartNew();
+        for (var i = 2; i <= 40; i++)
+            store.Append(Report(i));
+        Assert.True(burst.Elapsed < TimeSpan.FromMilliseconds(800), $"the burst took {burst.Elapsed}");
+        Assert.Equal(1, store.Syncs);
+        while (store.Syncs == 1 && DateTime.UtcNow < deadline)
+            Thread.Sleep(5);
+        Assert.Equal(2, store.Syncs);
+        Thread.Sleep(1500);
+        Assert.Equal(2, store.Syncs); // nothing new appended: no further sync
+    }
+
+    [Fact]
     public void A_torn_last_record_is_named_and_cut_and_earlier_ones_survive()
     {
         using (var store = ReportStore.Open(_state, new StoreOptions(), Serilog.Core.Logger.None))

@@ -225,6 +225,28 @@ public class EventHandOffTests
     }
 
     [Fact]
+    public async Task Take_with_a_timeout_says_it_timed_out_and_still_takes_what_comes_in_time()
+    {
+        var handOff = new EventHandOff(capacity: 4);
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Null(handOff.Take(TimeSpan.FromMilliseconds(100), CancellationToken.None, out var timedOut));
+        Assert.True(timedOut);
+        Assert.InRange(waited.Elapsed, TimeSpan.FromMilliseconds(90), TimeSpan.FromSeconds(5));
+
+        var ev = Queued(Ext4(), EUCLEAN, 1);
+        var taking = Task.Run(() => (handOff.Take(TimeSpan.FromSeconds(10), CancellationToken.None, out var late), late));
+        await Task.Delay(50);
+        handOff.Post(ev);
+        var (item, late) = await taking.WaitAsync(Patience);
+        Assert.False(late);
+        Assert.Same(ev, item!.Value.Event);
+
+        handOff.Complete();
+        Assert.Null(handOff.Take(TimeSpan.FromSeconds(10), CancellationToken.None, out timedOut));
+        Assert.False(timedOut); // completed, not timed out
+    }
+
+    [Fact]
     public async Task Take_HonoursCancellation()
     {
         var handOff = new EventHandOff(capacity: 4);
@@ -291,10 +313,10 @@ public class EventHandOffTests
 
 internal static class HandOffTestExtensions
 {
-    /// <summary>The next item, which these tests expect to be a fanotify event (or the end).</summary>
+    /// <summary>The next item, which these tests expect to be a fanotify event (or the end), taken on a thread of its own as the decode thread would.</summary>
     public static async ValueTask<FsErrorEvent?> TakeEventAsync(this EventHandOff handOff, CancellationToken cancel)
     {
-        var item = await handOff.TakeAsync(cancel);
+        var item = await Task.Run(() => handOff.Take(cancel));
         if (item is null)
             return null;
         Assert.Null(item.Value.Finding);

@@ -135,10 +135,15 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
         Interlocked.Exchange(ref _backlogWarned, 0);
         var json = ReportJson.Utf8Of(report);
         var signal = _options.SignalPaths ? json.ToArray() : ReportPrivacy.WithoutPath(json.Span);
-        _loop.Post(bus => Announce(bus, device, signal));
+        Action<BusConnection?> announce = bus => Announce(bus, device, signal);
+        // With no report waiting behind this one, send from here while the bus thread idles: one
+        // thread wake-up less between the kernel and subscribers (docs/performance.md). In a storm the
+        // bus thread does it, so the decode thread keeps its pace.
+        if (_daemon?.HandOff.Count is not 0 || !_loop.TryRunHere(announce))
+            _loop.Post(announce);
     }
 
-    // ---- on the bus thread ----
+    // ---- on the bus thread, or a thread it let in (BusLoop.TryRunHere) ----
 
     private void Export(BusConnection bus)
     {
