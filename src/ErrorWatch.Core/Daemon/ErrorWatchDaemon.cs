@@ -90,6 +90,8 @@ public sealed class ErrorWatchDaemon : IDisposable
     public EventHandOff HandOff => _handOff;
     public long ReportsPublished => Interlocked.Read(ref _reports);
     public long EventsRead => _watcher.EventsRead;
+    /// <summary>Events in the shared spill group that matched no watched filesystem (see <see cref="Watcher.UnmatchedEvents"/>).</summary>
+    public long UnmatchedEvents => _watcher.UnmatchedEvents;
 
     /// <summary>Marks every filesystem, starts reading and mount tracking; returns what is watched.</summary>
     public Capabilities Start()
@@ -292,5 +294,6 @@ public sealed class ErrorWatchDaemon : IDisposable
         _health.Dispose();
         _tracker.Dispose();
         _watcher.Dispose();
+        Inventory.Dispose();
     }
 }

@@ -5,8 +5,9 @@ using static ErrorWatch.Interop.Fanotify;
 namespace ErrorWatch.Kernel;
 
 /// <summary>
-/// One fanotify group (fanotify_init fd). FAN_FS_ERROR groups carry exactly one FAN_MARK_FILESYSTEM
-/// mark, so the fd an event is read from names its superblock even when fsids collide (§5).
+/// One fanotify group (fanotify_init fd). A FAN_FS_ERROR group carries one FAN_MARK_FILESYSTEM mark, so
+/// the fd an event is read from names its superblock even when fsids collide (§5); only the inventory's
+/// spill group, past the group limit, carries several, with fsids kept unique.
 /// </summary>
 internal sealed unsafe class FanotifyGroup : IDisposable
 {
@@ -28,6 +29,11 @@ internal sealed unsafe class FanotifyGroup : IDisposable
         errno = fd < 0 ? Libc.LastErrno : 0;
         return fd < 0 ? null : new FanotifyGroup(new FileDescriptor(fd));
     }
+
+    /// <summary>Wraps a descriptor that reads like a group: a non-blocking pipe of synthetic buffers, for
+    /// tests of what the kernel cannot be made to send (events of several filesystems in one group,
+    /// malformed ones).</summary>
+    internal static FanotifyGroup Wrap(int fd) => new(new FileDescriptor(fd));
 
     /// <summary>Marks the superblock holding <paramref name="objectFd"/> (fanotify_mark with a NULL path marks dirfd itself).</summary>
     public int MarkFilesystem(int objectFd, ulong mask)

@@ -57,15 +57,21 @@ public sealed record SkippedFilesystem(DeviceNumber Device, string FsType, strin
 /// <summary>
 /// Keeps one <see cref="SuperblockWatch"/> per mounted ext4/XFS superblock: enumerates mounts, groups
 /// them by device number, identifies and marks new superblocks, and retires those whose mark the
-/// kernel dropped (the superblock died at its last unmount).
+/// kernel dropped (the superblock died at its last unmount). Each superblock gets a fanotify group of
+/// its own; past the kernel's group limit (fs.fanotify.max_user_groups, 128 by default, shared by
+/// every process of the user) the rest are marked in one spill group, made before the first own
+/// group so that it exists when the limit is hit, where events are told apart by fsid: a superblock
+/// whose fsid is already there (a second copy of one image) cannot join it and is named as not watched.
 /// </summary>
-public sealed unsafe class FilesystemInventory
+public sealed unsafe class FilesystemInventory : IDisposable
 {
     private WatchOptions _options;
     private readonly Watcher _watcher;
     private readonly ILogger _log;
     private readonly Dictionary<DeviceNumber, SuperblockWatch> _watches = new();
     private readonly Dictionary<DeviceNumber, SkippedFilesystem> _skipped = new();
+    private FanotifyGroup? _spill;
+    private readonly Dictionary<DeviceNumber, FilesystemId> _spillMembers = new();
     private readonly Lock _lock = new();
 
     public FilesystemInventory(WatchOptions options, Watcher watcher, MountSource source, ILogger log)
@@ -153,6 +159,7 @@ public sealed unsafe class FilesystemInventory
                     continue;
                 }
                 _watches.Remove(device);
+                _spillMembers.Remove(device);
                 if (refusal is null)
                     _log.Information("Filesystem {Superblock} is gone (unmounted); reading its last events and unwatching", watch.Superblock);
                 else
@@ -205,10 +212,15 @@ public sealed unsafe class FilesystemInventory
             return;
         }
 
+        // The spill group first, while groups can still be made (tried again until it is).
+        _spill ??= FanotifyGroup.Create(FanotifyGroup.ErrorGroupFlags, out _);
         var group = FanotifyGroup.Create(FanotifyGroup.ErrorGroupFlags, out var errno);
         if (group is null)
         {
-            Skip(new SkippedFilesystem(device, fsType, mountPoint, DescribeInitFailure(errno), errno));
+            if (errno == Libc.EMFILE && _spill is not null)
+                WatchShared(sb, fsType, mountPoint);
+            else
+                Skip(new SkippedFilesystem(device, fsType, mountPoint, DescribeInitFailure(errno), errno));
             return;
         }
         errno = Mark(group, sb, out problem);
@@ -221,14 +233,60 @@ public sealed unsafe class FilesystemInventory
             return;
         }
 
-        var watch = new SuperblockWatch(sb, group);
-        _watches[device] = watch;
-        _skipped.Remove(device);
         _log.Information("Watching {Superblock} uuid={Uuid} fsid={Fsid}", sb, sb.Uuid, sb.Fsid);
+        Add(new SuperblockWatch(sb, group));
+    }
+
+    /// <summary>Past the group limit: a mark in the spill group, if the superblock's fsid can name it there.</summary>
+    private void WatchShared(Superblock sb, string fsType, string mountPoint)
+    {
+        var limit = $"fanotify group limit reached (fs.fanotify.max_user_groups = {ReadSysctl("max_user_groups")})";
+        if (sb.Fsid == default)
+        {
+            Skip(new SkippedFilesystem(sb.Device, fsType, mountPoint, $"{limit}, and it has no fsid to tell its events apart in the shared group; raise the limit to watch it", Libc.EMFILE));
+            return;
+        }
+        foreach (var (other, fsid) in _spillMembers)
+        {
+            if (fsid == sb.Fsid)
+            {
+                Skip(new SkippedFilesystem(sb.Device, fsType, mountPoint,
+                    $"{limit}, and {other} in the shared group has the same fsid {fsid} (a copy of the same image?), so their events could not be told apart; raise the limit to watch it", Libc.EMFILE));
+                return;
+            }
+        }
+        var errno = Mark(_spill!, sb, out var problem);
+        if (FsErrorMarkResult < 0 || (FsErrorMarkResult != 0 && errno == 0))
+            FsErrorMarkResult = errno;
+        if (errno != 0 || problem is not null)
+        {
+            Skip(new SkippedFilesystem(sb.Device, fsType, mountPoint, problem ?? DescribeMarkFailure(errno), errno));
+            return;
+        }
+        _spillMembers[sb.Device] = sb.Fsid;
+        _log.Warning("{Limit}: watching {Superblock} (uuid={Uuid} fsid={Fsid}) in the shared group, its events told apart by fsid; raise the limit to give it a group of its own",
+            limit, sb, sb.Uuid, sb.Fsid);
+        Add(new SuperblockWatch(sb, _spill!, sharesGroup: true));
+    }
+
+    private void Add(SuperblockWatch watch)
+    {
+        _watches[watch.Superblock.Device] = watch;
+        _skipped.Remove(watch.Superblock.Device);
         // Subscribers (the health sources) see the watch before its first event can be read.
         Watched?.Invoke(watch);
         _watcher.Add(watch);
         Reading?.Invoke(watch);
+    }
+
+    /// <summary>Closes the spill group: after the read loop stopped (it reads the group last).</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            _spill?.Dispose();
+            _spill = null;
+        }
     }
 
     private void Skip(SkippedFilesystem skip, bool byConfiguration = false)

@@ -9,6 +9,8 @@ namespace ErrorWatch.Watching;
 /// <summary>
 /// The read loop: one thread polls every watched superblock's fanotify group, reads whole events
 /// into one 64 KiB buffer, parses them in place and posts them to the <see cref="EventHandOff"/>.
+/// An event's superblock is the one its group belongs to; in the shared spill group, the one whose
+/// fsid the event carries (see <see cref="SuperblockWatch"/>).
 /// It does nothing that can wait on a consumer. Watches are added and retired through a command
 /// queue so that only this thread ever reads or closes a group fd; a retired group is read until
 /// empty before it is closed, so events queued before an unmount are not lost.
@@ -22,6 +24,10 @@ public sealed unsafe class Watcher : IDisposable
     private readonly WakeSignal _wake = new();
     private readonly ConcurrentQueue<Command> _commands = new();
     private readonly List<SuperblockWatch> _watches = new();
+    // The groups polled, each with the superblocks it holds marks for (one, except the spill group).
+    private readonly Dictionary<FanotifyGroup, List<SuperblockWatch>> _groups = new(ReferenceEqualityComparer.Instance);
+    private readonly List<FanotifyGroup> _polled = new();
+    private long _unmatched;
     private readonly byte[] _buffer = GC.AllocateArray<byte>(BufferSize, pinned: true);
     private readonly Thread _thread;
     private volatile bool _stopping;
@@ -39,6 +45,8 @@ public sealed unsafe class Watcher : IDisposable
     public Daemon.LoopHeartbeat Heartbeat { get; } = new("fanotify read loop");
 
     public long EventsRead => Interlocked.Read(ref _eventsRead);
+    /// <summary>Events in the spill group whose fsid matched no watched superblock (one unwatched while its mark stayed).</summary>
+    public long UnmatchedEvents => Interlocked.Read(ref _unmatched);
     public long ParseErrors => Interlocked.Read(ref _parseErrors);
 
     public void Start() => _thread.Start();
@@ -97,11 +105,11 @@ public sealed unsafe class Watcher : IDisposable
             while (!_stopping)
             {
                 ApplyCommands();
-                if (fds.Length != _watches.Count + 1)
-                    fds = new Libc.PollFd[_watches.Count + 1];
+                if (fds.Length != _polled.Count + 1)
+                    fds = new Libc.PollFd[_polled.Count + 1];
                 fds[0] = _wake.PollFd;
-                for (var i = 0; i < _watches.Count; i++)
-                    fds[i + 1] = new Libc.PollFd { Fd = _watches[i].Group.Fd, Events = Libc.POLLIN };
+                for (var i = 0; i < _polled.Count; i++)
+                    fds[i + 1] = new Libc.PollFd { Fd = _polled[i].Fd, Events = Libc.POLLIN };
 
                 int ready;
                 Heartbeat.Waiting();
@@ -119,8 +127,8 @@ public sealed unsafe class Watcher : IDisposable
                     _wake.Drain();
                 for (var i = 1; i < fds.Length; i++)
                 {
-                    if (fds[i].REvents != 0 && i - 1 < _watches.Count)
-                        ReadAll(_watches[i - 1]);
+                    if (fds[i].REvents != 0 && i - 1 < _polled.Count)
+                        ReadAll(_polled[i - 1]);
                 }
             }
         }
@@ -131,12 +139,13 @@ public sealed unsafe class Watcher : IDisposable
         finally
         {
             ApplyCommands();
+            foreach (var group in _polled)
+                ReadAll(group);
             foreach (var watch in _watches)
-            {
-                ReadAll(watch);
                 watch.Dispose();
-            }
             _watches.Clear();
+            _groups.Clear();
+            _polled.Clear();
             _handOff.Complete();
         }
     }
@@ -148,12 +157,18 @@ public sealed unsafe class Watcher : IDisposable
             if (command.Kind == CommandKind.Add)
             {
                 _watches.Add(command.Watch);
+                if (!_groups.TryGetValue(command.Watch.Group, out var members))
+                {
+                    _groups[command.Watch.Group] = members = new List<SuperblockWatch>();
+                    _polled.Add(command.Watch.Group);
+                }
+                members.Add(command.Watch);
                 continue;
             }
             if (command.Kind == CommandKind.Flush)
             {
                 if (_watches.Contains(command.Watch))
-                    ReadAll(command.Watch);
+                    ReadAll(command.Watch.Group);
                 try
                 {
                     command.Flushed?.Set();
@@ -165,30 +180,63 @@ public sealed unsafe class Watcher : IDisposable
                 continue;
             }
             if (_watches.Remove(command.Watch))
-                ReadAll(command.Watch);
+            {
+                // Read first: the group may hold its last events (or, shared, others' events).
+                ReadAll(command.Watch.Group);
+                var members = _groups[command.Watch.Group];
+                members.Remove(command.Watch);
+                if (members.Count == 0)
+                {
+                    _groups.Remove(command.Watch.Group);
+                    _polled.Remove(command.Watch.Group);
+                }
+            }
             command.Watch.Dispose();
             command.Done?.SetResult();
         }
     }
 
     /// <summary>Reads the group until the kernel queue is empty (FAN_NONBLOCK gives EAGAIN).</summary>
-    private void ReadAll(SuperblockWatch watch)
+    private void ReadAll(FanotifyGroup group)
     {
+        if (!_groups.TryGetValue(group, out var members) || members.Count == 0)
+            return;
         while (true)
         {
-            var n = watch.Group.Read(_buffer);
+            var n = group.Read(_buffer);
             if (n == 0)
                 return;
             if (n < 0)
             {
-                _log.Error("read from the fanotify group of {Superblock} failed: {Errno}", watch.Superblock, ErrnoTable.Name(-n));
+                _log.Error("read from the fanotify group of {Superblock} failed: {Errno}", Name(members), ErrnoTable.Name(-n));
                 return;
             }
-            Dispatch(watch, _buffer.AsSpan(0, n));
+            Dispatch(members, _buffer.AsSpan(0, n));
         }
     }
 
-    private void Dispatch(SuperblockWatch watch, ReadOnlySpan<byte> buffer)
+    private static string Name(List<SuperblockWatch> members) =>
+        members.Count == 1 ? members[0].Superblock.ToString() : $"the shared group of {members.Count} filesystems";
+
+    /// <summary>
+    /// The superblock an event is about: its group's only one, or in the spill group the member with the
+    /// event's fsid (kept unique there by the inventory). Null when none matches.
+    /// </summary>
+    private static SuperblockWatch? Owner(List<SuperblockWatch> members, in EventRecords records)
+    {
+        if (members.Count == 1)
+            return members[0];
+        if (!records.HasFid)
+            return null;
+        foreach (var member in members)
+        {
+            if (member.Superblock.Fsid == records.Fsid)
+                return member;
+        }
+        return null;
+    }
+
+    private void Dispatch(List<SuperblockWatch> members, ReadOnlySpan<byte> buffer)
     {
         var timestamp = Stopwatch.GetTimestamp();
         var now = DateTimeOffset.UtcNow;
@@ -196,19 +244,44 @@ public sealed unsafe class Watcher : IDisposable
         while (reader.TryRead(out var ev))
         {
             Interlocked.Increment(ref _eventsRead);
-            Interlocked.Increment(ref watch._eventsRead);
             if (ev.IsOverflow)
             {
-                _log.Warning("Kernel event queue overflowed for {Superblock}: error events were lost", watch.Superblock);
-                _handOff.Post(FsErrorEvent.Lost(watch.Superblock, now, timestamp, ev.Mask));
+                // A shared queue that overflowed lost events of any of its filesystems: each is told.
+                foreach (var member in members)
+                {
+                    Interlocked.Increment(ref member._eventsRead);
+                    _log.Warning("Kernel event queue overflowed for {Superblock}: error events were lost", member.Superblock);
+                    _handOff.Post(FsErrorEvent.Lost(member.Superblock, now, timestamp, ev.Mask));
+                }
                 continue;
             }
             if (!ev.IsFsError)
             {
-                _log.Warning("Unexpected fanotify event mask 0x{Mask:x} at offset {Offset} for {Superblock}; ignored", ev.Mask, ev.Offset, watch.Superblock);
+                _log.Warning("Unexpected fanotify event mask 0x{Mask:x} at offset {Offset} for {Superblock}; ignored", ev.Mask, ev.Offset, Name(members));
                 continue;
             }
             var records = ev.ReadRecords();
+            if (Owner(members, records) is not { } watch)
+            {
+                if (!records.HasFid)
+                {
+                    // Unattributable in a shared group (malformed, no fsid): every filesystem in it is told
+                    // its counts may be short, as for an overflow; never silent.
+                    Interlocked.Increment(ref _parseErrors);
+                    _log.Error("A FAN_FS_ERROR event without a file id in {Group} ({Problem}); each of its filesystems gets a lost-events report",
+                        Name(members), records.Problem.ToString());
+                    foreach (var member in members)
+                        _handOff.Post(FsErrorEvent.Lost(member.Superblock, now, timestamp, ev.Mask, records.Problem));
+                    continue;
+                }
+                // Only a superblock unwatched while its mark stayed in the spill group (a configuration
+                // change) gets here: it is not ours to report any more.
+                if (Interlocked.Increment(ref _unmatched) == 1)
+                    _log.Warning("An error event in the shared fanotify group names fsid {Fsid}, which no watched filesystem has; ignored (counted in unmatched events)",
+                        records.HasFid ? records.Fsid.ToString() : "none");
+                continue;
+            }
+            Interlocked.Increment(ref watch._eventsRead);
             if (records.Problem.IsError)
             {
                 Interlocked.Increment(ref _parseErrors);
@@ -221,9 +294,10 @@ public sealed unsafe class Watcher : IDisposable
         {
             Interlocked.Increment(ref _parseErrors);
             _log.Error("Malformed fanotify buffer from {Superblock} ({Length} bytes): {Problem}; the rest of this read is unusable",
-                watch.Superblock, buffer.Length, reader.Error.ToString());
+                Name(members), buffer.Length, reader.Error.ToString());
             // Whatever followed is unknown: make that visible as a lost-events report, never silent.
-            _handOff.Post(FsErrorEvent.Lost(watch.Superblock, now, timestamp, 0, reader.Error));
+            foreach (var member in members)
+                _handOff.Post(FsErrorEvent.Lost(member.Superblock, now, timestamp, 0, reader.Error));
         }
     }
 

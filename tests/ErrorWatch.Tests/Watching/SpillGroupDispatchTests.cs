@@ -1,0 +1,89 @@
+using ErrorWatch.Decoding;
+using ErrorWatch.Filesystems;
+using ErrorWatch.Interop;
+using ErrorWatch.Kernel;
+using ErrorWatch.Tests.Decoding;
+using ErrorWatch.Tests.Kernel;
+using ErrorWatch.Watching;
+
+namespace ErrorWatch.Tests.Watching;
+
+/// <summary>
+/// The read loop over the shared spill group, with synthetic buffers through a pipe standing in for the
+/// group (marked synthetic: the kernel cannot be made to send an event without a file id, and one group
+/// over several filesystems only happens past the group limit, which GroupLimitTests reaches for real).
+/// </summary>
+public sealed class SpillGroupDispatchTests
+{
+    private static readonly Superblock A = TestEvents.Make(new DeviceNumber(7, 10), "ext4", Ext4Decoder.Magic, "/dev/loop10", new FilesystemId(0x1111, 0x2222));
+    private static readonly Superblock B = TestEvents.Make(new DeviceNumber(7, 11), "ext4", Ext4Decoder.Magic, "/dev/loop11", new FilesystemId(0x3333, 0x4444));
+
+    [Fact]
+    public async Task Events_go_to_the_member_with_their_fsid_unknown_fsids_are_counted_and_an_event_without_one_warns_every_member()
+    {
+        var (readEnd, writeEnd) = Pipe();
+        using var group = FanotifyGroup.Wrap(readEnd);
+        var handOff = new EventHandOff();
+        var watcher = new Watcher(handOff, Serilog.Core.Logger.None);
+        var a = new SuperblockWatch(A, group, sharesGroup: true);
+        var b = new SuperblockWatch(B, group, sharesGroup: true);
+        try
+        {
+            watcher.Start();
+            watcher.Add(a);
+            watcher.Add(b);
+            var buffer = new EventBuilder()
+                .Event().Fid(B.Fsid, EventBuilder.FileIdInvalid, []).Error(117, 3)                 // B's
+                .Event().Fid(new FilesystemId(0x9999, 0x9999), EventBuilder.FileIdInvalid, []).Error(5, 1) // nobody's
+                .Event().Fid(A.Fsid, EventBuilder.FileIdInvalid, []).Error(5, 2)                   // A's
+                .Event().Error(74, 4)                                                              // no fsid at all
+                .Build();
+            Write(writeEnd, buffer);
+            Assert.True(watcher.Flush(a, TimeSpan.FromSeconds(5)));
+
+            var taken = new List<FsErrorEvent>();
+            while (handOff.Take(TimeSpan.FromMilliseconds(200), CancellationToken.None, out _) is { Event: { } ev })
+                taken.Add(ev);
+
+            Assert.Equal(4, taken.Count);
+            Assert.Same(B, taken[0].Superblock);
+            Assert.Equal((117, 3UL), (taken[0].Errno, (ulong)taken[0].Count));
+            Assert.Same(A, taken[1].Superblock);
+            Assert.Equal((5, 2UL), (taken[1].Errno, (ulong)taken[1].Count));
+            // The event without a file id cannot be attributed: each member is told its count may be short.
+            Assert.All(taken.Skip(2), ev => Assert.True(ev.IsOverflow));
+            Assert.Equal([A, B], taken.Skip(2).Select(ev => ev.Superblock));
+            Assert.Equal(1, watcher.UnmatchedEvents);
+            Assert.Equal(1, watcher.ParseErrors);
+            Assert.Equal((1L, 2L), (a.EventsRead, a.ErrorsRead));
+            Assert.Equal((1L, 3L), (b.EventsRead, b.ErrorsRead));
+
+            // Retiring one member leaves the group to the other; a shared group is never closed by a watch.
+            await watcher.Retire(a).WaitAsync(TimeSpan.FromSeconds(5));
+            Assert.True(group.Fd >= 0);
+            var more = new EventBuilder().Event().Fid(B.Fsid, EventBuilder.FileIdInvalid, []).Error(117, 1).Build();
+            Write(writeEnd, more);
+            Assert.True(watcher.Flush(b, TimeSpan.FromSeconds(5)));
+            Assert.Same(B, handOff.Take(TimeSpan.FromSeconds(2), CancellationToken.None, out _)?.Event?.Superblock);
+        }
+        finally
+        {
+            watcher.Stop(TimeSpan.FromSeconds(2));
+            watcher.Dispose();
+            Libc.Close(writeEnd);
+        }
+    }
+
+    private static unsafe (int Read, int Write) Pipe()
+    {
+        var fds = stackalloc int[2];
+        Assert.Equal(0, Libc.Pipe2(fds, Libc.O_NONBLOCK | Libc.O_CLOEXEC));
+        return (fds[0], fds[1]);
+    }
+
+    private static unsafe void Write(int fd, byte[] buffer)
+    {
+        fixed (byte* p = buffer)
+            Assert.Equal(buffer.Length, (int)Libc.Write(fd, p, buffer.Length));
+    }
+}
