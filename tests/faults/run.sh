@@ -14,7 +14,8 @@ export ERRORWATCH_RELIABILITY_RESULTS="$work/faults.jsonl"
 export ERRORWATCH_FUZZ_INPUTS="${FUZZ_INPUTS:-1000000}" ERRORWATCH_FUZZ_SEED="${FUZZ_SEED:-20261121}" ERRORWATCH_FUZZ_REPORT="$work/fuzz.txt"
 : > "$ERRORWATCH_RELIABILITY_RESULTS"
 dotnet build tests/ErrorWatch.Tests -c Release -v q >/dev/null
-classes=(Faults.FaultTests Kernel.ParserFuzzTests Kernel.MalformedBufferTests Kernel.SyntheticBufferTests
+classes=(Faults.FaultTests Kernel.ParserFuzzTests Kernel.ParserPropertyTests Kernel.MalformedBufferTests Kernel.SyntheticBufferTests
+  Watching.SpillGroupDispatchTests Watching.GroupLimitTests
   Service.ConfigurationLoaderTests Service.CheckConfigCommandTests EndToEnd.HostileNameTests
   DBus.BusLimitsTests DBus.ReportIdsTests DBus.BusStringTests DBus.BusPolicyTests
   Service.PrivilegeTests Recovery.HookSafetyTests Store.ReportStoreTests Journal.JournalSinkTests)
