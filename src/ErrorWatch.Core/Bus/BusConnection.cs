@@ -155,6 +155,9 @@ public sealed unsafe class BusConnection : IDisposable
 
     public static void Release(BusMessage message) => SdBus.MessageUnref(message.Handle);
 
+    /// <summary>A reference of the caller's own to a message, to answer a call later; given back with <see cref="Release"/>.</summary>
+    public static BusMessage Hold(BusMessage message) => new(SdBus.MessageRef(message.Handle));
+
     /// <summary>An empty method return for <paramref name="call"/>; fill it, then <see cref="Reply"/>.</summary>
     public static BusMessage NewReturn(BusMessage call)
     {

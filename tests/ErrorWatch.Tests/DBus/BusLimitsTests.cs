@@ -195,12 +195,16 @@ public sealed class BusLimitsTests(ITestOutputHelper output)
 
         var segments = Directory.GetFiles(Path.Combine(state, ReportStore.DirectoryName), "*.log");
         var trace = Path.Combine(bus.TempDirectory, "strace.out");
-        int SegmentOpens() => File.Exists(trace) ? File.ReadAllLines(trace).Count(l => l.StartsWith("openat(") && segments.Any(s => l.Contains($"\"{s}\""))) : 0;
+        // Two threads traced: strace starts each line with the thread id ("TID " into a file, "[pid TID] " on a terminal).
+        string[] TraceLines() => File.Exists(trace) ? [.. File.ReadAllLines(trace).Select(l => Regex.Replace(l, @"^(\[pid\s+\d+\]|\d+)\s+", ""))] : [];
+        int SegmentOpens() => TraceLines().Count(l => l.StartsWith("openat(") && segments.Any(s => l.Contains($"\"{s}\"")));
         int before;
         Tool.Result hostile;
-        // Only the bus thread, where every call is handled: the rest of this test process is none of the test's business.
+        // Only the bus thread, where every call is handled, and the report reader, where the store is read for
+        // them: the rest of this test process is none of the test's business.
         using var strace = Process.Start(new ProcessStartInfo("strace",
-            ["-qq", "-e", "trace=%file,execve,execveat,open_by_handle_at", "-e", "signal=none", "-o", trace, "-p", daemon.Bus!.ThreadId.ToString()])
+            ["-qq", "-e", "trace=%file,execve,execveat,open_by_handle_at", "-e", "signal=none", "-o", trace,
+             "-p", daemon.Bus!.ThreadId.ToString(), "-p", daemon.Bus.ReaderThreadId.ToString()])
         { UseShellExecute = false, RedirectStandardError = true })!;
         try
         {
@@ -230,14 +234,14 @@ public sealed class BusLimitsTests(ITestOutputHelper output)
         // The three reads' opens and nothing from the hostile calls: not even the store...
         Assert.Equal(before + 3 * segments.Length, SegmentOpens());
         // ...nor any path they named, nor a program; and the reads touched the store only (no /proc/PID of the caller either).
-        var lines = File.ReadAllLines(trace);
+        var lines = TraceLines();
         var storeDirectory = Path.Combine(state, ReportStore.DirectoryName);
         foreach (var line in lines)
         {
             Assert.DoesNotContain("exec", line.Split('(')[0]);
             foreach (Match quoted in Regex.Matches(line, "\"([^\"]*)\""))
                 Assert.True(quoted.Groups[1].Value.Length == 0 || quoted.Groups[1].Value.StartsWith(storeDirectory, StringComparison.Ordinal),
-                    $"the bus thread touched {quoted.Groups[1].Value}: {line}");
+                    $"the bus or reader thread touched {quoted.Groups[1].Value}: {line}");
         }
 
         // And each was answered InvalidArgs, never with the argument echoed whole (a short, printable one at most).
@@ -285,6 +289,36 @@ public sealed class BusLimitsTests(ITestOutputHelper output)
         // Small max and a since past everything: what was asked for, and nothing.
         Assert.Equal(ids.Take(5), GetReports(bus, BusCaller.Nobody, script, 0, 5));
         Assert.Empty(GetReports(bus, BusCaller.Nobody, script, ulong.MaxValue, uint.MaxValue));
+    }
+
+    [BusFact]
+    public void Store_reads_run_off_the_bus_thread_a_few_at_a_time_and_the_rest_are_refused()
+    {
+        using var bus = new BusDaemon();
+        var state = Directory.CreateDirectory(Path.Combine(bus.TempDirectory, "state")).FullName;
+        // ~27 MiB of stored JSON: every GetReport of an id that is not there reads all of it.
+        Store(state, 3000, FsPath.FromString("/srv/" + new string('p', 3000)));
+        using var daemon = Daemon(bus, state);
+        var script = Client.Script(bus.TempDirectory, "read-flood.py", ReadFloodScript);
+        var missing = Guid.CreateVersion7().ToString();
+
+        var result = BusCaller.Nobody.Run(BusCaller.Python, script, bus.Address, "12", missing);
+        Assert.True(result.ExitCode == 0, result.StdErr);
+        var answers = JsonDocument.Parse(result.StdOut).RootElement.EnumerateArray()
+            .Select(a => (Kind: a[0].GetString()!, At: a[1].GetDouble(), Answer: a[2].GetString()!)).ToList();
+        output.WriteLine(string.Join(Environment.NewLine, answers));
+
+        var reads = answers.Where(a => a.Kind == "read").ToList();
+        Assert.Equal(12, reads.Count);
+        Assert.All(reads, a => Assert.Contains(a.Answer, new[] { BusNames.NoSuchReport, BusNames.LimitsExceeded }));
+        var done = reads.Where(a => a.Answer == BusNames.NoSuchReport).ToList();
+        var refused = reads.Count(a => a.Answer == BusNames.LimitsExceeded);
+        Assert.InRange(done.Count, 1, 12 - 1);
+        Assert.Equal(refused, daemon.Bus!.StoreReadsRefused);
+        // The bus thread answered a property while the store was being read for the others.
+        var property = Assert.Single(answers, a => a.Kind == "property");
+        Assert.Equal("ok", property.Answer);
+        Assert.True(property.At < done.Max(a => a.At), "the property was answered only after every read");
     }
 
     /// <summary>The stored time of a report, as GetReports compares it with since.</summary>
@@ -457,6 +491,38 @@ public sealed class BusLimitsTests(ITestOutputHelper output)
         """;
 
     /// <summary>usage: get-reports.py ADDRESS SINCE MAX; prints the ids GetReports returned, as a JSON array.</summary>
+    /// <summary>
+    /// usage: ADDRESS N ID. Sends N GetReport(ID) calls at once, then one Properties.Get of ReportCount,
+    /// and prints each answer as [kind, CLOCK_MONOTONIC seconds, "ok" or the D-Bus error name].
+    /// </summary>
+    private const string ReadFloodScript = """
+        import json, sys, time
+        from gi.repository import Gio, GLib
+        SERVICE, ROOT, MANAGER = "io.github.errorwatch.ErrorWatch1", "/io/github/errorwatch/ErrorWatch1", "io.github.errorwatch.ErrorWatch1.Manager"
+        conn = Gio.DBusConnection.new_for_address_sync(
+            sys.argv[1], Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+        n, rid = int(sys.argv[2]), sys.argv[3]
+        answers, left, loop = [], [n + 1], GLib.MainLoop()
+        def answered(kind):
+            def callback(c, res, _):
+                at = time.monotonic()
+                try:
+                    c.call_finish(res)
+                    answers.append([kind, at, "ok"])
+                except GLib.Error as e:
+                    answers.append([kind, at, Gio.DBusError.get_remote_error(e) or e.message])
+                left[0] -= 1
+                if left[0] == 0:
+                    loop.quit()
+            return callback
+        for _ in range(n):
+            conn.call(SERVICE, ROOT, MANAGER, "GetReport", GLib.Variant("(s)", (rid,)), None, Gio.DBusCallFlags.NONE, 120000, None, answered("read"), None)
+        conn.call(SERVICE, ROOT, "org.freedesktop.DBus.Properties", "Get", GLib.Variant("(ss)", (MANAGER, "ReportCount")),
+                  None, Gio.DBusCallFlags.NONE, 120000, None, answered("property"), None)
+        loop.run()
+        print(json.dumps(answers))
+        """;
+
     private const string GetReportsScript = """
         import json, sys
         import dbus

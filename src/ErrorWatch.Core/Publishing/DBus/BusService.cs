@@ -45,7 +45,9 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
     private readonly Dictionary<string, Superblock> _objects = new(StringComparer.Ordinal);
     private readonly Dictionary<DeviceNumber, string> _paths = new();
 
-    private long _signalsSent, _signalsDropped;
+    private long _signalsSent, _signalsDropped, _storeReadsRefused;
+    private int _storeReads; // on the bus thread only
+    private readonly ReportReader _reader;
     private long _emitFailures; // bus thread only
     private long _refusalMinute; // bus thread only, like the two below
     private int _refusalsThisMinute, _refusalsUnlogged;
@@ -81,6 +83,7 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
         _authorization = new Authorization(options.Authorization);
         // A lost connection takes every waiting caller with it: their checks no longer count.
         _loop = new BusLoop("bus service", () => BusConnection.Resolve(_options.Bus), Export, _authorization.Abandon, log);
+        _reader = new ReportReader(log);
     }
 
     public string Name => "dbus";
@@ -89,6 +92,12 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
     public long Connections => _loop.Connections;
     public long SignalsSent => Interlocked.Read(ref _signalsSent);
     public long SignalsDropped => Interlocked.Read(ref _signalsDropped);
+    /// <summary>GetReports/GetReport calls refused because <see cref="MaxStoreReads"/> reads were running.</summary>
+    public long StoreReadsRefused => Interlocked.Read(ref _storeReadsRefused);
+    /// <summary>GetReports/GetReport store reads running or waiting at once, at most (on the report reader thread).</summary>
+    public const int MaxStoreReads = 4;
+    /// <summary>The report reader thread's kernel thread id (0 before it starts): every store read a caller causes happens on it.</summary>
+    public int ReaderThreadId => _reader.ThreadId;
     /// <summary>Authorization checks now waiting for polkit, and the most that ever waited at once.</summary>
     public int AuthorizationsWaiting => _authorization.WaitingChecks;
     public int AuthorizationsWaitingPeak => _authorization.PeakWaitingChecks;
@@ -111,6 +120,7 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
     /// <summary>Starts the bus thread and waits (briefly) for the name, so that READY=1 means "on the bus" when the bus is there.</summary>
     public void Start(TimeSpan wait)
     {
+        _reader.Start();
         _loop.Start();
         if (!_loop.WaitConnected(wait))
             _log.Warning("Not on the D-Bus bus ({Bus}) yet: {Problem}; reports are stored and signalled once it is", _options.Bus, _loop.LastProblem ?? "still connecting");
@@ -274,16 +284,17 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
                 var since = m.ReadUInt64();
                 var max = m.ReadUInt32();
                 max = max == 0 ? DefaultMax : Math.Min(max, MaxMax);
-                WithPathAccess(m, (reply, paths) =>
-                {
-                    var reports = ReadStore((json, time) => Microseconds(time) >= since, (int)max, ReplyBudgetBytes);
-                    var r = BusConnection.NewReturn(reply);
-                    r.Open('a', "a{sv}");
-                    foreach (var json in reports)
-                        WriteReport(r, json, paths);
-                    r.Close();
-                    BusConnection.Reply(r);
-                });
+                WithPathAccess(m, (reply, paths) => ReadThenReply(reply,
+                    () => ReadStore((json, time) => Microseconds(time) >= since, (int)max, ReplyBudgetBytes),
+                    (held, reports) =>
+                    {
+                        var r = BusConnection.NewReturn(held);
+                        r.Open('a', "a{sv}");
+                        foreach (var json in reports)
+                            WriteReport(r, json, paths);
+                        r.Close();
+                        BusConnection.Reply(r);
+                    }));
                 return 1;
             }
             case "GetReport":
@@ -291,18 +302,17 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
                 var id = ReadReportId(call, out var failed);
                 if (id is null)
                     return failed;
-                WithPathAccess(m, (reply, paths) =>
+                WithPathAccess(m, (reply, paths) => ReadThenReply(reply, () => FindReport(id), (held, found) =>
                 {
-                    var found = FindReport(id);
                     if (found is null)
                     {
-                        BusConnection.ReplyError(reply, BusNames.NoSuchReport, $"no stored report {id}");
+                        BusConnection.ReplyError(held, BusNames.NoSuchReport, $"no stored report {id}");
                         return;
                     }
-                    var r = BusConnection.NewReturn(reply);
+                    var r = BusConnection.NewReturn(held);
                     WriteReport(r, found, paths);
                     BusConnection.Reply(r);
-                });
+                }));
                 return 1;
             }
             case "Acknowledge":
@@ -416,6 +426,63 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
             _refusalsUnlogged++;
     }
 
+    /// <summary>
+    /// Reads the store on the report reader thread and replies on the bus thread: a read goes through
+    /// every segment (tens of MB when the store is full), and on the bus thread it would hold up every
+    /// signal and property meanwhile. Reads run one at a time (one core at most, whoever asks); at most
+    /// <see cref="MaxStoreReads"/> are running or waiting, and a call past that is refused with
+    /// LimitsExceeded, so callers cannot queue unbounded work or memory.
+    /// </summary>
+    private void ReadThenReply<T>(BusMessage call, Func<T> read, Action<BusMessage, T> respond)
+    {
+        if (_storeReads >= MaxStoreReads)
+        {
+            Interlocked.Increment(ref _storeReadsRefused);
+            BusConnection.ReplyError(call, BusNames.LimitsExceeded, $"{_storeReads} report store reads are running or waiting, the most allowed; try again later");
+            return;
+        }
+        _storeReads++;
+        var held = BusConnection.Hold(call);
+        _reader.Post(() =>
+        {
+            T result = default!;
+            Exception? failure = null;
+            try
+            {
+                result = read();
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+            _loop.Post(bus =>
+            {
+                _storeReads--;
+                try
+                {
+                    // Disconnected meanwhile: the caller's connection went with the bus; nobody to answer.
+                    if (bus is null)
+                        return;
+                    if (failure is not null)
+                    {
+                        _log.Error(failure, "Reading the report store for {Member} failed", held.Member);
+                        BusConnection.ReplyError(held, "org.freedesktop.DBus.Error.Failed", $"reading the report store failed: {failure.Message}");
+                        return;
+                    }
+                    respond(held, result);
+                }
+                catch (BusException e)
+                {
+                    _log.Debug("Could not answer {Member}: {Reason}", held.Member, e.Message);
+                }
+                finally
+                {
+                    BusConnection.Release(held);
+                }
+            });
+        });
+    }
+
     private static void WriteReport(BusMessage m, byte[] json, bool paths)
     {
         using var doc = JsonDocument.Parse(paths ? json : ReportPrivacy.WithoutPath(json));
@@ -453,6 +520,8 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
 
     public void Dispose()
     {
+        // The reader first: what it still reads answers through the loop, which runs posted work before it stops.
+        _reader.Dispose();
         _loop.Dispose();
         _self.Dispose();
     }
