@@ -145,12 +145,14 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
         Interlocked.Exchange(ref _backlogWarned, 0);
         var json = ReportJson.Utf8Of(report);
         var signal = _options.SignalPaths ? json.ToArray() : ReportPrivacy.WithoutPath(json.Span);
-        Action<BusConnection?> announce = bus => Announce(bus, device, signal);
-        // With no report waiting behind this one, send from here while the bus thread idles: one
-        // thread wake-up less between the kernel and subscribers (docs/performance.md). In a storm the
-        // bus thread does it, so the decode thread keeps its pace.
-        if (_daemon?.HandOff.Count is not 0 || !_loop.TryRunHere(announce))
-            _loop.Post(announce);
+        // With no report waiting behind this one, send the signal from here while the bus thread idles:
+        // one thread wake-up less between the kernel and subscribers (docs/performance.md); what changed
+        // in the properties follows from the bus thread. In a storm the bus thread does it all, so the
+        // decode thread keeps its pace.
+        if (_daemon?.HandOff.Count is 0 && _loop.TryRunHere(bus => SendReportAdded(bus, device, signal)))
+            _loop.Post(bus => Announce(bus, device, signal: null));
+        else
+            _loop.Post(bus => Announce(bus, device, signal));
     }
 
     // ---- on the bus thread, or a thread it let in (BusLoop.TryRunHere) ----
@@ -191,34 +193,37 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
         });
     }
 
-    /// <summary>A report was published (the ledger already counts it): signal it and what changed.</summary>
+    /// <summary>A report was published (the ledger already counts it): signal it (unless the signal was sent already or dropped) and what changed.</summary>
     private void Announce(BusConnection? bus, DeviceNumber device, byte[]? signal)
     {
+        if (signal is not null)
+            SendReportAdded(bus, device, signal);
         var path = _paths.GetValueOrDefault(device);
         Emit(bus, b =>
         {
-            if (signal is not null)
-            {
-                var m = b.NewSignal(BusNames.RootPath, BusNames.ManagerInterface, "ReportAdded");
-                try
-                {
-                    m.AppendObjectPath(path ?? BusNames.RootPath);
-                    using var doc = JsonDocument.Parse(signal);
-                    JsonVariant.WriteDictionary(m, doc.RootElement);
-                }
-                catch
-                {
-                    BusConnection.Release(m);
-                    throw;
-                }
-                b.Send(m);
-                Interlocked.Increment(ref _signalsSent);
-            }
             if (path is not null)
                 b.EmitPropertiesChanged(path, BusNames.FilesystemInterface, FilesystemChanges);
             b.EmitPropertiesChanged(BusNames.RootPath, BusNames.ManagerInterface, ManagerChanges);
         });
     }
+
+    private void SendReportAdded(BusConnection? bus, DeviceNumber device, byte[] signal) => Emit(bus, b =>
+    {
+        var m = b.NewSignal(BusNames.RootPath, BusNames.ManagerInterface, "ReportAdded");
+        try
+        {
+            m.AppendObjectPath(_paths.GetValueOrDefault(device) ?? BusNames.RootPath);
+            using var doc = JsonDocument.Parse(signal);
+            JsonVariant.WriteDictionary(m, doc.RootElement);
+        }
+        catch
+        {
+            BusConnection.Release(m);
+            throw;
+        }
+        b.Send(m);
+        Interlocked.Increment(ref _signalsSent);
+    });
 
     private void Emit(BusConnection? bus, Action<BusConnection> emit)
     {
