@@ -264,15 +264,7 @@ public sealed partial class ClientCommandTests : IDisposable
 
         public static CliProcess Start(params string[] args)
         {
-            var psi = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "errorwatch"))
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
-            foreach (var a in args)
-                psi.ArgumentList.Add(a);
-            var cli = new CliProcess(Process.Start(psi)!);
+            var cli = new CliProcess(Process.Start(ErrorWatchBinary.StartInfo(args))!);
             cli.Process.OutputDataReceived += (_, e) =>
             {
                 if (e.Data is null)
@@ -339,11 +331,7 @@ public sealed partial class ClientCommandTests : IDisposable
             }
         }
 
-        public void Signal(int signal) => Assert.Equal(0, Kill(Process.Id, signal));
-
-        [LibraryImport("libc", EntryPoint = "kill")]
-        private static partial int Kill(int pid, int signal);
-
+        public void Signal(int signal) => Assert.True(OwnProcess.Signal(Process.Id, signal));
         public void Dispose() => OwnProcess.Stop(Process);
     }
 }

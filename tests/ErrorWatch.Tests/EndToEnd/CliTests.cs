@@ -8,7 +8,7 @@ namespace ErrorWatch.Tests.EndToEnd;
 [Collection(ScratchCollection.Name)]
 public sealed partial class CliTests : IDisposable
 {
-    private static string Executable => Path.Combine(AppContext.BaseDirectory, "errorwatch");
+    private static string Executable => ErrorWatchBinary.Path;
 
     /// <summary>Every `run` here gets its own state directory: never the machine's /var/lib/errorwatch.</summary>
     private readonly string _state = Directory.CreateTempSubdirectory("errorwatch-cli-state-").FullName;
@@ -52,7 +52,7 @@ public sealed partial class CliTests : IDisposable
                 Assert.Equal("trigger_test_error", last.GetProperty("function").GetString());
 
             var clock = Stopwatch.StartNew();
-            Assert.Equal(0, Kill(process.Id, 15));
+            Assert.True(OwnProcess.Signal(process.Id, 15));
             Assert.True(process.WaitForExit(TimeSpan.FromSeconds(2)), "errorwatch run must exit within 2 s of SIGTERM");
             Assert.Equal(0, process.ExitCode);
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2));
@@ -158,7 +158,7 @@ public sealed partial class CliTests : IDisposable
             var after = JsonDocument.Parse(ReadLine(again)).RootElement;
             while (after.GetProperty("source").GetString() != "fanotify")
                 after = JsonDocument.Parse(ReadLine(again)).RootElement;
-            Assert.Equal(0, Kill(again.Id, 15));
+            Assert.True(OwnProcess.Signal(again.Id, 15));
             Assert.True(again.WaitForExit(TimeSpan.FromSeconds(5)));
             var final = ListIds(out listErrors);
             Assert.Empty(listErrors);
@@ -183,7 +183,7 @@ public sealed partial class CliTests : IDisposable
         }
         finally
         {
-            Kill(process.Id, 15);
+            OwnProcess.Signal(process.Id, 15);
             Assert.True(process.WaitForExit(TimeSpan.FromSeconds(5)));
         }
         var entry = Assert.Single(Journal.Journalctl.WaitFor(1, "MESSAGE_ID=bd42365c534f459287726f415119295b", "ERRORWATCH_REPORT_ID=" + id));
@@ -249,7 +249,4 @@ public sealed partial class CliTests : IDisposable
         Assert.True(line.Wait(TimeSpan.FromSeconds(15)), "no output line within 15 s");
         return line.Result ?? throw new Xunit.Sdk.XunitException("errorwatch closed its output: " + process.StandardError.ReadToEnd());
     }
-
-    [LibraryImport("libc", EntryPoint = "kill")]
-    private static partial int Kill(int pid, int signal);
 }

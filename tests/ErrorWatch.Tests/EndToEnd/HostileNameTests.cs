@@ -280,7 +280,7 @@ public sealed class HostileNameTests : IDisposable
 
     private static void AssertStore(string state, byte[] jsonLines, List<CorruptionReport> reports)
     {
-        var errorwatch = Path.Combine(AppContext.BaseDirectory, "errorwatch");
+        var errorwatch = ErrorWatchBinary.Path;
         var json = Tool.Run(errorwatch, "list", "--state-dir", state, "--json");
         Assert.True(json.ExitCode == 0, json.StdErr);
         Assert.Equal(Encoding.UTF8.GetString(jsonLines), json.StdOut);

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using ErrorWatch.Tests.Service;
 
 namespace ErrorWatch.Tests.EndToEnd;
@@ -10,25 +9,15 @@ namespace ErrorWatch.Tests.EndToEnd;
 /// SIGHUP and STOPPING=1 on SIGTERM, and the process exits within 2 s.
 /// </summary>
 [Collection(ScratchCollection.Name)]
-public sealed partial class ServiceTests : IDisposable
+public sealed class ServiceTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("errorwatch-service-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int Kill(int pid, int signal);
-
     private Process Start(NotifySocket notify, string config, params string[] args)
     {
-        var psi = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "errorwatch"))
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in (string[])["run", "--config", config, "--state-dir", Path.Combine(_dir, "state"), "--output", "none", "--journal", "no", "--bus", "none", "--metrics-listen", "none", .. args])
-            psi.ArgumentList.Add(a);
+        var psi = ErrorWatchBinary.StartInfo(["run", "--config", config, "--state-dir", Path.Combine(_dir, "state"), "--output", "none", "--journal", "no", "--bus", "none", "--metrics-listen", "none", .. args]);
         psi.Environment["NOTIFY_SOCKET"] = notify.Address;
         psi.Environment["WATCHDOG_USEC"] = "1000000"; // ping every 0.5 s
         psi.Environment.Remove("WATCHDOG_PID");
@@ -77,7 +66,7 @@ public sealed partial class ServiceTests : IDisposable
 
             // A broken file at reload is refused; the service keeps running with the old one.
             File.WriteAllText(config, "[Watch]\nFilesystemz=/nowhere\n");
-            Assert.Equal(0, Kill(process.Id, 1));
+            Assert.True(OwnProcess.Signal(process.Id, 1));
             var messages = notify.ReceiveFor(TimeSpan.FromSeconds(2)).Select(m => m.Message).Where(m => !m.Contains("WATCHDOG")).ToList();
             Assert.Contains(messages, m => m.Contains("RELOADING=1"));
             Assert.Contains(messages, m => m.Contains("READY=1"));
@@ -86,7 +75,7 @@ public sealed partial class ServiceTests : IDisposable
 
             // A good one applies: the filesystem no longer listed is unwatched.
             File.WriteAllText(config, $"[Watch]\nFilesystems={fs.MountPoint}\n");
-            Assert.Equal(0, Kill(process.Id, 1));
+            Assert.True(OwnProcess.Signal(process.Id, 1));
             messages = notify.ReceiveFor(TimeSpan.FromSeconds(2)).Select(m => m.Message).Where(m => !m.Contains("WATCHDOG")).ToList();
             Assert.Contains(messages, m => m.Contains("READY=1") && m.Contains("Watching 1 filesystem(s)"));
             Assert.True(HoldsMark(process.Id, fs.Device));
@@ -94,7 +83,7 @@ public sealed partial class ServiceTests : IDisposable
 
             notify.Drain();
             var clock = Stopwatch.StartNew();
-            Assert.Equal(0, Kill(process.Id, 15));
+            Assert.True(OwnProcess.Signal(process.Id, 15));
             Assert.True(process.WaitForExit(TimeSpan.FromSeconds(2)), "still running 2 s after SIGTERM");
             Assert.InRange(clock.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(2));
             Assert.Equal(0, process.ExitCode);

@@ -92,21 +92,10 @@ internal sealed class FaultRig : IDisposable
             Restarts++;
         _notify?.Dispose();
         var notify = _notify = new NotifySocket(); // kept: STATUS= updates follow READY=1
-        var psi = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "errorwatch"))
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in (string[])["run", "--config", _config, "--state-dir", StateDirectory, "--output", "none",
-                     "--bus", Bus.Address, "--metrics-listen", $"127.0.0.1:{MetricsPort}"])
-            psi.ArgumentList.Add(a);
+        var psi = ErrorWatchBinary.StartInfo(["run", "--config", _config, "--state-dir", StateDirectory, "--output", "none",
+            "--bus", Bus.Address, "--metrics-listen", $"127.0.0.1:{MetricsPort}"]);
         psi.Environment["NOTIFY_SOCKET"] = notify.Address;
-        var daemon = _daemon = Process.Start(psi)!;
-        daemon.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_stderr) _stderr.AppendLine(e.Data); };
-        daemon.OutputDataReceived += (_, _) => { };
-        daemon.BeginErrorReadLine();
-        daemon.BeginOutputReadLine();
+        var daemon = _daemon = ErrorWatchBinary.StartCollecting(psi, _stderr);
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (DateTime.UtcNow < deadline)
         {
@@ -229,7 +218,7 @@ internal sealed class FaultRig : IDisposable
     /// <summary>The ErrorCount the D-Bus service shows for this filesystem (errorwatch status --json, a real client).</summary>
     public ulong BusErrors()
     {
-        var r = Tool.RunWithTimeout(TimeSpan.FromSeconds(20), Path.Combine(AppContext.BaseDirectory, "errorwatch"), "status", "--json", "--bus", Bus.Address);
+        var r = Tool.RunWithTimeout(TimeSpan.FromSeconds(20), ErrorWatchBinary.Path, "status", "--json", "--bus", Bus.Address);
         if (r.ExitCode != 0)
             return 0;
         using var doc = JsonDocument.Parse(r.StdOut);

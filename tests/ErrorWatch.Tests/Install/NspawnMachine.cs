@@ -228,14 +228,14 @@ public sealed partial class NspawnMachine : IDisposable
         {
             // SIGTERM makes nspawn ask the container's systemd to halt; a second one ends it at once.
             if (!_nspawn.HasExited)
-                _ = Kill(_nspawn.Id, 15);
+                _ = OwnProcess.Signal(_nspawn.Id, 15);
             if (!_nspawn.WaitForExit(30_000) && !_nspawn.HasExited)
             {
-                _ = Kill(_nspawn.Id, 15);
+                _ = OwnProcess.Signal(_nspawn.Id, 15);
                 if (!_nspawn.WaitForExit(5_000))
                 {
                     if (Leader != 0)
-                        _ = Kill(Leader, 9); // PID 1 of the container: its whole PID namespace ends with it
+                        _ = OwnProcess.Signal(Leader, 9); // PID 1 of the container: its whole PID namespace ends with it
                     _nspawn.Kill();
                     _nspawn.WaitForExit(10_000);
                 }
@@ -263,9 +263,6 @@ public sealed partial class NspawnMachine : IDisposable
         {
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int Kill(int pid, int signal);
 }
 
 /// <summary>A command running inside the container whose stdout is collected until it is stopped.</summary>

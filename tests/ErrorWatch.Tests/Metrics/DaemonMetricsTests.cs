@@ -130,27 +130,10 @@ public sealed class DaemonMetricsTests
         private readonly Process _process;
         private readonly StringBuilder _stderr = new();
 
-        private Daemon(Process process)
-        {
-            _process = process;
-            _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_stderr) _stderr.AppendLine(e.Data); };
-            _process.OutputDataReceived += (_, _) => { };
-            _process.BeginErrorReadLine();
-            _process.BeginOutputReadLine();
-        }
+        private Daemon(ProcessStartInfo psi) => _process = ErrorWatchBinary.StartCollecting(psi, _stderr);
 
-        public static Daemon Start(string scratch, params string[] args)
-        {
-            var psi = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "errorwatch"))
-            {
-                RedirectStandardError = true,
-                RedirectStandardOutput = true,
-                UseShellExecute = false,
-            };
-            foreach (var a in (string[])["run", "--state-dir", Path.Combine(scratch, "state"), "--bus", "none", "--journal", "no", "--output", "none", .. args])
-                psi.ArgumentList.Add(a);
-            return new Daemon(Process.Start(psi)!);
-        }
+        public static Daemon Start(string scratch, params string[] args) =>
+            new(ErrorWatchBinary.StartInfo(["run", "--state-dir", Path.Combine(scratch, "state"), "--bus", "none", "--journal", "no", "--output", "none", .. args]));
 
         public string Stderr
         {

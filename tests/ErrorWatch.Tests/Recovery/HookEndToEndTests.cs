@@ -307,22 +307,15 @@ public sealed partial class HookEndToEndTests : IDisposable
 
     private Process Cli(string config, ScratchFilesystem fs)
     {
-        var psi = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "errorwatch"))
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in new[] { "run", "--config", config, "--state-dir", _dir.State, "--filesystem", fs.MountPoint, "--output", "json", "--journal", "no", "--bus", "none", "--log-level", "Warning" })
-            psi.ArgumentList.Add(a);
-        return Process.Start(psi)!;
+        return Process.Start(ErrorWatchBinary.StartInfo(["run", "--config", config, "--state-dir", _dir.State, "--filesystem", fs.MountPoint,
+            "--output", "json", "--journal", "no", "--bus", "none", "--log-level", "Warning"]))!;
     }
 
     private static void Stop(Process process)
     {
         if (!process.HasExited)
         {
-            _ = Kill(process.Id, 15);
+            _ = OwnProcess.Signal(process.Id, 15);
             if (!process.WaitForExit(5000))
                 process.Kill();
         }
@@ -348,7 +341,4 @@ public sealed partial class HookEndToEndTests : IDisposable
             return false;
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "kill")]
-    private static partial int Kill(int pid, int signal);
 }

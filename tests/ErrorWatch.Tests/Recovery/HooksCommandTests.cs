@@ -19,15 +19,7 @@ public sealed class HooksCommandTests : IDisposable
 
     private static (int Code, string Out, string Err) Errorwatch(params string[] args)
     {
-        var psi = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "errorwatch"))
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in args)
-            psi.ArgumentList.Add(a);
-        using var process = Process.Start(psi)!;
+        using var process = Process.Start(ErrorWatchBinary.StartInfo(args))!;
         var err = process.StandardError.ReadToEndAsync();
         var output = process.StandardOutput.ReadToEnd();
         Assert.True(process.WaitForExit(TimeSpan.FromSeconds(60)));

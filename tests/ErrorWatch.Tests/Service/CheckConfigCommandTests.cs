@@ -80,14 +80,7 @@ public sealed class CheckConfigCommandTests : IDisposable
 
     private static (int Code, string Stdout, string Stderr) Run(string? configurationDirectory, params string[] args)
     {
-        var psi = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "errorwatch"))
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in args)
-            psi.ArgumentList.Add(a);
+        var psi = ErrorWatchBinary.StartInfo(args);
         psi.Environment.Remove("CONFIGURATION_DIRECTORY");
         if (configurationDirectory is not null)
             psi.Environment["CONFIGURATION_DIRECTORY"] = configurationDirectory;

@@ -23,9 +23,6 @@ public sealed partial class PrivilegeTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int Kill(int pid, int signal);
-
     /// <summary>The five sets of one thread, as /proc shows them.</summary>
     private sealed record Sets(CapabilitySet Effective, CapabilitySet Permitted, CapabilitySet Inheritable, CapabilitySet Bounding, CapabilitySet Ambient)
     {
@@ -72,7 +69,7 @@ public sealed partial class PrivilegeTests : IDisposable
 
         public Daemon(NotifySocket notify, string config, string state, string output, params string[] setpriv)
         {
-            var apphost = Path.Combine(AppContext.BaseDirectory, "errorwatch");
+            var apphost = ErrorWatchBinary.Path;
             var psi = new ProcessStartInfo(setpriv.Length > 0 ? "setpriv" : apphost)
             {
                 RedirectStandardOutput = true,
@@ -130,7 +127,7 @@ public sealed partial class PrivilegeTests : IDisposable
 
         public void Stop()
         {
-            Assert.Equal(0, Kill(Process.Id, 15));
+            Assert.True(OwnProcess.Signal(Process.Id, 15));
             Assert.True(Process.WaitForExit(TimeSpan.FromSeconds(5)), "still running 5 s after SIGTERM");
             Process.WaitForExit(); // the asynchronous readers drain
             Assert.Equal(0, Process.ExitCode);
