@@ -8,8 +8,6 @@ namespace ErrorWatch.Tests.EndToEnd;
 [Collection(ScratchCollection.Name)]
 public sealed partial class CliTests : IDisposable
 {
-    private static string Executable => ErrorWatchBinary.Path;
-
     /// <summary>Every `run` here gets its own state directory: never the machine's /var/lib/errorwatch.</summary>
     private readonly string _state = Directory.CreateTempSubdirectory("errorwatch-cli-state-").FullName;
 
@@ -212,14 +210,7 @@ public sealed partial class CliTests : IDisposable
 
     private Process Start(params string[] args)
     {
-        var psi = new ProcessStartInfo(Executable)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in args)
-            psi.ArgumentList.Add(a);
+        var psi = ErrorWatchBinary.StartInfo(args);
         if (args.Length > 0 && args[0] is "run" or "list" && !args.Contains("--state-dir"))
         {
             // Right after the command: appended last it would become the value of a trailing option.
