@@ -66,9 +66,16 @@ public sealed unsafe class BusConnection : IDisposable
     }
 
     /// <summary>Dispatches everything pending (callbacks run here). False when the connection is gone.</summary>
-    public bool Process()
+    public bool Process() => Process(int.MaxValue, out _);
+
+    /// <summary>
+    /// Dispatches at most <paramref name="max"/> pending messages or events (callbacks run here); <paramref name="more"/>
+    /// tells whether it stopped with more waiting. False when the connection is gone.
+    /// </summary>
+    public bool Process(int max, out bool more)
     {
-        while (true)
+        more = false;
+        for (var i = 0; i < max; i++)
         {
             var r = SdBus.Process(_bus, null);
             if (r < 0)
@@ -76,6 +83,8 @@ public sealed unsafe class BusConnection : IDisposable
             if (r == 0)
                 return true;
         }
+        more = true;
+        return true;
     }
 
     /// <summary>What to poll for, and for how long at most (milliseconds, -1 = no timeout of its own).</summary>

@@ -17,6 +17,7 @@ public sealed class BusLoop : IDisposable
 {
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(500);
     private static readonly TimeSpan LastBackoff = TimeSpan.FromSeconds(30);
+    private const int DispatchBatch = 32;
 
     private readonly string _name;
     private readonly Func<string?> _address;
@@ -171,8 +172,12 @@ public sealed class BusLoop : IDisposable
             lock (_gate)
             {
                 RunWork();
-                if (!bus.Process() || !bus.IsOpen)
+                // A bounded batch: under a flood of incoming calls, what was posted (signals, replies read
+                // off this thread) runs between batches instead of after the whole flood.
+                if (!bus.Process(DispatchBatch, out var more) || !bus.IsOpen)
                     return;
+                if (more)
+                    continue;
                 fds[1] = bus.PollFd(out timeout);
             }
             fds[0] = _wake.PollFd;
