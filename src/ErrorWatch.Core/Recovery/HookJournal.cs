@@ -116,24 +116,7 @@ public sealed class HookJournal(IJournal journal, JournalFallback? fallback = nu
 
     private void Deliver(Func<JournalEntry> entry, Func<string> line)
     {
-        string reason;
-        if (!journal.IsAvailable)
-            reason = journal.UnavailableReason;
-        else
-        {
-            int result;
-            try
-            {
-                result = journal.Send(entry());
-            }
-            catch (Exception e) when (e is not OutOfMemoryException)
-            {
-                result = -Interop.Libc.EIO;
-            }
-            if (result >= 0)
-                return;
-            reason = JournalFallback.SendFailure(result);
-        }
-        _fallback.Write(line(), reason);
+        if (!journal.TrySend(entry, out var reason))
+            _fallback.Write(line(), reason);
     }
 }

@@ -183,28 +183,8 @@ public sealed class JournalSink : IReportSink, IDisposable
     /// <summary>True when journald took the entry; otherwise the line went to the fallback and <paramref name="reason"/> says why.</summary>
     private bool Deliver(Func<JournalEntry> entry, Func<string> line, out string reason, bool fallback = true)
     {
-        if (!_journal.IsAvailable)
-        {
-            reason = _journal.UnavailableReason;
-        }
-        else
-        {
-            int result;
-            try
-            {
-                result = _journal.Send(entry());
-            }
-            catch (Exception e) when (e is not OutOfMemoryException)
-            {
-                result = -Interop.Libc.EIO; // an IJournal must not throw; if one does, the report still goes out
-            }
-            if (result >= 0)
-            {
-                reason = "";
-                return true;
-            }
-            reason = JournalFallback.SendFailure(result);
-        }
+        if (_journal.TrySend(entry, out reason))
+            return true;
         if (fallback)
             _fallback.Write(line(), reason);
         return false;

@@ -27,27 +27,9 @@ public sealed class JournaldLogSink(IJournal journal, JournalFallback? fallback 
 
     public void Emit(LogEvent logEvent)
     {
-        string reason;
-        if (!journal.IsAvailable)
-        {
-            reason = journal.UnavailableReason;
-        }
-        else
-        {
-            int result;
-            try
-            {
-                result = journal.Send(ToEntry(logEvent));
-            }
-            catch (Exception e) when (e is not OutOfMemoryException)
-            {
-                result = -Interop.Libc.EIO; // a log sink must not throw into the code that logs
-            }
-            if (result >= 0)
-                return;
-            reason = JournalFallback.SendFailure(result);
-        }
-        _fallback.Write(TextLine(logEvent), reason);
+        // TrySend never throws: a log sink must not throw into the code that logs.
+        if (!journal.TrySend(() => ToEntry(logEvent), out var reason))
+            _fallback.Write(TextLine(logEvent), reason);
     }
 
     public static JournalEntry ToEntry(LogEvent logEvent)
