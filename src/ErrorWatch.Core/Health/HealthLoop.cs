@@ -60,7 +60,7 @@ public sealed unsafe class HealthLoop : IDisposable
         _handOff = handOff;
         Baseline = baseline;
         _log = log;
-        _bootId = ReadBootId();
+        _bootId = Daemon.BootId.Current ?? "unknown-boot";
         _thread = new Thread(Loop) { Name = "errorwatch-health", IsBackground = true };
     }
 
@@ -458,18 +458,6 @@ public sealed unsafe class HealthLoop : IDisposable
     {
         while (_retired.TryDequeue(out var source))
             source.Dispose();
-    }
-
-    private static string ReadBootId()
-    {
-        try
-        {
-            return File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim();
-        }
-        catch (IOException)
-        {
-            return "unknown-boot";
-        }
     }
 
     public void Dispose()

@@ -373,17 +373,8 @@ public sealed unsafe class HookLedger : IDisposable
         }
     }
 
-    public static string BootId()
-    {
-        try
-        {
-            return File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim();
-        }
-        catch (IOException)
-        {
-            return "";
-        }
-    }
+    /// <summary>The boot a run's process belongs to ("" when /proc does not tell it).</summary>
+    public static string BootId() => Daemon.BootId.Current ?? "";
 
     public void Dispose()
     {
