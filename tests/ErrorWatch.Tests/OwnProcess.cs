@@ -28,6 +28,20 @@ internal static partial class OwnProcess
         process.Dispose();
     }
 
+    /// <summary>Alive means not gone and not a zombie (a killed orphan may wait for PID 1 to reap it).</summary>
+    public static bool Alive(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[stat.LastIndexOf(')') + 2] != 'Z';
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Sends <paramref name="signal"/> to a process this test started.</summary>
     public static bool Signal(int pid, int signal) => Kill(pid, signal) == 0;
 

@@ -308,7 +308,7 @@ public sealed class BusServiceTests
     }
 
     /// <summary>Subscribes to ReportAdded and PropertiesChanged and prints each as one JSON line.</summary>
-    internal const string SubscriberScript = """
+    internal const string SubscriberScript = $$"""
         import json, sys
         import dbus
         from dbus.mainloop.glib import DBusGMainLoop
@@ -317,18 +317,7 @@ public sealed class BusServiceTests
         DBusGMainLoop(set_as_default=True)
         bus = dbus.bus.BusConnection(sys.argv[1])
 
-        def plain(v):
-            if isinstance(v, dict):
-                return {str(k): plain(x) for k, x in v.items()}
-            if isinstance(v, (list, tuple)):
-                return [plain(x) for x in v]
-            if isinstance(v, dbus.Boolean):
-                return bool(v)
-            if isinstance(v, int):
-                return int(v)
-            if isinstance(v, float):
-                return float(v)
-            return str(v)
+        {{Client.PythonPlain}}
 
         def report_added(path, report):
             print(json.dumps({"signal": "ReportAdded", "path": str(path), "report": plain(report)}), flush=True)
@@ -360,6 +349,22 @@ internal sealed class Client : IDisposable
     }
 
     public static Client Start(BusCaller caller, string file, params string[] args) => new(caller.Start(null, file, args));
+
+    /// <summary>For the clients' Python scripts: a reply or signal argument (python-dbus types) as plain JSON-able values.</summary>
+    internal const string PythonPlain = """
+        def plain(v):
+            if isinstance(v, dict):
+                return {str(k): plain(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [plain(x) for x in v]
+            if isinstance(v, dbus.Boolean):
+                return bool(v)
+            if isinstance(v, int):
+                return int(v)
+            if isinstance(v, float):
+                return float(v)
+            return str(v)
+        """;
 
     /// <summary>Writes a script where uid nobody can read it, and returns its path.</summary>
     public static string Script(string directory, string name, string text)

@@ -465,22 +465,11 @@ public sealed class HostileNameTests : IDisposable
         """;
 
     /// <summary>One method call with python3-dbus (libdbus): address path interface method signature json-args; prints the reply as JSON.</summary>
-    private const string CallScript = """
+    private const string CallScript = $$"""
         import json, sys
         import dbus
 
-        def plain(v):
-            if isinstance(v, dict):
-                return {str(k): plain(x) for k, x in v.items()}
-            if isinstance(v, (list, tuple)):
-                return [plain(x) for x in v]
-            if isinstance(v, dbus.Boolean):
-                return bool(v)
-            if isinstance(v, int):
-                return int(v)
-            if isinstance(v, float):
-                return float(v)
-            return str(v)
+        {{Client.PythonPlain}}
 
         address, path, interface, method, signature, args = sys.argv[1:7]
         bus = dbus.bus.BusConnection(address)

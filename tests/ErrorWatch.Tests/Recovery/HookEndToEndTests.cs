@@ -262,7 +262,7 @@ public sealed partial class HookEndToEndTests : IDisposable
             }
         }
         orphan = int.Parse(Log().Single(l => l.StartsWith("start a ", StringComparison.Ordinal)).Split(' ')[4]);
-        Assert.True(Alive(orphan), "the hook outlives a daemon killed with SIGKILL (no systemd here to kill its cgroup)");
+        Assert.True(OwnProcess.Alive(orphan), "the hook outlives a daemon killed with SIGKILL (no systemd here to kill its cgroup)");
 
         using (var second = Cli(config, fs))
         {
@@ -272,7 +272,7 @@ public sealed partial class HookEndToEndTests : IDisposable
                 Assert.True(SpinWait.SpinUntil(() => Log().Count(l => l.StartsWith("end ", StringComparison.Ordinal)) >= 2, TimeSpan.FromSeconds(30)),
                     string.Join('\n', Log()));
                 Thread.Sleep(500);
-                Assert.False(Alive(orphan), "the run left over from before the kill must end before it runs again");
+                Assert.False(OwnProcess.Alive(orphan), "the run left over from before the kill must end before it runs again");
             }
             finally
             {
@@ -327,18 +327,5 @@ public sealed partial class HookEndToEndTests : IDisposable
         var line = process.StandardOutput.ReadLineAsync();
         Assert.True(line.Wait(TimeSpan.FromSeconds(20)), "no output line within 20 s");
         return line.Result ?? throw new Xunit.Sdk.XunitException("errorwatch closed its output: " + process.StandardError.ReadToEnd());
-    }
-
-    private static bool Alive(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[stat.LastIndexOf(')') + 2] != 'Z';
-        }
-        catch (IOException)
-        {
-            return false;
-        }
     }
 }

@@ -33,20 +33,6 @@ public sealed class HookProcessTests : IDisposable
 
     private static string Text(HookOutputLine line) => Encoding.UTF8.GetString(line.Text);
 
-    /// <summary>Alive means not gone and not a zombie (a killed orphan may wait for PID 1 to reap it).</summary>
-    private static bool Alive(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[stat.LastIndexOf(')') + 2] != 'Z';
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-    }
-
     [Fact]
     public void Arguments_and_environment_reach_the_hook_byte_for_byte_without_a_shell()
     {
@@ -161,7 +147,7 @@ public sealed class HookProcessTests : IDisposable
         Assert.Contains(lines, l => Text(l) == "started");
         var pids = File.ReadAllLines(children).Select(int.Parse).ToList();
         Assert.Equal(2, pids.Count);
-        Assert.True(SpinWait.SpinUntil(() => pids.All(p => !Alive(p)), TimeSpan.FromSeconds(5)), "a child of the hook survived");
+        Assert.True(SpinWait.SpinUntil(() => pids.All(p => !OwnProcess.Alive(p)), TimeSpan.FromSeconds(5)), "a child of the hook survived");
     }
 
     [Fact]
@@ -179,7 +165,7 @@ public sealed class HookProcessTests : IDisposable
         Assert.Equal(HookOutcome.Success, outcome.Result);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5));
         var pid = int.Parse(File.ReadAllText(child).Trim());
-        Assert.True(SpinWait.SpinUntil(() => !Alive(pid), TimeSpan.FromSeconds(5)), "the hook's background child survived it");
+        Assert.True(SpinWait.SpinUntil(() => !OwnProcess.Alive(pid), TimeSpan.FromSeconds(5)), "the hook's background child survived it");
     }
 
     [Fact]
