@@ -292,9 +292,8 @@ internal static class RunCommand
     /// The MeterProvider with its readers: the Prometheus endpoint unless Listen=none, OTLP when
     /// configured. An endpoint that cannot listen is an error in the log, never a reason to stop
     /// watching filesystems. With neither, there is no MeterProvider at all (the meter's instruments
-    /// are then no-ops): the OpenTelemetry SDK, its dependency injection, Kestrel and libcrypto
-    /// (the instance id is a hash) are never loaded, which is ~8 MiB of an idle daemon's RSS
-    /// (docs/performance.md, footprint).
+    /// are then no-ops): the OpenTelemetry SDK and Kestrel are never started (docs/performance.md,
+    /// footprint).
     /// </summary>
     private static Telemetry? TelemetryFor(ErrorWatchSettings settings, Serilog.ILogger log, out MetricsEndpoint? endpoint)
     {

@@ -96,23 +96,24 @@ public sealed class Telemetry : IDisposable
     }
 
     /// <summary>
-    /// A stable id per machine (derived from /etc/machine-id, never the id itself, which is
-    /// confidential): the same series continue across restarts.
+    /// A stable id per machine, derived from /etc/machine-id for ErrorWatch alone (never the id
+    /// itself, which is confidential): the same series continue across restarts. A random id where
+    /// libsystemd or the machine id is missing.
     /// </summary>
-    private static string InstanceId()
+    private static unsafe string InstanceId()
     {
+        // ErrorWatch's application id for sd_id128_get_machine_app_specific: fixed, arbitrary.
+        ReadOnlySpan<byte> app = [0xe5, 0x5c, 0x9a, 0x1a, 0xed, 0xc5, 0x4a, 0xb4, 0x8f, 0x4e, 0xfa, 0xb8, 0x2e, 0xc2, 0xab, 0x0e];
         try
         {
-            var machine = File.ReadAllText("/etc/machine-id").Trim();
-            var hash = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("errorwatch:" + machine));
-            hash[6] = (byte)((hash[6] & 0x0f) | 0x80); // RFC 9562 version 8 (custom)
-            hash[8] = (byte)((hash[8] & 0x3f) | 0x80);
-            return new Guid(hash.AsSpan(0, 16), bigEndian: true).ToString();
+            Interop.SdId128.Id id;
+            if (Interop.SdId128.GetMachineAppSpecific(System.Runtime.InteropServices.MemoryMarshal.Read<Interop.SdId128.Id>(app), &id) == 0)
+                return new Guid(new ReadOnlySpan<byte>(&id, sizeof(Interop.SdId128.Id)), bigEndian: true).ToString();
         }
-        catch (IOException)
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
-            return Guid.NewGuid().ToString();
         }
+        return Guid.NewGuid().ToString();
     }
 
     /// <summary>Final exports, bounded: a gone collector must not hold up SIGTERM.</summary>
