@@ -46,6 +46,7 @@ public sealed class ErrorWatchDaemon : IDisposable
     private readonly Store.ReportStore? _store;
     private readonly MonitorCorrelation _correlation = new(TimeSpan.FromSeconds(1));
     private readonly List<CorruptionReport> _ready = new();
+    private readonly IdleMemory _idle = new();
     private long _reports;
 
     public ErrorWatchDaemon(DaemonOptions options, DecoderRegistry registry, IReadOnlyList<IReportSink> sinks, ILogger log)
@@ -106,6 +107,8 @@ public sealed class ErrorWatchDaemon : IDisposable
         _health.Baseline.Save();
         _tracker.Start();
         var capabilities = Capabilities.Collect(Inventory, _tracker, _health);
+        // What the start allocated (marks, inventory, outputs) is garbage once it is over.
+        _idle.Worked();
         _log.Information("Watching {Count} filesystem(s); FAN_FS_ERROR marks {Marks}; mounts tracked by {Tracking}",
             capabilities.Watched.Count, capabilities.FsErrorMarks, capabilities.MountTracking);
         return capabilities;
@@ -270,6 +273,7 @@ public sealed class ErrorWatchDaemon : IDisposable
     {
         var started = Stopwatch.GetTimestamp();
         Interlocked.Increment(ref _reports);
+        _idle.Worked();
         // The store first: once a report is out anywhere, it is also on disk (or held until the store can write).
         _store?.Append(report);
         Ledger.Record(report);
@@ -290,6 +294,7 @@ public sealed class ErrorWatchDaemon : IDisposable
 
     public void Dispose()
     {
+        _idle.Dispose();
         _store?.Dispose();
         _health.Dispose();
         _tracker.Dispose();

@@ -172,6 +172,12 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "execve", SetLastError = true)]
     public static partial int Execve(byte* path, byte** argv, byte** envp);
 
+    // <malloc.h> (glibc): int malloc_trim(size_t pad): returns the free memory at the top of the
+    // main heap and, since glibc 2.8, free whole pages inside every arena to the kernel
+    // (MADV_DONTNEED); 1 when some was released. Sets no errno.
+    [LibraryImport(Lib, EntryPoint = "malloc_trim")]
+    public static partial int MallocTrim(nuint pad);
+
     public static int LastErrno => Marshal.GetLastPInvokeError();
 
     /// <summary>Retries a call interrupted by a signal (EINTR), as every blocking libc call must be.</summary>

@@ -1,0 +1,91 @@
+using System.Diagnostics;
+
+namespace ErrorWatch.Daemon;
+
+/// <summary>
+/// Gives memory back once the daemon goes quiet. After a burst of work (the start, an error storm)
+/// the GC keeps the regions the burst needed and glibc keeps its arenas' free pages, so a daemon
+/// that idles 99.99% of its life would hold a storm's peak for the rest of it. <see cref="Quiet"/>
+/// after the last <see cref="Worked"/>, malloc_trim(3) returns glibc's free pages and, when the GC
+/// holds more than <see cref="GiveBackAbove"/>, one aggressive collection compacts the heap and
+/// decommits its free regions (docs/performance.md, footprint).
+/// A one-shot timer, armed only by work: an idle daemon is never woken for this.
+/// </summary>
+public sealed class IdleMemory : IDisposable
+{
+    public static readonly TimeSpan Quiet = TimeSpan.FromSeconds(10);
+    /// <summary>GC memory committed (after the last collection) worth an aggressive collection: twice gen0's budget.</summary>
+    public const long GiveBackAbove = 8L << 20;
+
+    private readonly TimeSpan _quiet;
+    private readonly Action? _gaveBack;
+    private readonly Timer _timer;
+    private long _lastWork;
+    // 1 while the timer is armed: Worked() then only moves _lastWork, the timer looks again when it fires.
+    private int _armed;
+    private int _disposed;
+
+    public IdleMemory(TimeSpan? quiet = null, Action? gaveBack = null)
+    {
+        _quiet = quiet ?? Quiet;
+        _gaveBack = gaveBack;
+        _timer = new Timer(_ => Fire(), null, Timeout.Infinite, Timeout.Infinite);
+    }
+
+    /// <summary>How many times the daemon went quiet after work (glibc's free pages returned each time).</summary>
+    public int Returns { get; private set; }
+    /// <summary>How many of those also made an aggressive collection (the GC held more than <see cref="GiveBackAbove"/>).</summary>
+    public int Collections { get; private set; }
+
+    /// <summary>Work was done (its garbage is worth collecting once things are quiet); cheap enough for every report.</summary>
+    public void Worked()
+    {
+        Volatile.Write(ref _lastWork, Stopwatch.GetTimestamp());
+        if (Volatile.Read(ref _armed) == 0 && Interlocked.Exchange(ref _armed, 1) == 0 && Volatile.Read(ref _disposed) == 0)
+            _timer.Change(_quiet, Timeout.InfiniteTimeSpan);
+    }
+
+    private void Fire()
+    {
+        var since = Stopwatch.GetElapsedTime(Volatile.Read(ref _lastWork));
+        if (since < _quiet)
+        {
+            // Work came in while armed: look again when that work has been quiet long enough.
+            if (Volatile.Read(ref _disposed) == 0)
+                _timer.Change(_quiet - since, Timeout.InfiniteTimeSpan);
+            return;
+        }
+        Volatile.Write(ref _armed, 0);
+        GiveBack();
+        // Work that arrived between the check and the disarm must still get its collection.
+        if (Stopwatch.GetElapsedTime(Volatile.Read(ref _lastWork)) < _quiet)
+            Worked();
+    }
+
+    private void GiveBack()
+    {
+        // As the last collection left it: a storm's regions. Below the bound a collection would give
+        // back little (gen0's budget is 4 MiB) and would map the GC's compaction code for nothing.
+        if (GC.GetGCMemoryInfo().TotalCommittedBytes > GiveBackAbove)
+        {
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            Collections++;
+        }
+        try
+        {
+            Interop.Libc.MallocTrim(0);
+        }
+        catch (EntryPointNotFoundException)
+        {
+            // Not glibc (musl has no malloc_trim): nothing to trim there.
+        }
+        Returns++;
+        _gaveBack?.Invoke();
+    }
+
+    public void Dispose()
+    {
+        Volatile.Write(ref _disposed, 1);
+        _timer.Dispose();
+    }
+}
