@@ -1,12 +1,18 @@
 #!/usr/bin/python3
 """Start a daemon under a stand-in NOTIFY_SOCKET and measure it, all with CLOCK_MONOTONIC.
 
-usage: daemon-probe.py [--warmup S] [--idle S] [--in-flight CMD] [--in-flight-lead S] [--label L] -- CMD ARGS...
+usage: daemon-probe.py [--warmup S] [--idle S] [--storm CMD [--settle S]] [--in-flight CMD] [--in-flight-lead S]
+                       [--label L] -- CMD ARGS...
 
   start -> READY=1   from just before fork/exec to the READY=1 datagram (sd_notify)
   idle              after --warmup seconds, CPU (utime+stime of every thread, /proc) and voluntary
                     context switches over --idle seconds, the threads that used CPU, and VmRSS /
                     RssAnon / RssFile at the end
+  storm             --storm CMD runs to its end after the idle window (it raises the errors); VmRSS is
+                    sampled every 50 ms from its start until --settle seconds after its end: the peak
+                    (and VmHWM), RSS (anon, file) at the end of the settle window, and how long after
+                    the storm RSS first came back within 4 MiB of the idle RSS; --storm-check CMD
+                    then prints a JSON object kept as "storm_check" (e.g. counts against the kernel's)
   SIGTERM -> exit   --in-flight CMD is started (not waited for) --in-flight-lead seconds before
                     SIGTERM, so errors are still being raised when the signal arrives
 Prints one JSON object. Ends only the process it started (by PID); SIGKILL after 10 s.
@@ -38,15 +44,55 @@ def memory(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             key = line.split(":")[0]
-            if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM", "Threads"):
-                values[key] = int(line.split()[1])
+            if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM"):
+                values[key.lower() + "_kb"] = int(line.split()[1])
+            elif key == "Threads":
+                values["threads"] = int(line.split()[1])
     return values
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
+
+
+def storm(pid, cmd, settle, idle_kb, check, result):
+    """Runs cmd to its end while sampling VmRSS, then keeps sampling for settle seconds; then runs check
+    (a shell command: its stdout, parsed as JSON, is the storm's "check")."""
+    peak, back_at = 0, None
+    t0 = time.monotonic()
+    helper = subprocess.Popen(cmd, shell=True)
+    while helper.poll() is None:
+        peak = max(peak, rss_kb(pid))
+        time.sleep(0.05)
+    t1 = time.monotonic()
+    result["storm_s"] = round(t1 - t0, 2)
+    result["storm_exit_code"] = helper.returncode
+    while time.monotonic() - t1 < settle:
+        r = rss_kb(pid)
+        peak = max(peak, r)
+        if back_at is None and r <= idle_kb + 4096:
+            back_at = time.monotonic() - t1
+        time.sleep(0.05)
+    result["storm_peak_rss_kb"] = peak
+    result["settled_back_within_4mib_s"] = None if back_at is None else round(back_at, 1)
+    result["settle_window_s"] = settle
+    result.update({"settled_" + k: v for k, v in memory(pid).items()})
+    if check:
+        out = subprocess.run(check, shell=True, capture_output=True, text=True)
+        try:
+            result["storm_check"] = json.loads(out.stdout)
+        except ValueError:
+            result["storm_check"] = {"error": (out.stdout + out.stderr)[-400:]}
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--warmup", type=float, default=5)
     p.add_argument("--idle", type=float, default=10)
+    p.add_argument("--storm")
+    p.add_argument("--settle", type=float, default=60)
+    p.add_argument("--storm-check")
     p.add_argument("--in-flight")
     p.add_argument("--in-flight-lead", type=float, default=0.3)
     p.add_argument("--label", default="")
@@ -86,7 +132,9 @@ def main():
             if d > 0 or w > 0:
                 busy[f"{comm}/{t}"] = {"cpu_ms": d * 1000 // TICK, "wakeups": w}
         result["idle_threads"] = busy
-        result.update({k.lower() + "_kb": v for k, v in memory(proc.pid).items()})
+        result.update(memory(proc.pid))
+        if a.storm:
+            storm(proc.pid, a.storm, a.settle, result["vmrss_kb"], a.storm_check, result)
         with open(f"/proc/{proc.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         result["total_cpu_ms_before_stop"] = (int(fields[11]) + int(fields[12])) * 1000 // TICK
