@@ -2,17 +2,20 @@
 # Installs ErrorWatch without a package manager, `make install` style, for non-Debian systems (the
 # Debian package is built with packaging/build-deb.sh from exactly this layout, --prefix /usr).
 #
-#   packaging/install.sh [--prefix DIR] [--destdir DIR] [--from PUBLISH_DIR] [--no-reload] [--uninstall]
+#   packaging/install.sh [--prefix DIR] [--destdir DIR] [--from PUBLISH_DIR] [--debug-symbols] [--no-reload] [--uninstall]
 #
 #   --prefix DIR      where the program, its docs and man page go (default /usr/local)
 #   --destdir DIR     stage everything under DIR instead of / (also: DESTDIR=DIR); nothing is reloaded
 #   --from DIR        the output of packaging/publish.sh (default artifacts/publish/linux-x64, built
 #                     with packaging/publish.sh when missing, which needs the .NET 10 SDK)
+#   --debug-symbols   also install the DWARF symbols (PUBLISH_DIR.dbg/errorwatch.dbg) where gdb,
+#                     coredumpctl and perf look for them: /usr/lib/debug/.build-id/<xx>/<rest>.debug
+#                     (what the errorwatch-dbgsym package holds; docs/operations.md, Crashes)
 #   --no-reload       do not run systemctl daemon-reload, journalctl --update-catalog, D-Bus ReloadConfig
 #   --uninstall       remove what this layout installs; /etc/errorwatch and /var/lib/errorwatch stay
 #
 # Layout (P = prefix):
-#   P/lib/errorwatch/                      the self-contained program (P/bin/errorwatch links to it)
+#   P/lib/errorwatch/errorwatch            the program, one NativeAOT executable (P/bin/errorwatch links to it)
 #   P/share/man/man8/errorwatch.8.gz       errorwatch(8), generated from README.md and docs/
 #   P/share/doc/errorwatch/                README.md, docs/*.md, examples/ (configuration, alert rules, hooks)
 #   P/share/dbus-1/interfaces/             the introspection XML
@@ -33,6 +36,7 @@ destdir=${DESTDIR:-}
 from=
 reload=yes
 action=install
+symbols=no
 while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) prefix=${2:?--prefix needs a directory}; shift 2 ;;
@@ -41,6 +45,7 @@ while [ $# -gt 0 ]; do
     --destdir=*) destdir=${1#*=}; shift ;;
     --from) from=${2:?--from needs a directory}; shift 2 ;;
     --from=*) from=${1#*=}; shift ;;
+    --debug-symbols) symbols=yes; shift ;;
     --no-reload) reload=no; shift ;;
     --uninstall) action=uninstall; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -68,6 +73,15 @@ activationdir=$sysprefix/share/dbus-1/system-services
 if [ "$prefix" = /usr ]; then busconfdir=/usr/share/dbus-1/system.d; else busconfdir=/etc/dbus-1/system.d; fi
 polkitdir=/usr/share/polkit-1/actions
 confdir=/etc/errorwatch
+# gdb, systemd-coredump, elfutils and perf look here whatever the prefix.
+debugdir=/usr/lib/debug/.build-id
+
+# The symbols' place for an executable: debugdir/<first 2 hex digits of its build id>/<the rest>.debug.
+symbols_path() {
+  local id
+  id=$(readelf -n "$1" 2>/dev/null | sed -n 's/^ *Build ID: \([0-9a-f]*\)$/\1/p')
+  [[ "$id" =~ ^[0-9a-f]{40}$ ]] && echo "$debugdir/${id:0:2}/${id:2}.debug"
+}
 
 # Every file but the program directory and the configuration: "mode source target", one a line.
 # Sources under deploy/ are rewritten to the prefix on the way (rewrite below).
@@ -116,6 +130,11 @@ if [ "$action" = uninstall ]; then
     systemctl disable --now errorwatch.service 2>/dev/null || true
   fi
   while read -r _ _ target; do rm -f "$destdir$target"; done < <(files)
+  # The symbols of the installed executable, if --debug-symbols put them there.
+  if [ -e "$destdir$libdir/errorwatch" ] && command -v readelf >/dev/null && debug=$(symbols_path "$destdir$libdir/errorwatch"); then
+    rm -f "$destdir$debug"
+    rmdir "$destdir$(dirname "$debug")" 2>/dev/null || true
+  fi
   rm -f "$destdir$bindir/errorwatch" "$destdir$man8dir/errorwatch.8.gz"
   rm -rf "${destdir:?}$libdir" "$destdir$docdir"
   rmdir "$destdir$interfacesdir" 2>/dev/null || true
@@ -133,18 +152,24 @@ if [ -z "$from" ]; then
 fi
 [ -x "$from/errorwatch" ] || { echo "install.sh: no $from/errorwatch (run packaging/publish.sh)" >&2; exit 1; }
 from=$(cd "$from" && pwd)
+if [ "$symbols" = yes ]; then
+  command -v readelf >/dev/null || { echo "install.sh: --debug-symbols needs readelf (binutils)" >&2; exit 1; }
+  [ -f "$from.dbg/errorwatch.dbg" ] || { echo "install.sh: no $from.dbg/errorwatch.dbg (packaging/publish.sh puts the symbols there)" >&2; exit 1; }
+  debug=$(symbols_path "$from/errorwatch") || { echo "install.sh: $from/errorwatch has no GNU build id" >&2; exit 1; }
+  [ "$(symbols_path "$from.dbg/errorwatch.dbg")" = "$debug" ] || { echo "install.sh: $from.dbg/errorwatch.dbg is not the symbols of $from/errorwatch" >&2; exit 1; }
+fi
 version=$(sed -n 's|.*<Version>\(.*\)</Version>.*|\1|p' "$repo/Directory.Build.props" | head -n 1)
 
-# The program: a fresh copy of the publish output, files 0644 except the two executables.
+# The program: one executable. The directory is made afresh, so an older install's files (the
+# ReadyToRun build's runtime next to it) do not stay behind.
 rm -rf "${destdir:?}$libdir"
 install -d -m 755 "$destdir$libdir" "$destdir$bindir"
-cp -R "$from/." "$destdir$libdir/"
-find "$destdir$libdir" -type d -exec chmod 755 {} +
-find "$destdir$libdir" -type f -exec chmod 644 {} +
-chmod 755 "$destdir$libdir/errorwatch"
-[ ! -e "$destdir$libdir/createdump" ] || chmod 755 "$destdir$libdir/createdump"
-# The apphost finds its runtime next to the real file, so a relative symlink is enough.
+install -m 755 "$from/errorwatch" "$destdir$libdir/errorwatch"
 ln -sfn "$(realpath -m --relative-to="$bindir" "$libdir/errorwatch")" "$destdir$bindir/errorwatch"
+if [ "$symbols" = yes ]; then
+  install -d -m 755 "$destdir$(dirname "$debug")"
+  install -m 644 "$from.dbg/errorwatch.dbg" "$destdir$debug"
+fi
 
 while read -r mode source target; do
   install -d -m 755 "$destdir$(dirname "$target")"

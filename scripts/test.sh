@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # program -> Debian package. The install test (tests/ErrorWatch.Tests/Install/) builds the .deb
-# (dpkg-dev, lintian, man-db) and boots a Debian root made once by debootstrap with systemd-nspawn
-# (systemd-container); that first debootstrap downloads about 100 MB from the Debian mirror.
+# and its -dbgsym (dpkg-dev, binutils, lintian, man-db), boots a Debian root made once by debootstrap
+# with systemd-nspawn (systemd-container; the first debootstrap downloads about 100 MB from the Debian
+# mirror) and reads the installed daemon's stack with gdb.
 declare -A packages=(
   [mkfs.ext4]=e2fsprogs [debugfs]=e2fsprogs [mkfs.xfs]=xfsprogs
   [losetup]=mount [mount]=mount [blkid]=util-linux [tee]=coreutils [stat]=coreutils
@@ -17,6 +18,7 @@ declare -A packages=(
   [/usr/bin/prometheus]=prometheus [promtool]=prometheus [curl]=curl
   [dpkg-deb]=dpkg [dpkg-shlibdeps]=dpkg-dev [lintian]=lintian [man]=man-db [gzip]=gzip
   [debootstrap]=debootstrap [systemd-nspawn]=systemd-container [nsenter]=util-linux [flock]=util-linux [strace]=strace
+  [gdb]=gdb [readelf]=binutils
 )
 missing=()
 for program in "${!packages[@]}"; do

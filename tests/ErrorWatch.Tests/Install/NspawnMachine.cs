@@ -219,6 +219,51 @@ public sealed partial class NspawnMachine : IDisposable
         return new BackgroundCommand(Process.Start(psi) ?? throw new InvalidOperationException("cannot start nsenter"));
     }
 
+    /// <summary>
+    /// Starts a program of the host (not of the container's root) in the container's network
+    /// namespace only, e.g. a receiver on its loopback that the service inside can reach; stop it
+    /// with <see cref="BackgroundCommand.Dispose"/>.
+    /// </summary>
+    public BackgroundCommand StartInNetwork(params string[] command)
+    {
+        var psi = new ProcessStartInfo("nsenter")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in (string[])["--target", Leader.ToString(System.Globalization.CultureInfo.InvariantCulture), "--net", .. command])
+            psi.ArgumentList.Add(a);
+        return new BackgroundCommand(Process.Start(psi) ?? throw new InvalidOperationException("cannot start nsenter"));
+    }
+
+    /// <summary>
+    /// The host's PID of a process the container knows as <paramref name="containerPid"/> (the last
+    /// NSpid of a process in the container's PID namespace), for host tools such as gdb; 0 if none.
+    /// </summary>
+    public int HostPid(int containerPid)
+    {
+        var ns = new FileInfo($"/proc/{Leader}/ns/pid").LinkTarget;
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(System.IO.Path.GetFileName(dir), out var pid))
+                continue;
+            try
+            {
+                if (new FileInfo(System.IO.Path.Combine(dir, "ns", "pid")).LinkTarget != ns)
+                    continue;
+                var nspid = File.ReadLines(System.IO.Path.Combine(dir, "status")).FirstOrDefault(l => l.StartsWith("NSpid:", StringComparison.Ordinal));
+                if (nspid?.Split('\t', StringSplitOptions.RemoveEmptyEntries)[^1] == containerPid.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                    return pid;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Gone meanwhile.
+            }
+        }
+        return 0;
+    }
+
     public void Dispose()
     {
         if (_disposed)

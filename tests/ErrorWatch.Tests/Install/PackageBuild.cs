@@ -21,18 +21,19 @@ public sealed class InstallCollection : ICollectionFixture<PackageBuild>
 /// </summary>
 public sealed class PackageBuild
 {
-    private readonly Lazy<string> _deb;
+    private readonly Lazy<(string Deb, string Dbgsym)> _debs;
     private readonly Lazy<string> _root;
 
     public PackageBuild()
     {
-        _deb = new Lazy<string>(() =>
+        _debs = new Lazy<(string, string)>(() =>
         {
             var (output, elapsed) = Script(TimeSpan.FromMinutes(15), "packaging/build-deb.sh");
             BuildTime = elapsed;
-            var deb = Path.Combine(ServicePaths.RepositoryRoot, output.Trim().Split('\n')[^1]);
-            Assert.True(File.Exists(deb), $"build-deb.sh printed '{output.Trim()}', which is not a file");
-            return deb;
+            // One path a line: the debug symbol package, then the program's.
+            var printed = output.Trim().Split('\n').Select(l => Path.Combine(ServicePaths.RepositoryRoot, l)).ToList();
+            Assert.True(printed.Count == 2 && printed.All(File.Exists), $"build-deb.sh printed '{output.Trim()}', not the paths of two packages");
+            return (printed[1], printed[0]);
         });
         _root = new Lazy<string>(() =>
         {
@@ -45,9 +46,12 @@ public sealed class PackageBuild
     }
 
     /// <summary>artifacts/errorwatch_&lt;version&gt;_amd64.deb, built on first use.</summary>
-    public string Deb => _deb.Value;
+    public string Deb => _debs.Value.Deb;
 
-    /// <summary>The publish output the package was made from (packaging/publish.sh).</summary>
+    /// <summary>artifacts/errorwatch-dbgsym_&lt;version&gt;_amd64.deb, built with <see cref="Deb"/>.</summary>
+    public string Dbgsym => _debs.Value.Dbgsym;
+
+    /// <summary>The publish output the package was made from (packaging/publish.sh); its symbols are in <c>PublishDirectory.dbg</c>.</summary>
     public string PublishDirectory
     {
         get

@@ -49,6 +49,8 @@ public sealed class PackageTests(PackageBuild package, ITestOutputHelper output)
         foreach (var expected in StandardPlaces)
             Assert.True(paths.Contains(expected), $"{expected} is not in the package:\n{listing}");
         Assert.Contains("./usr/bin/errorwatch -> ../lib/errorwatch/errorwatch", listing);
+        // The program is one executable: nothing else in its directory, no runtime beside it.
+        Assert.Equal(["./usr/lib/errorwatch/", "./usr/lib/errorwatch/errorwatch"], paths.Where(p => p.StartsWith("./usr/lib/errorwatch/", StringComparison.Ordinal)).Order(StringComparer.Ordinal));
         // Every file of deploy/hooks/ ships as an example when the tree has them.
         var hooks = Path.Combine(ServicePaths.RepositoryRoot, "deploy", "hooks");
         if (Directory.Exists(hooks))
@@ -62,17 +64,86 @@ public sealed class PackageTests(PackageBuild package, ITestOutputHelper output)
     }
 
     [Fact]
-    public void It_depends_on_libsystemd0_and_the_runtimes_own_libraries_only_and_keeps_the_configuration_as_a_conffile()
+    public void It_depends_on_libc6_and_libsystemd0_only_and_keeps_the_configuration_as_a_conffile()
     {
         var depends = DpkgDeb("--field", package.Deb, "Depends").Trim();
         var names = depends.Split(',').Select(d => d.Trim().Split(' ')[0]).ToHashSet();
-        // libc6, libgcc-s1, libstdc++6: what the runtime's native files link (dpkg-shlibdeps);
-        // libsystemd0: journal, sd_notify and sd-bus, loaded at run time. Nothing else.
-        Assert.Equal(new HashSet<string> { "libc6", "libgcc-s1", "libstdc++6", "libsystemd0" }, names);
+        // libc6: what the NativeAOT executable links (libc, libm; dpkg-shlibdeps); libsystemd0:
+        // journal, sd_notify and sd-bus, loaded at run time. Nothing else.
+        Assert.Equal(new HashSet<string> { "libc6", "libsystemd0" }, names);
         Assert.Contains("libsystemd0 (>= 252)", depends);
         var conffiles = Tool.RunWithTimeout(TimeSpan.FromMinutes(1), "sh", "-c", "dpkg-deb --ctrl-tarfile \"$0\" | tar -xOf - ./conffiles", package.Deb);
         Assert.Equal("/etc/errorwatch/errorwatch.conf\n", conffiles.StdOut);
         Assert.Equal("admin", DpkgDeb("--field", package.Deb, "Section").Trim());
+    }
+
+    /// <summary>Installed-Size is KiB (dpkg); the goal is 25 MB installed (issue 15), the ReadyToRun build took 110 MB.</summary>
+    [Fact]
+    public void Installed_it_takes_at_most_25_MB()
+    {
+        var kib = long.Parse(DpkgDeb("--field", package.Deb, "Installed-Size").Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        output.WriteLine($"Installed-Size: {kib} KiB ({kib * 1024 / 1e6:0.0} MB); .deb {new FileInfo(package.Deb).Length / 1e6:0.0} MB, "
+            + $"errorwatch-dbgsym {new FileInfo(package.Dbgsym).Length / 1e6:0.0} MB");
+        Assert.True(kib * 1024 <= 25_000_000, $"Installed-Size {kib} KiB is more than 25 MB");
+        // The field measures what is in the package: the entries' apparent sizes (a directory's is 4 KiB).
+        var listing = DpkgDeb("--contents", package.Deb).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var bytes = listing.Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[2]).Sum(long.Parse);
+        Assert.InRange(kib * 1024, bytes, bytes + listing.Length * 4096L);
+    }
+
+    /// <summary>
+    /// errorwatch-dbgsym as dh_strip and dh_gencontrol make one: the symbols at the executable's
+    /// build id path (where gdb, systemd-coredump and perf look), nothing else but the doc link.
+    /// </summary>
+    [Fact]
+    public void The_debug_symbols_are_a_dbgsym_package_at_the_executables_build_id()
+    {
+        var dir = Directory.CreateTempSubdirectory("errorwatch-dbgsym-").FullName;
+        try
+        {
+            DpkgDeb("-x", package.Deb, Path.Combine(dir, "program"));
+            DpkgDeb("-x", package.Dbgsym, Path.Combine(dir, "symbols"));
+            var executable = Path.Combine(dir, "program", "usr", "lib", "errorwatch", "errorwatch");
+            var id = BuildId(executable);
+            var debug = $"./usr/lib/debug/.build-id/{id[..2]}/{id[2..]}.debug";
+            var files = DpkgDeb("--contents", package.Dbgsym).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+                .Select(l => l[(l.IndexOf(" ./", StringComparison.Ordinal) + 1)..]).Where(p => !p.EndsWith('/')).ToList();
+            Assert.Equal([debug, "./usr/share/doc/errorwatch-dbgsym -> errorwatch"], files);
+
+            string Field(string name) => DpkgDeb("--field", package.Dbgsym, name).Trim();
+            Assert.Equal("errorwatch-dbgsym", Field("Package"));
+            Assert.Equal("errorwatch", Field("Source"));
+            Assert.Equal(package.Version, Field("Version"));
+            Assert.Equal($"errorwatch (= {package.Version})", Field("Depends"));
+            Assert.Equal("debug", Field("Section"));
+            Assert.Equal("optional", Field("Priority"));
+            Assert.Equal("debug-symbols", Field("Auto-Built-Package"));
+            Assert.Equal(id, Field("Build-Ids"));
+            Assert.Equal("amd64", Field("Architecture"));
+
+            // The executable is stripped (its own symbol table is gone); the file holds its DWARF
+            // and symbol table, with the managed methods under their ILC names.
+            var symbols = Path.Combine(dir, "symbols", debug[2..]);
+            Assert.Equal(id, BuildId(symbols));
+            Assert.DoesNotContain(".symtab", Tool.Run("readelf", "-S", "-W", executable).StdOut);
+            var sections = Tool.Run("readelf", "-S", "-W", symbols).StdOut;
+            Assert.Contains(".debug_info", sections);
+            Assert.Contains(".symtab", sections);
+            var nm = Tool.RunWithTimeout(TimeSpan.FromMinutes(1), "sh", "-c", "nm \"$0\" | grep -c ' ErrorWatch_Core_'", symbols);
+            Assert.True(int.Parse(nm.StdOut.Trim(), System.Globalization.CultureInfo.InvariantCulture) > 1000, "no ErrorWatch_Core_ symbols in " + debug);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static string BuildId(string elf)
+    {
+        var notes = Tool.Run("readelf", "-n", elf).StdOut;
+        var id = System.Text.RegularExpressions.Regex.Match(notes, @"Build ID: ([0-9a-f]{40})").Groups[1].Value;
+        Assert.True(id.Length == 40, $"{elf} has no GNU build id:\n{notes}");
+        return id;
     }
 
     [Fact]
@@ -103,9 +174,9 @@ public sealed class PackageTests(PackageBuild package, ITestOutputHelper output)
     }
 
     [Fact]
-    public void Lintian_reports_no_errors_or_warnings()
+    public void Lintian_reports_no_errors_or_warnings_for_either_package()
     {
-        var r = Tool.RunWithTimeout(TimeSpan.FromMinutes(5), "lintian", "--no-tag-display-limit", package.Deb);
+        var r = Tool.RunWithTimeout(TimeSpan.FromMinutes(5), "lintian", "--tag-display-limit", "0", package.Deb, package.Dbgsym);
         var tags = r.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
         output.WriteLine(string.Join('\n', tags));
         Assert.DoesNotContain(tags, t => t.StartsWith("E: ", StringComparison.Ordinal) || t.StartsWith("W: ", StringComparison.Ordinal));
@@ -119,10 +190,13 @@ public sealed class PackageTests(PackageBuild package, ITestOutputHelper output)
         try
         {
             var script = Path.Combine(ServicePaths.RepositoryRoot, "packaging", "install.sh");
-            var r = Tool.RunWithTimeout(TimeSpan.FromMinutes(2), script, "--prefix", "/opt/errorwatch", "--destdir", dest, "--from", package.PublishDirectory);
+            var r = Tool.RunWithTimeout(TimeSpan.FromMinutes(2), script, "--prefix", "/opt/errorwatch", "--destdir", dest, "--from", package.PublishDirectory, "--debug-symbols");
             Assert.True(r.ExitCode == 0, r.StdOut + r.StdErr);
             string At(string path) => dest + path;
-            Assert.True(File.Exists(At("/opt/errorwatch/lib/errorwatch/errorwatch")));
+            Assert.Equal(["errorwatch"], Directory.EnumerateFileSystemEntries(At("/opt/errorwatch/lib/errorwatch")).Select(Path.GetFileName));
+            // --debug-symbols: where gdb looks whatever the prefix, under the executable's build id.
+            var id = BuildId(At("/opt/errorwatch/lib/errorwatch/errorwatch"));
+            Assert.Equal(id, BuildId(At($"/usr/lib/debug/.build-id/{id[..2]}/{id[2..]}.debug")));
             Assert.Equal("../lib/errorwatch/errorwatch", new FileInfo(At("/opt/errorwatch/bin/errorwatch")).LinkTarget);
             // systemd, journald, D-Bus and polkit do not look under /opt: their files go where they do.
             var unit = File.ReadAllText(At("/usr/local/lib/systemd/system/errorwatch.service"));
