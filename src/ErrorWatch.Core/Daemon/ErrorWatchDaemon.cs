@@ -299,6 +299,7 @@ public sealed class ErrorWatchDaemon : IDisposable
         _health.Dispose();
         _tracker.Dispose();
         _watcher.Dispose();
+        _handOff.Dispose();
         Inventory.Dispose();
     }
 }

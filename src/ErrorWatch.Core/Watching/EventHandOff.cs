@@ -1,5 +1,6 @@
 using ErrorWatch.Filesystems;
 using ErrorWatch.Health;
+using ErrorWatch.Interop;
 using ErrorWatch.Kernel;
 
 namespace ErrorWatch.Watching;
@@ -12,7 +13,7 @@ public readonly record struct HandOffItem(FsErrorEvent? Event, HealthFinding? Fi
 /// when the queue is full, events for a superblock are folded into one pending event per
 /// superblock (counts summed, errnos tallied), so memory stays bounded and no error is dropped.
 /// </summary>
-public sealed class EventHandOff
+public sealed class EventHandOff : IDisposable
 {
     private readonly int _capacity;
     private readonly Queue<FsErrorEvent> _queue;
@@ -21,7 +22,12 @@ public sealed class EventHandOff
     // Findings are few (one per check and structure) and are never folded: each names a different fact.
     private readonly Queue<HealthFinding> _findings = new();
     private readonly Lock _lock = new();
-    private readonly SemaphoreSlim _signal = new(0);
+    // The taker sleeps in poll(2) on an eventfd, which a post writes after leaving the lock: the
+    // woken thread runs at once, neither spinning first (SemaphoreSlim spins with sched_yield,
+    // taking a CPU from the outputs on a small machine) nor finding the waker still inside a lock.
+    private readonly WakeSignal _signal = new();
+    private CancellationToken _registeredFor;
+    private CancellationTokenRegistration _registration;
     private bool _signalled;
     private bool _completed;
 
@@ -75,7 +81,7 @@ public sealed class EventHandOff
                 return;
             _signalled = true;
         }
-        _signal.Release();
+        _signal.Signal();
     }
 
     /// <summary>Called by the health sources; never blocks.</summary>
@@ -88,7 +94,7 @@ public sealed class EventHandOff
                 return;
             _signalled = true;
         }
-        _signal.Release();
+        _signal.Signal();
     }
 
     private void Fold(FsErrorEvent into, FsErrorEvent ev)
@@ -134,12 +140,35 @@ public sealed class EventHandOff
             }
             var infinite = timeout == Timeout.InfiniteTimeSpan;
             var left = infinite ? timeout : timeout - System.Diagnostics.Stopwatch.GetElapsedTime(started);
-            if (!infinite && left < TimeSpan.Zero || !_signal.Wait(left, cancel))
+            if (!infinite && left < TimeSpan.Zero || !Wait(left, cancel))
             {
                 timedOut = true;
                 return null;
             }
         }
+    }
+
+    /// <summary>Sleeps until a post, <paramref name="cancel"/> or the timeout; false on the timeout.</summary>
+    private unsafe bool Wait(TimeSpan timeout, CancellationToken cancel)
+    {
+        if (cancel != _registeredFor)
+        {
+            // One registration for the token the decode thread always passes, not one per wait.
+            _registration.Dispose();
+            _registration = cancel.UnsafeRegister(static s => ((WakeSignal)s!).Signal(), _signal);
+            _registeredFor = cancel;
+        }
+        cancel.ThrowIfCancellationRequested();
+        // Rounded up: a deadline a fraction of a millisecond away must not become a busy loop.
+        var ms = timeout == Timeout.InfiniteTimeSpan ? -1 : (int)Math.Min(int.MaxValue, Math.Ceiling(timeout.TotalMilliseconds));
+        var fd = _signal.PollFd;
+        var ready = Libc.Poll(&fd, 1, ms);
+        if (ready < 0 && Libc.LastErrno != Libc.EINTR)
+            throw new InvalidOperationException($"poll on the hand-off's eventfd failed: {ErrnoTable.Name(Libc.LastErrno)}");
+        if (ready > 0)
+            _signal.Drain();
+        cancel.ThrowIfCancellationRequested();
+        return ready != 0;
     }
 
     /// <summary>As <see cref="Take(TimeSpan, CancellationToken, out bool)"/>, with no timeout: null only once completed and empty.</summary>
@@ -150,6 +179,12 @@ public sealed class EventHandOff
     {
         lock (_lock)
             _completed = true;
-        _signal.Release();
+        _signal.Signal();
+    }
+
+    public void Dispose()
+    {
+        _registration.Dispose();
+        _signal.Dispose();
     }
 }

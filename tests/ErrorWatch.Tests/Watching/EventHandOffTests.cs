@@ -43,7 +43,7 @@ public class EventHandOffTests
     public async Task FullQueue_FoldsTheRestOfOneSuperblockIntoOneEvent()
     {
         var sb = Ext4();
-        var handOff = new EventHandOff(capacity: 2);
+        using var handOff = new EventHandOff(capacity: 2);
         for (uint i = 1; i <= 10; i++)
             handOff.Post(Queued(sb, i % 2 == 1 ? EUCLEAN : EIO, i));
 
@@ -81,7 +81,7 @@ public class EventHandOffTests
     public async Task FoldingOneErrno_KeepsNoTally()
     {
         var sb = Ext4();
-        var handOff = new EventHandOff(capacity: 1);
+        using var handOff = new EventHandOff(capacity: 1);
         handOff.Post(Queued(sb, EUCLEAN, 1));
         handOff.Post(Queued(sb, EUCLEAN, 2));
         handOff.Post(Queued(sb, EUCLEAN, 3));
@@ -98,7 +98,7 @@ public class EventHandOffTests
     public async Task BelowCapacity_NothingIsFolded()
     {
         var sb = Ext4();
-        var handOff = new EventHandOff(capacity: 8);
+        using var handOff = new EventHandOff(capacity: 8);
         for (uint i = 1; i <= 8; i++)
             handOff.Post(Queued(sb, EUCLEAN, i));
 
@@ -113,7 +113,7 @@ public class EventHandOffTests
     public async Task Overflow_IsNeverFolded()
     {
         var sb = Ext4();
-        var handOff = new EventHandOff(capacity: 1);
+        using var handOff = new EventHandOff(capacity: 1);
         var error1 = Queued(sb, EUCLEAN, 1);
         var error2 = Queued(sb, EUCLEAN, 2);
         var overflow1 = Overflow(sb);
@@ -149,7 +149,7 @@ public class EventHandOffTests
     public async Task OverflowFirst_ThenErrors_OverflowStaysSeparate()
     {
         var sb = Ext4();
-        var handOff = new EventHandOff(capacity: 1);
+        using var handOff = new EventHandOff(capacity: 1);
         var overflow = Overflow(sb);
         handOff.Post(overflow);
         handOff.Post(Queued(sb, EUCLEAN, 5));
@@ -167,7 +167,7 @@ public class EventHandOffTests
     {
         var a = Ext4();
         var b = OtherExt4();
-        var handOff = new EventHandOff(capacity: 1);
+        using var handOff = new EventHandOff(capacity: 1);
         handOff.Post(Queued(a, EUCLEAN, 1)); // queued
         handOff.Post(Queued(a, EUCLEAN, 2)); // folded for a
         handOff.Post(Queued(b, EIO, 10));    // folded for b
@@ -192,7 +192,7 @@ public class EventHandOffTests
     [Fact]
     public async Task Complete_MakesTakeReturnNullOnlyAfterDraining()
     {
-        var handOff = new EventHandOff(capacity: 1);
+        using var handOff = new EventHandOff(capacity: 1);
         handOff.Post(Queued(Ext4(), EUCLEAN, 1));
         handOff.Post(Queued(Ext4(), EUCLEAN, 2)); // a different Superblock instance: its own fold
         handOff.Complete();
@@ -207,7 +207,7 @@ public class EventHandOffTests
     [Fact]
     public async Task WaitingTake_IsWokenByPostAndByComplete()
     {
-        var handOff = new EventHandOff(capacity: 4);
+        using var handOff = new EventHandOff(capacity: 4);
         using var timeout = new CancellationTokenSource(Patience);
 
         var waiting = handOff.TakeEventAsync(timeout.Token).AsTask();
@@ -227,7 +227,7 @@ public class EventHandOffTests
     [Fact]
     public async Task Take_with_a_timeout_says_it_timed_out_and_still_takes_what_comes_in_time()
     {
-        var handOff = new EventHandOff(capacity: 4);
+        using var handOff = new EventHandOff(capacity: 4);
         var waited = System.Diagnostics.Stopwatch.StartNew();
         Assert.Null(handOff.Take(TimeSpan.FromMilliseconds(100), CancellationToken.None, out var timedOut));
         Assert.True(timedOut);
@@ -249,7 +249,7 @@ public class EventHandOffTests
     [Fact]
     public async Task Take_HonoursCancellation()
     {
-        var handOff = new EventHandOff(capacity: 4);
+        using var handOff = new EventHandOff(capacity: 4);
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await handOff.TakeEventAsync(cancel.Token));
@@ -266,7 +266,7 @@ public class EventHandOffTests
     {
         const int capacity = 16, events = 100_000;
         var superblocks = new[] { Ext4(), Xfs(), OtherExt4() };
-        var handOff = new EventHandOff(capacity);
+        using var handOff = new EventHandOff(capacity);
         ulong posted = 0;
 
         // No consumer runs while posting: Post must return every time (bounded by a generous timeout).
@@ -298,7 +298,7 @@ public class EventHandOffTests
     public async Task FoldedCounts_DoNotWrapAround()
     {
         var sb = Ext4();
-        var handOff = new EventHandOff(capacity: 1);
+        using var handOff = new EventHandOff(capacity: 1);
         handOff.Post(Queued(sb, EUCLEAN, 1));              // queued
         handOff.Post(Queued(sb, EUCLEAN, uint.MaxValue));  // folded
         handOff.Post(Queued(sb, EIO, 2));                  // folded on top

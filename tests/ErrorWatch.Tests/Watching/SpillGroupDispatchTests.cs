@@ -23,7 +23,7 @@ public sealed class SpillGroupDispatchTests
     {
         var (readEnd, writeEnd) = Pipe();
         using var group = FanotifyGroup.Wrap(readEnd);
-        var handOff = new EventHandOff();
+        using var handOff = new EventHandOff();
         var watcher = new Watcher(handOff, Serilog.Core.Logger.None);
         var a = new SuperblockWatch(A, group, sharesGroup: true);
         var b = new SuperblockWatch(B, group, sharesGroup: true);
