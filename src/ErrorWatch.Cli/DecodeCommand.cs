@@ -42,7 +42,8 @@ internal static class DecodeCommand
         }
 
         var registry = DecoderRegistry.CreateDefault();
-        var decoder = new EventDecoder(registry, new PathResolver { Enabled = false, DisabledReason = "not resolved: decoded offline from a file" });
+        // No reader PID: the PID in a capture is another process's, whatever this one's happens to be.
+        var decoder = new EventDecoder(registry, new PathResolver { Enabled = false, DisabledReason = "not resolved: decoded offline from a file" }, readerPid: null);
         IReportSink sink = output == "json" ? new JsonLinesSink(Console.OpenStandardOutput()) : new TextSink(Console.Out);
         var now = DateTimeOffset.UtcNow;
         var failed = false;

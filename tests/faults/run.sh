@@ -13,6 +13,8 @@ trap 'rm -rf "$work"' EXIT
 export ERRORWATCH_RELIABILITY_RESULTS="$work/faults.jsonl"
 export ERRORWATCH_FUZZ_INPUTS="${FUZZ_INPUTS:-1000000}" ERRORWATCH_FUZZ_SEED="${FUZZ_SEED:-20261121}" ERRORWATCH_FUZZ_REPORT="$work/fuzz.txt"
 : > "$ERRORWATCH_RELIABILITY_RESULTS"
+# The fault tests run the daemon that ships: the NativeAOT publish (tests/ErrorWatch.Tests/ErrorWatchBinary.cs).
+packaging/publish.sh >/dev/null
 dotnet build tests/ErrorWatch.Tests -c Release -v q >/dev/null
 classes=(Faults.FaultTests Kernel.ParserFuzzTests Kernel.ParserPropertyTests Kernel.MalformedBufferTests Kernel.SyntheticBufferTests
   Watching.SpillGroupDispatchTests Watching.GroupLimitTests

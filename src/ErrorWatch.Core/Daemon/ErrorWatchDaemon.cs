@@ -74,7 +74,7 @@ public sealed class ErrorWatchDaemon : IDisposable
         Inventory.Watched += _health.Add;
         Inventory.Reading += _health.Begin;
         Inventory.Unwatched += _health.Remove;
-        _decoder = new EventDecoder(registry, new PathResolver(options.PathResolutionsPerSecond) { Enabled = options.ResolvePaths }, log);
+        _decoder = new EventDecoder(registry, new PathResolver(options.PathResolutionsPerSecond) { Enabled = options.ResolvePaths }, log, readerPid: Environment.ProcessId);
     }
 
     public FilesystemInventory Inventory { get; }

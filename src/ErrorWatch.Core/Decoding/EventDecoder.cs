@@ -19,13 +19,20 @@ public sealed class EventDecoder
     private readonly PathResolver _paths;
     private readonly ILogger _log;
     private readonly string _host = Environment.MachineName;
-    private readonly int _ownPid = Environment.ProcessId;
+    private readonly int? _readerPid;
 
-    public EventDecoder(DecoderRegistry registry, PathResolver paths, ILogger? log = null)
+    /// <param name="readerPid">
+    /// The PID of the process whose fanotify group read the events (the live daemon's own), so an error
+    /// it raised itself is marked <see cref="CorruptionReport.RaisedByErrorWatch"/>. Null when decoding
+    /// a capture offline: the PID recorded there belongs to another process's lifetime, and matching
+    /// the decoding process's own PID would be a coincidence.
+    /// </param>
+    public EventDecoder(DecoderRegistry registry, PathResolver paths, ILogger? log = null, int? readerPid = null)
     {
         _registry = registry;
         _paths = paths;
         _log = log ?? Serilog.Core.Logger.None;
+        _readerPid = readerPid;
     }
 
     public CorruptionReport Decode(FsErrorEvent ev)
@@ -81,7 +88,7 @@ public sealed class EventDecoder
             Decoder = decoder.Name,
             Details = context.Details,
             Pid = ev.Pid,
-            RaisedByErrorWatch = ev.Pid == _ownPid,
+            RaisedByErrorWatch = ev.Pid == _readerPid,
             KernelEvents = ev.KernelEvents,
             ParseProblem = ev.Problem.IsError ? ev.Problem.ToString() : null,
             DecodeSeconds = Stopwatch.GetElapsedTime(ev.ReadTimestamp).TotalSeconds,

@@ -209,11 +209,23 @@ public class EventDecoderTests
     }
 
     [Fact]
-    public void ErrorRaisedByThisProcess_IsFlagged()
+    public void ErrorRaisedByTheReadingProcess_IsFlagged()
+    {
+        var live = new EventDecoder(DecoderRegistry.CreateDefault(), OfflinePaths(), readerPid: Environment.ProcessId);
+
+        var report = live.Decode(FsError(Ext4(), EUCLEAN, pid: Environment.ProcessId));
+
+        Assert.True(report.RaisedByErrorWatch);
+        Assert.Equal(Environment.ProcessId, report.Pid);
+        Assert.False(live.Decode(FsError(Ext4(), EUCLEAN, pid: Environment.ProcessId + 1)).RaisedByErrorWatch);
+    }
+
+    [Fact]
+    public void OfflineDecoding_NeverFlagsRaisedByErrorWatch_EvenForItsOwnPid()
     {
         var report = Decoder().Decode(FsError(Ext4(), EUCLEAN, pid: Environment.ProcessId));
 
-        Assert.True(report.RaisedByErrorWatch);
+        Assert.False(report.RaisedByErrorWatch);
         Assert.Equal(Environment.ProcessId, report.Pid);
     }
 

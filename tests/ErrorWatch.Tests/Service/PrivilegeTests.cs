@@ -69,14 +69,14 @@ public sealed partial class PrivilegeTests : IDisposable
 
         public Daemon(NotifySocket notify, string config, string state, string output, params string[] setpriv)
         {
-            var apphost = ErrorWatchBinary.Path;
-            var psi = new ProcessStartInfo(setpriv.Length > 0 ? "setpriv" : apphost)
+            var errorwatch = ErrorWatchBinary.Path;
+            var psi = new ProcessStartInfo(setpriv.Length > 0 ? "setpriv" : errorwatch)
             {
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
                 UseShellExecute = false,
             };
-            foreach (var a in setpriv.Length > 0 ? [.. setpriv, apphost] : Array.Empty<string>())
+            foreach (var a in setpriv.Length > 0 ? [.. setpriv, errorwatch] : Array.Empty<string>())
                 psi.ArgumentList.Add(a);
             foreach (var a in (string[])["run", "--config", config, "--state-dir", state, "--output", output, "--journal", "no", "--bus", "none", "--metrics-listen", "none"])
                 psi.ArgumentList.Add(a);
