@@ -43,6 +43,8 @@ public sealed unsafe class HealthLoop : IDisposable
     private readonly WakeSignal _wake = new();
     private readonly Thread _thread;
     private readonly Lock _lock = new();
+    // Set after every check: WaitForFirstChecks wakes on it rather than polling (start -> READY=1).
+    private readonly ManualResetEventSlim _checked = new(false, spinCount: 0);
     private readonly Dictionary<Superblock, IHealthSource> _sources = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<IHealthSource, (long Due, HealthTrigger Why)> _due = new(ReferenceEqualityComparer.Instance);
     private readonly ConcurrentQueue<IHealthSource> _retired = new();
@@ -214,14 +216,18 @@ public sealed unsafe class HealthLoop : IDisposable
     public bool WaitForFirstChecks(TimeSpan timeout)
     {
         var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < timeout)
+        while (true)
         {
+            // Reset before looking: a check finishing after the look sets it again.
+            _checked.Reset();
             lock (_lock)
                 if (!_due.Values.Any(d => d.Why == HealthTrigger.FirstWatch) && _checking is null)
                     return true;
-            Thread.Sleep(5);
+            var left = timeout - deadline.Elapsed;
+            if (left <= TimeSpan.Zero || !_checked.Wait(left))
+                lock (_lock)
+                    return !_due.Values.Any(d => d.Why == HealthTrigger.FirstWatch) && _checking is null;
         }
-        return false;
     }
 
     /// <summary>Runs a last check of every source (bounded), saves the baseline and stops.</summary>
@@ -266,6 +272,7 @@ public sealed unsafe class HealthLoop : IDisposable
                 }
                 if (_stopping)
                     break;
+                var kernelLogReady = false;
                 for (var i = 0; ready > 0 && i < array.Length; i++)
                 {
                     if (array[i].REvents == 0)
@@ -275,7 +282,7 @@ public sealed unsafe class HealthLoop : IDisposable
                     else if (owners[i] is { } source)
                         OnSourceReady(source, findings);
                     else
-                        ReadKernelLog();
+                        kernelLogReady = true;
                 }
 
                 now = Stopwatch.GetTimestamp();
@@ -288,6 +295,11 @@ public sealed unsafe class HealthLoop : IDisposable
                                 _due[source] = (now, HealthTrigger.Periodic);
                 }
                 RunDueChecks(now, findings);
+                // After the due checks: at the start the whole ring is waiting (thousands of lines
+                // since boot), and the first checks, which READY=1 waits for, must not wait behind
+                // it. What the lines call for is scheduled KernelLogSettle later anyway.
+                if (kernelLogReady)
+                    ReadKernelLog();
                 if (Baseline.IsDirty && Stopwatch.GetElapsedTime(lastSave) >= TimeSpan.FromSeconds(1))
                 {
                     Baseline.Save();
@@ -360,9 +372,13 @@ public sealed unsafe class HealthLoop : IDisposable
         }
     }
 
+    private const int KernelLogBatch = 256;
+
     private void ReadKernelLog()
     {
-        _kmsg!.ReadAvailable(maxRecords: 4096, onRecord: record =>
+        // A batch a turn: the rest stays readable, so poll returns at once and the loop comes back
+        // here after the checks that are due (the ring holds thousands of lines at the start).
+        _kmsg!.ReadAvailable(maxRecords: KernelLogBatch, onRecord: record =>
         {
             // Only the kernel's own lines: anyone may write to /dev/kmsg, but never as facility 0.
             if (!KernelLogMatcher.TryMatch(record, out var signal) || !signal.IsTrusted)
@@ -407,6 +423,7 @@ public sealed unsafe class HealthLoop : IDisposable
             Check(source, why, findings);
             lock (_lock)
                 _checking = null;
+            _checked.Set();
         }
     }
 
@@ -464,5 +481,6 @@ public sealed unsafe class HealthLoop : IDisposable
     {
         Stop(TimeSpan.FromSeconds(1));
         _wake.Dispose();
+        _checked.Dispose();
     }
 }
