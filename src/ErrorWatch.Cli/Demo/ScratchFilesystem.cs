@@ -175,6 +175,20 @@ public sealed class ScratchFilesystem : IDisposable
 
     public ulong ErrorsCount => ulong.Parse(File.ReadAllText($"/sys/fs/ext4/{KernelName}/errors_count").Trim());
 
+    /// <summary>
+    /// errors_count once it reaches <paramref name="atLeast"/>, or as it is after <paramref name="within"/>.
+    /// ext4 (errors=continue) copies its error count into the superblock that sysfs reads from deferred
+    /// work after each error, so right after an error the count can still be one short.
+    /// </summary>
+    public ulong ErrorsCountReaching(ulong atLeast, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        ulong count;
+        while ((count = ErrorsCount) < atLeast && DateTime.UtcNow < deadline)
+            Thread.Sleep(20);
+        return count;
+    }
+
     /// <summary>Refuses to act unless our loop device still backs our image.</summary>
     private void EnsureOurs()
     {

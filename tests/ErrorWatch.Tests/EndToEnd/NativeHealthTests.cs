@@ -57,7 +57,7 @@ public sealed class NativeHealthTests
         var stoppedAt = fs.ErrorsCount;
         fs.TriggerFsError("while stopped 1");
         fs.TriggerFsError("while stopped 2");
-        Assert.Equal(stoppedAt + 2, fs.ErrorsCount);
+        Assert.Equal(stoppedAt + 2, fs.ErrorsCountReaching(stoppedAt + 2, TimeSpan.FromSeconds(10)));
 
         using (var second = Daemon(state, 30, fs.MountPoint))
         {

@@ -33,12 +33,7 @@ public sealed class DaemonMetricsTests
         fs.TriggerFsError("metrics 1");
         fs.TriggerFsError("metrics 2");
         fs.TriggerFsError("metrics 3");
-        // errors_count is read from the superblock, which ext4 (errors=continue) updates from deferred
-        // work after each error: on a loaded machine the last one may not be counted yet.
-        var settling = Stopwatch.StartNew();
-        while (fs.ErrorsCount - before < 3 && settling.Elapsed < TimeSpan.FromSeconds(10))
-            await Task.Delay(50);
-        var grown = fs.ErrorsCount - before;
+        var grown = fs.ErrorsCountReaching(before + 3, TimeSpan.FromSeconds(10)) - before;
         Assert.Equal(3UL, grown);
 
         var series = await prometheus.WaitForAsync("errorwatch_filesystem_errors_total", r => r.Sum(s => double.Parse(s.Value)) == grown, TimeSpan.FromSeconds(30));
