@@ -132,6 +132,8 @@ public sealed record ObjectInfo
     public int HandleType { get; init; }
     public string Handle { get; init; } = "";
     public FsPath? Path { get; init; }
+    /// <summary>The path was taken out for an audience that may not see it (D-Bus signals: docs/security.md).</summary>
+    public bool PathWithheld { get; init; }
     /// <summary>Why there is no path (or why it may be stale).</summary>
     public string? PathError { get; init; }
     public bool Deleted { get; init; }

@@ -95,6 +95,8 @@ public static class ReportJson
             w.WriteBoolean("deleted", true);
         if (o.HandleProblem is { } hp)
             w.WriteString("handle_problem", hp);
+        if (o.PathWithheld)
+            w.WriteBoolean("path_withheld", true);
         w.WriteEndObject();
 
         w.WriteString("decoder", r.Decoder);

@@ -143,8 +143,7 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
             return;
         }
         Interlocked.Exchange(ref _backlogWarned, 0);
-        var json = ReportJson.Utf8Of(report);
-        var signal = _options.SignalPaths ? json.ToArray() : ReportPrivacy.WithoutPath(json.Span);
+        var signal = _options.SignalPaths ? ReportJson.Utf8Of(report).ToArray() : ReportJson.ToUtf8(ReportPrivacy.Withheld(report));
         // With no report waiting behind this one, send the signal from here while the bus thread idles:
         // one thread wake-up less between the kernel and subscribers (docs/performance.md); what changed
         // in the properties follows from the bus thread. In a storm the bus thread does it all, so the

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ErrorWatch.Filesystems;
+using ErrorWatch.Reports;
 
 namespace ErrorWatch.Publishing.DBus;
 
@@ -11,6 +12,16 @@ namespace ErrorWatch.Publishing.DBus;
 /// </summary>
 public static class ReportPrivacy
 {
+    /// <summary>
+    /// A live report without its path: the summary, made from the report, then names no file, and
+    /// object.path_withheld says why. Written from the report, not by taking its JSON apart (the
+    /// signal's way, on the way from the kernel to subscribers).
+    /// </summary>
+    public static CorruptionReport Withheld(CorruptionReport report) => report.Object.Path is null
+        ? report
+        : report with { Object = report.Object with { Path = null, PathWithheld = true } };
+
+    /// <summary>A stored report's JSON without its path (GetReport(s) for callers who may not see it).</summary>
     public static byte[] WithoutPath(ReadOnlySpan<byte> json)
     {
         var report = JsonNode.Parse(json)!.AsObject();
