@@ -7,7 +7,8 @@
 # trigger_fs_error COUNT times, SPACING_US apart, timestamping each write with CLOCK_MONOTONIC, and
 # every observer timestamps what it sees with CLOCK_MONOTONIC too:
 #   C reader   when read(2) returns (fanotify-reader.c itself)
-#   store      inotify IN_MODIFY on the segment the record was appended to (tools/store-observer.py)
+#   store      inotify IN_MODIFY on the segment the record was appended to: a C client (tools/store-observer.c),
+#              the row the target is checked on, and a Python one (tools/store-observer.py)
 #   journal    journald's __MONOTONIC_TIMESTAMP of the entry (when journald received it)
 #   D-Bus      when a client receives ReportAdded: an sd-bus one in C (tools/dbus-observer.c), the row the
 #              target is checked on, and a python3-dbus one (tools/dbus-observer.py), what a script sees
@@ -73,9 +74,10 @@ sleep 2
 
 "$SCRATCH/bin/dbus-observer" "$BUS_ADDRESS" "$d/dbus.txt" >"$SCRATCH/dbus-observer.out" & scratch_own $!
 /usr/bin/python3 benchmarks/tools/dbus-observer.py "$BUS_ADDRESS" "$d/dbus-py.txt" >"$SCRATCH/dbus-py-observer.out" & scratch_own $!
-/usr/bin/python3 benchmarks/tools/store-observer.py "$SCRATCH/state" "$d/store.txt" >"$SCRATCH/store-observer.out" & scratch_own $!
+"$SCRATCH/bin/store-observer" "$SCRATCH/state" "$d/store.txt" >"$SCRATCH/store-observer.out" & scratch_own $!
+/usr/bin/python3 benchmarks/tools/store-observer.py "$SCRATCH/state" "$d/store-py.txt" >"$SCRATCH/store-py-observer.out" & scratch_own $!
 /usr/bin/python3 benchmarks/tools/metrics-observer.py "127.0.0.1:$PORT" "$FS_LOOP" "$d/metrics.txt" "$SCRAPE_MS" >"$SCRATCH/metrics-observer.out" & scratch_own $!
-for o in dbus dbus-py store metrics; do bench_wait_ready "$SCRATCH/$o-observer.out"; done
+for o in dbus dbus-py store store-py metrics; do bench_wait_ready "$SCRATCH/$o-observer.out"; done
 sleep 0.5
 
 count0=$(cat "$FS_COUNT")
@@ -87,7 +89,7 @@ journalctl -o json --all --no-pager MESSAGE_ID=bd42365c534f459287726f415119295b 
 
 # Only what came after the first measured trigger counts (the C reader saw the warm-up too).
 first=$(head -1 "$d/triggers.txt")
-for f in c-reader store dbus dbus-py; do
+for f in c-reader store store-py dbus dbus-py; do
   awk -v f="$first" '$1 ~ /^[0-9]+$/ && $1 >= f' "$d/$f.txt" >"$d/$f.tmp" && mv "$d/$f.tmp" "$d/$f.txt"
 done
 # The metric is a running total: make it count from the last value scraped before the first trigger.

@@ -4,7 +4,7 @@
 usage: latency-report.py DIR DEVICE
 DIR holds triggers.txt ("<ns>" per trigger_fs_error write) and, per observer, lines that start with
 "<CLOCK_MONOTONIC ns> <error count>": c-reader.txt (fanotify-reader.c: "<ns> <errno> <count> <type>"),
-store.txt, dbus.txt and dbus-py.txt ("<ns> <count> <source> <device>"), metrics.txt ("<ns> <running total>") and
+store.txt, store-py.txt, dbus.txt and dbus-py.txt ("<ns> <count> <source> <device>"), metrics.txt ("<ns> <running total>") and
 journal.json (journalctl -o json: __MONOTONIC_TIMESTAMP is when journald received the entry).
 Trigger k counts as seen by an observer at the first observation whose running error count reaches k
 (fanotify merges a queued error into the next one, so one observation can cover several triggers).
@@ -79,7 +79,8 @@ def pct(values, p):
 
 streams = [
     ("C reader (read(2) returned)", load("c-reader.txt")),
-    ("store (record appended, inotify)", load("store.txt", device_col=3)),
+    ("store: record appended, seen by a C inotify client (tools/store-observer.c)", load("store.txt", device_col=3)),
+    ("store: record appended, seen by a Python inotify client (tools/store-observer.py)", load("store-py.txt", device_col=3)),
     ("journal (journald received, __MONOTONIC_TIMESTAMP)", journal()),
     ("D-Bus floor: a C reader that signals at once (tools/dbus-floor.c), C client", load("dbus.txt", device_col=3, source="c-floor")),
     ("D-Bus ReportAdded received by a client (C, sd-bus)", load("dbus.txt", device_col=3, not_source="c-floor")),
@@ -91,6 +92,7 @@ print()
 print("| observer | seen | p50 ms | p99 ms | max ms | p50 − C | p99 − C |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 c = None
+rows = {}
 for name, obs in streams:
     if obs is None:
         print(f"| {name} | not measured | | | | | |")
@@ -105,4 +107,15 @@ for name, obs in streams:
         diff = ("", "")
     else:
         diff = (f"{p50 - c[0]:+.3f}", f"{p99 - c[1]:+.3f}")
+    rows[name] = (p50, p99)
     print(f"| {name} | {len(lat)} | {p50:.3f} | {p99:.3f} | {mx:.3f} | {diff[0]} | {diff[1]} |")
+
+# The targets, each against its own floor: the store against the C reader, ReportAdded (C
+# client) against the C D-Bus floor (same client, a C reader that signals at once).
+def against(name, floor):
+    if name in rows and floor in rows:
+        (p50, p99), (f50, f99) = rows[name], rows[floor]
+        print(f"{name.split(':')[0].split(' (')[0]} vs {floor.split(' (')[0].split(':')[0]}: p50 {p50 - f50:+.3f} ms, p99 {p99 - f99:+.3f} ms")
+print()
+against(streams[1][0], streams[0][0])
+against(streams[5][0], streams[4][0])

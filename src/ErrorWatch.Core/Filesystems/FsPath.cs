@@ -46,7 +46,9 @@ public sealed class FsPath : IEquatable<FsPath>
     /// C escapes (\n, \t, \\, \xNN), and invisible, direction-changing and noncharacters, whose
     /// bytes become \xNN; invalid bytes become \xNN. Reversible.
     /// </summary>
-    public string Escaped => Escape(_bytes);
+    public string Escaped => _escaped ??= Escape(_bytes);
+    // The path never changes: escaped once, not for every output and summary that shows it.
+    private string? _escaped;
 
     public static string Escape(ReadOnlySpan<byte> bytes)
     {
@@ -88,11 +90,19 @@ public sealed class FsPath : IEquatable<FsPath>
     /// <summary>Whether <paramref name="text"/> holds a noncharacter (see <see cref="IsNoncharacter"/>).</summary>
     public static bool HasNoncharacter(string text)
     {
+        // Every string on the way to D-Bus is asked: a vectorized search for the UTF-16 units a
+        // noncharacter can contain (U+FDD0-U+FDEF, U+FFFE, U+FFFF, and the low surrogates of the
+        // last two code points of planes 1-16) rules out nearly all of them; only a hit is decoded.
+        if (text.AsSpan().IndexOfAny(NoncharacterUnits) < 0)
+            return false;
         foreach (var rune in text.EnumerateRunes())
             if (IsNoncharacter(rune.Value))
                 return true;
         return false;
     }
+
+    private static readonly System.Buffers.SearchValues<char> NoncharacterUnits = System.Buffers.SearchValues.Create(
+        string.Concat(Enumerable.Range(0xfdd0, 0x20).Select(c => (char)c)) + "\uFFFE\uFFFF\uDFFE\uDFFF");
 
     /// <summary>Joins a relative path onto this one (for bind mounts whose root is a subdirectory).</summary>
     public FsPath Append(ReadOnlySpan<byte> relative)

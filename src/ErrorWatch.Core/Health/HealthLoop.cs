@@ -24,6 +24,14 @@ public sealed record HealthOptions
     public TimeSpan RecheckAfterReport { get; init; } = TimeSpan.FromMilliseconds(300);
     /// <summary>Delay between a kernel log line and the check it triggers (the kernel marks sick bits after logging).</summary>
     public TimeSpan KernelLogSettle { get; init; } = TimeSpan.FromMilliseconds(250);
+    /// <summary>
+    /// Delay between an errors_count notification and the check it triggers. The errors fanotify
+    /// announces are read, decoded and published meanwhile, without this thread and its flush of the
+    /// read loop taking the CPU from them (on a small machine, a tenth of a millisecond on the way to
+    /// every output); a burst of errors is looked at once. What the check finds (errors fanotify never
+    /// announced) is reported at most this much later.
+    /// </summary>
+    public TimeSpan CounterSettle { get; init; } = TimeSpan.FromMilliseconds(100);
     /// <summary>Ceiling on the final check at shutdown, inside the 2 s SIGTERM budget.</summary>
     public TimeSpan StopBudget { get; init; } = TimeSpan.FromMilliseconds(300);
 }
@@ -364,7 +372,7 @@ public sealed unsafe class HealthLoop : IDisposable
             var checkNow = source.OnReady(findings);
             Post(findings);
             if (checkNow)
-                Schedule(source, TimeSpan.Zero, HealthTrigger.CounterNotified);
+                Schedule(source, _options.CounterSettle, HealthTrigger.CounterNotified);
         }
         catch (Exception e)
         {

@@ -212,4 +212,21 @@ public class FsPathTests
         }
         return bytes.ToArray();
     }
+
+    [Fact]
+    public void Every_noncharacter_is_found_and_no_other_code_point_is()
+    {
+        // The fast search looks for UTF-16 units; the answer must be the code-point definition's, for
+        // every code point (surrogates themselves are not code points a string can hold alone).
+        for (var cp = 0; cp <= 0x10ffff; cp++)
+        {
+            if (cp is >= 0xd800 and <= 0xdfff)
+                continue;
+            var text = "a/" + char.ConvertFromUtf32(cp) + "/b";
+            Assert.True(FsPath.IsNoncharacter(cp) == FsPath.HasNoncharacter(text), $"U+{cp:X4}");
+        }
+        // Lone surrogates that look like a noncharacter's low half are not noncharacters.
+        Assert.False(FsPath.HasNoncharacter("x\uDFFEy"));
+        Assert.False(FsPath.HasNoncharacter("\uD83E\uDFFF".Substring(1)));
+    }
 }
