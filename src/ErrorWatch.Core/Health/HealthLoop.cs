@@ -14,7 +14,7 @@ public sealed record HealthOptions
 {
     /// <summary>How often every source is checked without a notification (ext4 state, XFS sick bits). Cheap: ioctls and sysfs reads only.</summary>
     public TimeSpan CheckInterval { get; init; } = TimeSpan.FromSeconds(30);
-    /// <summary>Read /dev/kmsg for XFS/ext4 lines that call for a prompt check (never for a report's facts).</summary>
+    /// <summary>Read the kernel log (/dev/kmsg, else the journal's copy) for XFS/ext4 lines that call for a prompt check (never for a report's facts).</summary>
     public bool KernelLog { get; init; } = true;
     /// <summary>Use XFS_IOC_HEALTH_MONITOR (Linux 7.0+) instead of polling where the kernel has it.</summary>
     public bool XfsHealthMonitor { get; init; } = true;
@@ -30,9 +30,10 @@ public sealed record HealthOptions
 
 /// <summary>
 /// The native health stage: one thread that polls the sources' fds (ext4 errors_count for
-/// POLLPRI, XFS health monitors), /dev/kmsg (lines that call for a prompt look) and a timer for
-/// periodic and scheduled checks, and posts what the checks find to the hand-off. Checks run on
-/// this thread only, so a source needs no locking except for what <see cref="Published"/> touches.
+/// POLLPRI, XFS health monitors), the kernel log (/dev/kmsg, or the journal's inotify fd: lines
+/// that call for a prompt look) and a timer for periodic and scheduled checks, and posts what the
+/// checks find to the hand-off. Checks run on this thread only, so a source needs no locking except
+/// for what <see cref="Published"/> touches.
 /// </summary>
 public sealed unsafe class HealthLoop : IDisposable
 {
@@ -47,7 +48,14 @@ public sealed unsafe class HealthLoop : IDisposable
     private readonly Dictionary<IHealthSource, (long Due, HealthTrigger Why)> _due = new(ReferenceEqualityComparer.Instance);
     private readonly ConcurrentQueue<IHealthSource> _retired = new();
     private readonly string _bootId;
-    private KernelLogReader? _kmsg;
+    private IKernelLogSource? _kernelLog;
+    private bool _caughtUpLogged;
+    // Until then a kernel log's own backlog (the journal catching up) waits: the start's first
+    // checks, which READY=1 waits for, come first, and the rest of the start (outputs, READY=1) gets
+    // the CPU to itself. 1 s after WaitForFirstChecks, else 5 s after Start.
+    private long _backlogAfter = long.MaxValue;
+
+    private static readonly TimeSpan BacklogDelay = TimeSpan.FromSeconds(1);
     private IHealthSource? _checking;
     private volatile bool _stopping;
     private long _checks;
@@ -68,8 +76,14 @@ public sealed unsafe class HealthLoop : IDisposable
     public Daemon.LoopHeartbeat Heartbeat { get; } = new("health loop");
     public long Checks => Interlocked.Read(ref _checks);
     public long Findings => Interlocked.Read(ref _findings);
-    /// <summary>Why /dev/kmsg is not read (disabled, or cannot be opened), or null.</summary>
+    /// <summary>Where kernel log lines come from: "/dev/kmsg", "journal", or null when from nowhere (<see cref="KernelLogProblem"/> says why).</summary>
+    public string? KernelLogSource { get; private set; }
+
+    /// <summary>Why /dev/kmsg is not read (disabled, or cannot be opened; and, with no source at all, why the journal is not either), or null.</summary>
     public string? KernelLogProblem { get; private set; }
+
+    /// <summary>Something worth saying about the source in use, once its first read found it (a journal without this boot's kernel lines), or null.</summary>
+    public string? KernelLogNote { get; private set; }
 
     /// <summary>What each watched filesystem's health is read from.</summary>
     public IReadOnlyDictionary<Superblock, string> Describe()
@@ -186,19 +200,12 @@ public sealed unsafe class HealthLoop : IDisposable
     {
         if (_options.KernelLog)
         {
-            // From the oldest record still in the ring: lines from before ErrorWatch started still
-            // say which XFS inodes and blocks to look at (the facts come from the ioctls).
-            var kmsg = new KernelLogReader(KernelLogReader.StartAt.Beginning);
-            if (kmsg.IsOpen)
-            {
-                _kmsg = kmsg;
-            }
-            else
-            {
-                KernelLogProblem = kmsg.Problem;
-                kmsg.Dispose();
+            _kernelLog = KernelLogSources.Open(out var problem);
+            KernelLogSource = _kernelLog?.Name;
+            KernelLogProblem = problem;
+            if (_kernelLog is null)
                 _log.Warning("Not reading the kernel log: {Problem}; problems are found by notifications and the periodic check only", KernelLogProblem);
-            }
+            _backlogAfter = Stopwatch.GetTimestamp() + Ticks(TimeSpan.FromSeconds(5));
         }
         else
         {
@@ -213,15 +220,23 @@ public sealed unsafe class HealthLoop : IDisposable
     /// </summary>
     public bool WaitForFirstChecks(TimeSpan timeout)
     {
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < timeout)
+        try
         {
-            lock (_lock)
-                if (!_due.Values.Any(d => d.Why == HealthTrigger.FirstWatch) && _checking is null)
-                    return true;
-            Thread.Sleep(5);
+            var deadline = Stopwatch.StartNew();
+            while (deadline.Elapsed < timeout)
+            {
+                lock (_lock)
+                    if (!_due.Values.Any(d => d.Why == HealthTrigger.FirstWatch) && _checking is null)
+                        return true;
+                Thread.Sleep(5);
+            }
+            return false;
         }
-        return false;
+        finally
+        {
+            Interlocked.Exchange(ref _backlogAfter, Stopwatch.GetTimestamp() + Ticks(BacklogDelay));
+            _wake.Signal(); // to wait for the new time
+        }
     }
 
     /// <summary>Runs a last check of every source (bounded), saves the baseline and stops.</summary>
@@ -252,6 +267,17 @@ public sealed unsafe class HealthLoop : IDisposable
                 if (Baseline.IsDirty)
                     wait = Math.Min(wait, lastSave + Stopwatch.Frequency - now);
                 var timeoutMs = (int)Math.Clamp(wait * 1000 / Stopwatch.Frequency, 0, int.MaxValue);
+                if (_kernelLog is { } kernelLog)
+                {
+                    // A backlog left by the last read's limit is read at once (after the start's
+                    // first checks); a journal on a filesystem without inotify asks to be looked
+                    // at by a deadline.
+                    var backlogAfter = Interlocked.Read(ref _backlogAfter);
+                    if (kernelLog.Pending)
+                        timeoutMs = backlogAfter <= now ? 0 : Math.Min(timeoutMs, (int)Math.Min((backlogAfter - now) / Stopwatch.Frequency * 1000 + 1, int.MaxValue));
+                    else if (kernelLog.TimeoutMs is >= 0 and var kernelLogMs)
+                        timeoutMs = Math.Min(timeoutMs, kernelLogMs);
+                }
 
                 var array = fds.ToArray();
                 int ready;
@@ -266,6 +292,7 @@ public sealed unsafe class HealthLoop : IDisposable
                 }
                 if (_stopping)
                     break;
+                var kernelLogRead = false;
                 for (var i = 0; ready > 0 && i < array.Length; i++)
                 {
                     if (array[i].REvents == 0)
@@ -275,7 +302,10 @@ public sealed unsafe class HealthLoop : IDisposable
                     else if (owners[i] is { } source)
                         OnSourceReady(source, findings);
                     else
+                    {
                         ReadKernelLog();
+                        kernelLogRead = true;
+                    }
                 }
 
                 now = Stopwatch.GetTimestamp();
@@ -288,6 +318,11 @@ public sealed unsafe class HealthLoop : IDisposable
                                 _due[source] = (now, HealthTrigger.Periodic);
                 }
                 RunDueChecks(now, findings);
+                // A source's own backlog (the journal catching up) after the checks that are due:
+                // the first checks, which READY=1 waits for, come before it.
+                if (!kernelLogRead && _kernelLog is { } log
+                    && ((log.Pending && now >= Interlocked.Read(ref _backlogAfter)) || (ready == 0 && log.TimeoutMs == 0)))
+                    ReadKernelLog();
                 if (Baseline.IsDirty && Stopwatch.GetElapsedTime(lastSave) >= TimeSpan.FromSeconds(1))
                 {
                     Baseline.Save();
@@ -309,7 +344,7 @@ public sealed unsafe class HealthLoop : IDisposable
                     source.Dispose();
                 _sources.Clear();
             }
-            _kmsg?.Dispose();
+            _kernelLog?.Dispose();
         }
     }
 
@@ -327,9 +362,9 @@ public sealed unsafe class HealthLoop : IDisposable
         owners.Clear();
         fds.Add(_wake.PollFd);
         owners.Add(null);
-        if (_kmsg is not null)
+        if (_kernelLog is { Fd: >= 0 } kernelLog)
         {
-            fds.Add(new Libc.PollFd { Fd = _kmsg.Fd, Events = Libc.POLLIN });
+            fds.Add(new Libc.PollFd { Fd = kernelLog.Fd, Events = kernelLog.Events });
             owners.Add(null);
         }
         lock (_lock)
@@ -362,9 +397,11 @@ public sealed unsafe class HealthLoop : IDisposable
 
     private void ReadKernelLog()
     {
-        _kmsg!.ReadAvailable(maxRecords: 4096, onRecord: record =>
+        var kernelLog = _kernelLog!;
+        kernelLog.ReadAvailable(maxRecords: 4096, onRecord: record =>
         {
-            // Only the kernel's own lines: anyone may write to /dev/kmsg, but never as facility 0.
+            // Only the kernel's own lines: anyone may write to /dev/kmsg, but never as facility 0
+            // (journald keeps the facility: SYSLOG_FACILITY).
             if (!KernelLogMatcher.TryMatch(record, out var signal) || !signal.IsTrusted)
                 return;
             IHealthSource? source;
@@ -380,6 +417,25 @@ public sealed unsafe class HealthLoop : IDisposable
             // comes as several lines: look a moment later, once.
             Schedule(source, _options.KernelLogSettle, HealthTrigger.KernelLog);
         });
+        if (KernelLogNote is null && (kernelLog as KernelJournalReader)?.Note is { } note)
+        {
+            KernelLogNote = note;
+            _log.Warning("Kernel log: {Note}", note);
+        }
+        if (kernelLog is KernelJournalReader { CaughtUpAfter: { } took } journal && !_caughtUpLogged)
+        {
+            _caughtUpLogged = true;
+            _log.Debug("Caught up with the journal: {Backlog} kernel line(s) of this boot read in {Milliseconds} ms; now only the files journald writes are open", journal.Backlog, (long)took.TotalMilliseconds);
+        }
+        if (kernelLog.Stopped)
+        {
+            // It gave up (its fd would only ever poll readable again): say so once, and stop polling it.
+            KernelLogProblem = $"{kernelLog.Name}: {kernelLog.Problem}";
+            KernelLogSource = null;
+            _log.Warning("No longer reading the kernel log: {Problem}; problems are found by notifications and the periodic check only", KernelLogProblem);
+            kernelLog.Dispose();
+            _kernelLog = null;
+        }
     }
 
     private void RunDueChecks(long now, List<HealthFinding> findings)
