@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """Start a daemon under a stand-in NOTIFY_SOCKET and measure it, all with CLOCK_MONOTONIC.
 
-usage: daemon-probe.py [--warmup S] [--idle S] [--storm CMD [--settle S]] [--in-flight CMD] [--in-flight-lead S]
-                       [--label L] -- CMD ARGS...
+usage: daemon-probe.py [--warmup S] [--idle S] [--sample CMD]... [--storm CMD [--settle S]] [--in-flight CMD]
+                       [--in-flight-lead S] [--label L] -- CMD ARGS...
 
   start -> READY=1   from just before fork/exec to the READY=1 datagram (sd_notify)
   idle              after --warmup seconds, CPU (utime+stime of every thread, /proc) and voluntary
                     context switches over --idle seconds, the threads that used CPU, and VmRSS /
-                    RssAnon / RssFile at the end
+                    RssAnon / RssFile at the end; each --sample CMD (a shell command, PID replaced by the
+                    daemon's pid) is run then and its output kept in "samples"
   storm             --storm CMD runs to its end after the idle window (it raises the errors); VmRSS is
                     sampled every 50 ms from its start until --settle seconds after its end: the peak
                     (and VmHWM), RSS (anon, file) at the end of the settle window, and how long after
@@ -95,6 +96,7 @@ def main():
     p.add_argument("--storm-check")
     p.add_argument("--in-flight")
     p.add_argument("--in-flight-lead", type=float, default=0.3)
+    p.add_argument("--sample", action="append", default=[])
     p.add_argument("--label", default="")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
     a = p.parse_args()
@@ -133,6 +135,9 @@ def main():
                 busy[f"{comm}/{t}"] = {"cpu_ms": d * 1000 // TICK, "wakeups": w}
         result["idle_threads"] = busy
         result.update(memory(proc.pid))
+        if a.sample:
+            result["samples"] = [subprocess.run(c.replace("PID", str(proc.pid)), shell=True, capture_output=True, text=True).stdout.strip()
+                                 for c in a.sample]
         if a.storm:
             storm(proc.pid, a.storm, a.settle, result["vmrss_kb"], a.storm_check, result)
         with open(f"/proc/{proc.pid}/stat") as f:

@@ -78,7 +78,7 @@ internal static class RunCommand
 
     public static readonly Option<bool> NoKernelLog = new("--no-kernel-log")
     {
-        Description = "Do not read /dev/kmsg for lines that call for a prompt health check",
+        Description = "Do not read the kernel log (/dev/kmsg, else the journal) for lines that call for a prompt health check",
     };
 
     public static readonly Option<bool> NoHealthMonitor = new("--no-xfs-health-monitor")

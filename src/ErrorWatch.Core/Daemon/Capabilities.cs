@@ -24,7 +24,10 @@ public sealed record Capabilities
     public required IReadOnlyDictionary<string, int> OtherTypes { get; init; }
     /// <summary>Per watched filesystem, where its native error state is read from.</summary>
     public IReadOnlyDictionary<Superblock, string> Health { get; init; } = new Dictionary<Superblock, string>();
+    /// <summary>Where kernel log lines come from and why, for people.</summary>
     public string KernelLog { get; init; } = "";
+    /// <summary>"/dev/kmsg", "journal", or null when none is read.</summary>
+    public string? KernelLogSource { get; init; }
     public string StateFile { get; init; } = "";
     /// <summary>The process's effective capabilities (CapEff of /proc/self/status).</summary>
     public CapabilitySet Held { get; init; }
@@ -89,6 +92,8 @@ public sealed record Capabilities
             notes.Add(mountProblem + "; following /proc/self/mountinfo instead");
         if (!HasDacReadSearch())
             notes.Add("no CAP_DAC_READ_SEARCH: file paths cannot be resolved, inode numbers only");
+        if (health.KernelLogNote is { } kernelLogNote)
+            notes.Add(kernelLogNote);
         return new Capabilities
         {
             KernelRelease = release,
@@ -105,11 +110,20 @@ public sealed record Capabilities
             Skipped = inventory.Skipped,
             OtherTypes = inventory.OtherTypes,
             Health = health.Describe(),
-            KernelLog = health.KernelLogProblem is { } why ? $"not read: {why}" : "/dev/kmsg (lines trigger checks; facts come from the kernel's own records)",
+            KernelLog = DescribeKernelLog(health.KernelLogSource, health.KernelLogProblem),
+            KernelLogSource = health.KernelLogSource,
             StateFile = health.Baseline.FilePath ?? "none (in memory)",
             Held = CapabilitySet.OfStatus("/proc/self/status", "CapEff"),
         };
     }
+
+    /// <summary>Which kernel log is read, and why not /dev/kmsg when it is not.</summary>
+    internal static string DescribeKernelLog(string? source, string? problem) => source switch
+    {
+        null => $"not read: {problem}",
+        "journal" => $"the journal's kernel lines (_TRANSPORT=kernel), as /dev/kmsg is not read ({problem}); lines trigger checks, facts come from the kernel's own records",
+        _ => $"{source} (lines trigger checks; facts come from the kernel's own records)",
+    };
 
     public void WriteJson(Utf8JsonWriter w)
     {
@@ -123,6 +137,7 @@ public sealed record Capabilities
         w.WriteString("max_user_groups", MaxUserGroups);
         w.WriteString("max_queued_events", MaxQueuedEvents);
         w.WriteString("kernel_log", KernelLog);
+        if (KernelLogSource is { } kernelLogSource) w.WriteString("kernel_log_source", kernelLogSource); else w.WriteNull("kernel_log_source");
         w.WriteString("state_file", StateFile);
         w.WriteString("held_capabilities", Held.ToString());
         w.WriteStartArray("watched");

@@ -109,8 +109,8 @@ public sealed class ErrorWatchDaemon : IDisposable
         var capabilities = Capabilities.Collect(Inventory, _tracker, _health);
         // What the start allocated (marks, inventory, outputs) is garbage once it is over.
         _idle.Worked();
-        _log.Information("Watching {Count} filesystem(s); FAN_FS_ERROR marks {Marks}; mounts tracked by {Tracking}",
-            capabilities.Watched.Count, capabilities.FsErrorMarks, capabilities.MountTracking);
+        _log.Information("Watching {Count} filesystem(s); FAN_FS_ERROR marks {Marks}; mounts tracked by {Tracking}; kernel log from {KernelLog:l}",
+            capabilities.Watched.Count, capabilities.FsErrorMarks, capabilities.MountTracking, capabilities.KernelLogSource ?? "nowhere");
         return capabilities;
     }
 

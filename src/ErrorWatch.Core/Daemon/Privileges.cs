@@ -29,19 +29,30 @@ public static class Privileges
     public const string ReExecMarker = "ERRORWATCH_REEXEC_PID";
 
     /// <summary>
-    /// What the daemon itself uses: fanotify_init, FAN_MARK_FILESYSTEM marks and XFS health ioctls
-    /// (CAP_SYS_ADMIN), open_by_handle_at for paths (CAP_DAC_READ_SEARCH), /dev/kmsg under
-    /// kernel.dmesg_restrict=1 (CAP_SYSLOG). The same three as the unit's CapabilityBoundingSet=.
+    /// What the daemon itself always uses: fanotify_init, FAN_MARK_FILESYSTEM marks and XFS health
+    /// ioctls (CAP_SYS_ADMIN), open_by_handle_at for paths (CAP_DAC_READ_SEARCH). The same two as the
+    /// unit's CapabilityBoundingSet=.
     /// </summary>
-    public static readonly CapabilitySet Daemon = CapabilitySet.Of(Capability.CAP_SYS_ADMIN, Capability.CAP_DAC_READ_SEARCH, Capability.CAP_SYSLOG);
+    public static readonly CapabilitySet Daemon = CapabilitySet.Of(Capability.CAP_SYS_ADMIN, Capability.CAP_DAC_READ_SEARCH);
 
     /// <summary>
-    /// <see cref="Daemon"/>, plus [Hooks] Capabilities= (hooks run as root get the bounding set),
-    /// plus CAP_NET_BIND_SERVICE when a [Metrics] Listen= port is below net.ipv4.ip_unprivileged_port_start.
+    /// Reading /dev/kmsg under kernel.dmesg_restrict=1 (CAP_SYSLOG), kept while [Health] KernelLog=yes:
+    /// started outside the unit (sudo, a container) the daemon reads /dev/kmsg, and a container often
+    /// has no journal to fall back on. The unit has no CAP_SYSLOG (ProtectKernelLogs=yes): there the
+    /// daemon reads the kernel's lines from the journal, and what is not held is not dropped.
+    /// </summary>
+    public static readonly CapabilitySet KernelLog = CapabilitySet.Of(Capability.CAP_SYSLOG);
+
+    /// <summary>
+    /// <see cref="Daemon"/>, plus <see cref="KernelLog"/> unless [Health] KernelLog=no, plus [Hooks]
+    /// Capabilities= (hooks run as root get the bounding set), plus CAP_NET_BIND_SERVICE when a
+    /// [Metrics] Listen= port is below net.ipv4.ip_unprivileged_port_start.
     /// </summary>
     public static CapabilitySet Needed(ErrorWatchSettings settings)
     {
         var needed = Daemon | CapabilitySet.Named(settings.Hooks.Capabilities);
+        if (settings.Health.KernelLog)
+            needed |= KernelLog;
         var unprivileged = UnprivilegedPortStart();
         if (settings.Metrics.Listen.Any(endpoint => Port(endpoint) is { } port && port < unprivileged))
             needed |= CapabilitySet.Of(Capability.CAP_NET_BIND_SERVICE);

@@ -14,7 +14,7 @@ public sealed record HealthOptions
 {
     /// <summary>How often every source is checked without a notification (ext4 state, XFS sick bits). Cheap: ioctls and sysfs reads only.</summary>
     public TimeSpan CheckInterval { get; init; } = TimeSpan.FromSeconds(30);
-    /// <summary>Read /dev/kmsg for XFS/ext4 lines that call for a prompt check (never for a report's facts).</summary>
+    /// <summary>Read the kernel log (/dev/kmsg, else the journal's copy) for XFS/ext4 lines that call for a prompt check (never for a report's facts).</summary>
     public bool KernelLog { get; init; } = true;
     /// <summary>Use XFS_IOC_HEALTH_MONITOR (Linux 7.0+) instead of polling where the kernel has it.</summary>
     public bool XfsHealthMonitor { get; init; } = true;
@@ -38,9 +38,10 @@ public sealed record HealthOptions
 
 /// <summary>
 /// The native health stage: one thread that polls the sources' fds (ext4 errors_count for
-/// POLLPRI, XFS health monitors), /dev/kmsg (lines that call for a prompt look) and a timer for
-/// periodic and scheduled checks, and posts what the checks find to the hand-off. Checks run on
-/// this thread only, so a source needs no locking except for what <see cref="Published"/> touches.
+/// POLLPRI, XFS health monitors), the kernel log (/dev/kmsg, or the journal's inotify fd: lines
+/// that call for a prompt look) and a timer for periodic and scheduled checks, and posts what the
+/// checks find to the hand-off. Checks run on this thread only, so a source needs no locking except
+/// for what <see cref="Published"/> touches.
 /// </summary>
 public sealed unsafe class HealthLoop : IDisposable
 {
@@ -57,7 +58,14 @@ public sealed unsafe class HealthLoop : IDisposable
     private readonly Dictionary<IHealthSource, (long Due, HealthTrigger Why)> _due = new(ReferenceEqualityComparer.Instance);
     private readonly ConcurrentQueue<IHealthSource> _retired = new();
     private readonly string _bootId;
-    private KernelLogReader? _kmsg;
+    private IKernelLogSource? _kernelLog;
+    private bool _caughtUpLogged;
+    // Until then a kernel log's own backlog (the journal catching up) waits: the start's first
+    // checks, which READY=1 waits for, come first, and the rest of the start (outputs, READY=1) gets
+    // the CPU to itself. 1 s after WaitForFirstChecks, else 5 s after Start.
+    private long _backlogAfter = long.MaxValue;
+
+    private static readonly TimeSpan BacklogDelay = TimeSpan.FromSeconds(1);
     private IHealthSource? _checking;
     private volatile bool _stopping;
     private long _checks;
@@ -78,8 +86,14 @@ public sealed unsafe class HealthLoop : IDisposable
     public Daemon.LoopHeartbeat Heartbeat { get; } = new("health loop");
     public long Checks => Interlocked.Read(ref _checks);
     public long Findings => Interlocked.Read(ref _findings);
-    /// <summary>Why /dev/kmsg is not read (disabled, or cannot be opened), or null.</summary>
+    /// <summary>Where kernel log lines come from: "/dev/kmsg", "journal", or null when from nowhere (<see cref="KernelLogProblem"/> says why).</summary>
+    public string? KernelLogSource { get; private set; }
+
+    /// <summary>Why /dev/kmsg is not read (disabled, or cannot be opened; and, with no source at all, why the journal is not either), or null.</summary>
     public string? KernelLogProblem { get; private set; }
+
+    /// <summary>Something worth saying about the source in use, once its first read found it (a journal without this boot's kernel lines), or null.</summary>
+    public string? KernelLogNote { get; private set; }
 
     /// <summary>What each watched filesystem's health is read from.</summary>
     public IReadOnlyDictionary<Superblock, string> Describe()
@@ -196,19 +210,12 @@ public sealed unsafe class HealthLoop : IDisposable
     {
         if (_options.KernelLog)
         {
-            // From the oldest record still in the ring: lines from before ErrorWatch started still
-            // say which XFS inodes and blocks to look at (the facts come from the ioctls).
-            var kmsg = new KernelLogReader(KernelLogReader.StartAt.Beginning);
-            if (kmsg.IsOpen)
-            {
-                _kmsg = kmsg;
-            }
-            else
-            {
-                KernelLogProblem = kmsg.Problem;
-                kmsg.Dispose();
+            _kernelLog = KernelLogSources.Open(out var problem);
+            KernelLogSource = _kernelLog?.Name;
+            KernelLogProblem = problem;
+            if (_kernelLog is null)
                 _log.Warning("Not reading the kernel log: {Problem}; problems are found by notifications and the periodic check only", KernelLogProblem);
-            }
+            _backlogAfter = Stopwatch.GetTimestamp() + Ticks(TimeSpan.FromSeconds(5));
         }
         else
         {
@@ -223,18 +230,26 @@ public sealed unsafe class HealthLoop : IDisposable
     /// </summary>
     public bool WaitForFirstChecks(TimeSpan timeout)
     {
-        var deadline = Stopwatch.StartNew();
-        while (true)
+        try
         {
-            // Reset before looking: a check finishing after the look sets it again.
-            _checked.Reset();
-            lock (_lock)
-                if (!_due.Values.Any(d => d.Why == HealthTrigger.FirstWatch) && _checking is null)
-                    return true;
-            var left = timeout - deadline.Elapsed;
-            if (left <= TimeSpan.Zero || !_checked.Wait(left))
+            var deadline = Stopwatch.StartNew();
+            while (true)
+            {
+                // Reset before looking: a check finishing after the look sets it again.
+                _checked.Reset();
                 lock (_lock)
-                    return !_due.Values.Any(d => d.Why == HealthTrigger.FirstWatch) && _checking is null;
+                    if (!_due.Values.Any(d => d.Why == HealthTrigger.FirstWatch) && _checking is null)
+                        return true;
+                var left = timeout - deadline.Elapsed;
+                if (left <= TimeSpan.Zero || !_checked.Wait(left))
+                    lock (_lock)
+                        return !_due.Values.Any(d => d.Why == HealthTrigger.FirstWatch) && _checking is null;
+            }
+        }
+        finally
+        {
+            Interlocked.Exchange(ref _backlogAfter, Stopwatch.GetTimestamp() + Ticks(BacklogDelay));
+            _wake.Signal(); // to wait for the new time
         }
     }
 
@@ -260,12 +275,26 @@ public sealed unsafe class HealthLoop : IDisposable
             while (!_stopping)
             {
                 DisposeRetired();
-                BuildPollSet(fds, owners);
                 var now = Stopwatch.GetTimestamp();
+                // The kernel log is neither polled nor read before _backlogAfter: the start's checks,
+                // and the rest of the start, come first (its lines wait where they are meanwhile).
+                var backlogAfter = Interlocked.Read(ref _backlogAfter);
+                BuildPollSet(fds, owners, kernelLog: now >= backlogAfter);
                 var wait = Math.Min(nextPeriodic, NextDue()) - now;
                 if (Baseline.IsDirty)
                     wait = Math.Min(wait, lastSave + Stopwatch.Frequency - now);
-                var timeoutMs = (int)Math.Clamp(wait * 1000 / Stopwatch.Frequency, 0, int.MaxValue);
+                if (_kernelLog is not null && now < backlogAfter)
+                    wait = Math.Min(wait, backlogAfter - now);
+                var timeoutMs = (int)Math.Clamp((wait * 1000 + Stopwatch.Frequency - 1) / Stopwatch.Frequency, 0, int.MaxValue);
+                if (_kernelLog is { } kernelLog && now >= backlogAfter)
+                {
+                    // A backlog left by the last read's limit is read at once; a journal on a
+                    // filesystem without inotify asks to be looked at by a deadline.
+                    if (kernelLog.Pending)
+                        timeoutMs = 0;
+                    else if (kernelLog.TimeoutMs is >= 0 and var kernelLogMs)
+                        timeoutMs = Math.Min(timeoutMs, kernelLogMs);
+                }
 
                 var array = fds.ToArray();
                 int ready;
@@ -303,10 +332,11 @@ public sealed unsafe class HealthLoop : IDisposable
                                 _due[source] = (now, HealthTrigger.Periodic);
                 }
                 RunDueChecks(now, findings);
-                // After the due checks: at the start the whole ring is waiting (thousands of lines
-                // since boot), and the first checks, which READY=1 waits for, must not wait behind
-                // it. What the lines call for is scheduled KernelLogSettle later anyway.
-                if (kernelLogReady)
+                // After the due checks, a batch a turn: at the start the whole ring (or the journal's
+                // backlog) is waiting, and the checks that are due, the first ones above all, must
+                // not wait behind it. What the lines call for is scheduled KernelLogSettle later anyway.
+                if (_kernelLog is { } log && now >= Interlocked.Read(ref _backlogAfter)
+                    && (kernelLogReady || log.Pending || (ready == 0 && log.TimeoutMs == 0)))
                     ReadKernelLog();
                 if (Baseline.IsDirty && Stopwatch.GetElapsedTime(lastSave) >= TimeSpan.FromSeconds(1))
                 {
@@ -329,7 +359,7 @@ public sealed unsafe class HealthLoop : IDisposable
                     source.Dispose();
                 _sources.Clear();
             }
-            _kmsg?.Dispose();
+            _kernelLog?.Dispose();
         }
     }
 
@@ -341,15 +371,15 @@ public sealed unsafe class HealthLoop : IDisposable
             return _due.Count == 0 ? long.MaxValue : _due.Values.Min(d => d.Due);
     }
 
-    private void BuildPollSet(List<Libc.PollFd> fds, List<IHealthSource?> owners)
+    private void BuildPollSet(List<Libc.PollFd> fds, List<IHealthSource?> owners, bool kernelLog)
     {
         fds.Clear();
         owners.Clear();
         fds.Add(_wake.PollFd);
         owners.Add(null);
-        if (_kmsg is not null)
+        if (kernelLog && _kernelLog is { Fd: >= 0 } log)
         {
-            fds.Add(new Libc.PollFd { Fd = _kmsg.Fd, Events = Libc.POLLIN });
+            fds.Add(new Libc.PollFd { Fd = log.Fd, Events = log.Events });
             owners.Add(null);
         }
         lock (_lock)
@@ -384,11 +414,11 @@ public sealed unsafe class HealthLoop : IDisposable
 
     private void ReadKernelLog()
     {
-        // A batch a turn: the rest stays readable, so poll returns at once and the loop comes back
-        // here after the checks that are due (the ring holds thousands of lines at the start).
-        _kmsg!.ReadAvailable(maxRecords: KernelLogBatch, onRecord: record =>
+        var kernelLog = _kernelLog!;
+        kernelLog.ReadAvailable(maxRecords: KernelLogBatch, onRecord: record =>
         {
-            // Only the kernel's own lines: anyone may write to /dev/kmsg, but never as facility 0.
+            // Only the kernel's own lines: anyone may write to /dev/kmsg, but never as facility 0
+            // (journald keeps the facility: SYSLOG_FACILITY).
             if (!KernelLogMatcher.TryMatch(record, out var signal) || !signal.IsTrusted)
                 return;
             IHealthSource? source;
@@ -404,6 +434,25 @@ public sealed unsafe class HealthLoop : IDisposable
             // comes as several lines: look a moment later, once.
             Schedule(source, _options.KernelLogSettle, HealthTrigger.KernelLog);
         });
+        if (KernelLogNote is null && (kernelLog as KernelJournalReader)?.Note is { } note)
+        {
+            KernelLogNote = note;
+            _log.Warning("Kernel log: {Note}", note);
+        }
+        if (kernelLog is KernelJournalReader { CaughtUpAfter: { } took } journal && !_caughtUpLogged)
+        {
+            _caughtUpLogged = true;
+            _log.Debug("Caught up with the journal: {Backlog} kernel line(s) of this boot read in {Milliseconds} ms; now only the files journald writes are open", journal.Backlog, (long)took.TotalMilliseconds);
+        }
+        if (kernelLog.Stopped)
+        {
+            // It gave up (its fd would only ever poll readable again): say so once, and stop polling it.
+            KernelLogProblem = $"{kernelLog.Name}: {kernelLog.Problem}";
+            KernelLogSource = null;
+            _log.Warning("No longer reading the kernel log: {Problem}; problems are found by notifications and the periodic check only", KernelLogProblem);
+            kernelLog.Dispose();
+            _kernelLog = null;
+        }
     }
 
     private void RunDueChecks(long now, List<HealthFinding> findings)

@@ -27,7 +27,7 @@ internal static unsafe partial class Libc
     public const int AT_SYMLINK_NOFOLLOW = 0x100;
 
     // <asm-generic/errno-base.h>, <asm-generic/errno.h>
-    public const int EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EIO = 5, EBADF = 9, EAGAIN = 11, ENOMEM = 12,
+    public const int EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EIO = 5, ENXIO = 6, EBADF = 9, EAGAIN = 11, ENOMEM = 12,
         EACCES = 13, EEXIST = 17, EXDEV = 18, ENODEV = 19, ENOTDIR = 20, EINVAL = 22, EMFILE = 24,
         ENOSPC = 28, EROFS = 30, EPIPE = 32, ENAMETOOLONG = 36, ENOSYS = 38, EBADMSG = 74, EOVERFLOW = 75, EOPNOTSUPP = 95,
         ESHUTDOWN = 108, ESTALE = 116, EUCLEAN = 117;
@@ -145,6 +145,8 @@ internal static unsafe partial class Libc
     public const int StatxGidOffset = 24;       // u32
     public const int StatxModeOffset = 28;      // u16
     public const int StatxInoOffset = 32;       // u64
+    public const int StatxRdevMajorOffset = 128; // u32: what a device node stands for
+    public const int StatxRdevMinorOffset = 132; // u32
     public const int StatxDevMajorOffset = 136; // u32
     public const int StatxDevMinorOffset = 140; // u32
     public const int StatxMntIdOffset = 144;    // u64

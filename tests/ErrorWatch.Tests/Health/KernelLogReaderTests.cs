@@ -36,6 +36,26 @@ public class KernelLogReaderTests
         Assert.Equal(0, reader.ReadAvailable(_ => Assert.Fail("no records from a closed reader")));
     }
 
+    [Fact]
+    public void A_masked_kmsg_that_opens_is_not_taken_for_the_kernel_log()
+    {
+        // What ProtectKernelLogs=yes leaves in a container: an empty regular file of mode 0 (root opens it with CAP_DAC_READ_SEARCH).
+        var masked = Path.GetTempFileName();
+        try
+        {
+            if (OperatingSystem.IsLinux())
+                File.SetUnixFileMode(masked, UnixFileMode.None);
+            using var reader = new KernelLogReader(KernelLogReader.StartAt.Beginning, masked);
+            Assert.False(reader.IsOpen);
+            Assert.Equal(-1, reader.Fd);
+            Assert.Contains("is a regular file, not the kernel log device (char 1:11)", reader.Problem);
+        }
+        finally
+        {
+            File.Delete(masked);
+        }
+    }
+
     [KmsgFact]
     public void FakeXfsLine_WrittenByUserspace_ComesBackUntrusted()
     {

@@ -30,8 +30,10 @@ namespace ErrorWatch.Tests.Install;
 /// namespace, which nspawn's default capability set keeps.</item>
 /// <item><c>--bind-ro=/sys/fs/ext4</c>: nspawn mounts only block, bus, class, dev, devices and kernel
 /// of sysfs, so ext4's errors_count and error fields would be missing.</item>
-/// <item><c>--bind-ro=/dev/kmsg --capability=CAP_SYSLOG</c>: a real host has a kernel log, whose lines
-/// make the daemon check at once; nspawn gives neither the device nor the capability.</item>
+/// <item><c>--bind-ro=/dev/kmsg --capability=CAP_SYSLOG</c>: a real host has a kernel log, which its
+/// journald reads and whose lines the service (ProtectKernelLogs=yes: no /dev/kmsg of its own) reads
+/// from the journal to check at once; nspawn gives the container's journald neither the device nor
+/// the capability.</item>
 /// <item><c>--bind=&lt;scratch mount&gt;:/mnt/scratch --bind=/dev/loopN</c>: the test's scratch ext4
 /// and its device node (the daemon reads the on-disk superblock's error behaviour from it).</item>
 /// <item><c>--console=pipe</c>: no terminal; the boot messages go to the log kept for failures.</item>

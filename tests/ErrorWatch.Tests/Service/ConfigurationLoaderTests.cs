@@ -614,7 +614,7 @@ public sealed class ConfigurationLoaderTests : IDisposable
         var s = LoadClean();
         Assert.Equal(["CAP_KILL", "CAP_NET_ADMIN", "CAP_SYS_RESOURCE"], s.Hooks.Capabilities);
         Assert.Equal(Daemon.CapabilitySet.Of(5, 12, 24), Daemon.CapabilitySet.Named(s.Hooks.Capabilities));
-        // The daemon keeps them on top of its own three.
+        // The daemon keeps them on top of its own (CAP_SYSLOG for /dev/kmsg while KernelLog=yes).
         Assert.Equal("CAP_DAC_READ_SEARCH CAP_KILL CAP_NET_ADMIN CAP_SYS_ADMIN CAP_SYS_RESOURCE CAP_SYSLOG", Daemon.Privileges.Needed(s with { Metrics = new() { Listen = [] } }).ToString());
 
         _dir.Write("errorwatch.conf.d/20-reset.conf", "[Hooks]\nCapabilities=\n");
@@ -632,7 +632,16 @@ public sealed class ConfigurationLoaderTests : IDisposable
         var start = int.Parse(File.ReadAllText("/proc/sys/net/ipv4/ip_unprivileged_port_start").Trim());
         var needed = Daemon.Privileges.Needed(new ErrorWatchSettings { Metrics = new() { Listen = [listen] } });
         Assert.Equal(bindService && Daemon.Privileges.Port(listen) < start, needed.Contains(10));
-        Assert.Equal(Daemon.Privileges.Daemon, needed.Except(Daemon.CapabilitySet.Of(10)));
+        Assert.Equal(Daemon.Privileges.Daemon | Daemon.Privileges.KernelLog, needed.Except(Daemon.CapabilitySet.Of(10)));
+    }
+
+    [Fact]
+    public void CAP_SYSLOG_is_kept_only_while_the_kernel_log_is_read()
+    {
+        var settings = new ErrorWatchSettings { Metrics = new() { Listen = [] } };
+        Assert.Equal("CAP_DAC_READ_SEARCH CAP_SYS_ADMIN CAP_SYSLOG", Daemon.Privileges.Needed(settings).ToString());
+        _dir.Write("errorwatch.conf", "[Health]\nKernelLog=no\n");
+        Assert.Equal("CAP_DAC_READ_SEARCH CAP_SYS_ADMIN", Daemon.Privileges.Needed(LoadClean() with { Metrics = new() { Listen = [] } }).ToString());
     }
 
     [Fact]

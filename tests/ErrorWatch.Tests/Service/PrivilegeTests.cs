@@ -144,12 +144,15 @@ public sealed partial class PrivilegeTests : IDisposable
         }
     }
 
+    /// <summary>What `errorwatch run` keeps with the kernel log on (the default): the two, and CAP_SYSLOG for /dev/kmsg.</summary>
+    private static readonly CapabilitySet Three = Privileges.Daemon | Privileges.KernelLog;
+
     [LoopFact]
     public void Started_with_every_capability_it_keeps_only_its_three_on_every_thread_and_still_reports_on_a_filesystem_mounted_later()
     {
         var own = Sets.Of("/proc/self/status");
-        Assert.False(own.Permitted.Except(Privileges.Daemon).IsEmpty, $"the test must start the daemon with more than it needs: {own}");
-        var kept = Privileges.Daemon & own.Bounding;
+        Assert.False(own.Permitted.Except(Three).IsEmpty, $"the test must start the daemon with more than it needs: {own}");
+        var kept = Three & own.Bounding;
 
         using var scratch = new ScratchDirectory();
         var first = scratch.Ext4("first");
@@ -197,8 +200,8 @@ public sealed partial class PrivilegeTests : IDisposable
     }
 
     /// <summary>
-    /// Other ways to be started. <c>unit</c>: the unit's bounding set already (nothing to drop, so
-    /// no re-exec). <c>ambient</c>: a non-root user given capabilities by AmbientCapabilities=, one
+    /// Other ways to be started. <c>unit</c>: the unit's bounding set already, without CAP_SYSLOG (nothing
+    /// to drop, so no re-exec; what it would keep but does not hold is not missed). <c>ambient</c>: a non-root user given capabilities by AmbientCapabilities=, one
     /// too many. <c>nobody</c>: no capabilities at all (nothing to do, no warning). <c>no-setpcap</c>:
     /// root that cannot shrink its bounding set (a warning, and it starts anyway).
     /// </summary>
@@ -210,11 +213,12 @@ public sealed partial class PrivilegeTests : IDisposable
     public void However_it_is_started_it_keeps_what_it_can_and_always_starts(string how)
     {
         var own = Sets.Of("/proc/self/status");
-        var three = Privileges.Daemon & own.Bounding;
+        var three = Three & own.Bounding;
+        var unit = Privileges.Daemon & own.Bounding;
         var setpcap = CapabilitySet.Of(CapabilitySet.NumberOf("CAP_SETPCAP"));
         string[] setpriv = how switch
         {
-            "unit" => ["--bounding-set", "-all,+sys_admin,+dac_read_search,+syslog", "--inh-caps=-all"],
+            "unit" => ["--bounding-set", "-all,+sys_admin,+dac_read_search", "--inh-caps=-all"],
             "ambient" => ["--reuid", $"{Nobody}", "--regid", $"{Nobody}", "--clear-groups",
                 "--inh-caps", "+sys_admin,+dac_read_search,+syslog,+net_admin", "--ambient-caps", "+sys_admin,+dac_read_search,+syslog,+net_admin"],
             "nobody" => ["--reuid", $"{Nobody}", "--regid", $"{Nobody}", "--clear-groups"],
@@ -234,7 +238,7 @@ public sealed partial class PrivilegeTests : IDisposable
         var pid = daemon.Process.Id;
         var expected = how switch
         {
-            "unit" => new Sets(three, three, CapabilitySet.None, three, CapabilitySet.None),
+            "unit" => new Sets(unit, unit, CapabilitySet.None, unit, CapabilitySet.None),
             // Ambient capabilities need their inheritable bits; without CAP_SETPCAP the bounding set stays as it was.
             "ambient" => new Sets(three, three, three, own.Bounding, three),
             "nobody" => new Sets(CapabilitySet.None, CapabilitySet.None, CapabilitySet.None, own.Bounding, CapabilitySet.None),
@@ -253,8 +257,8 @@ public sealed partial class PrivilegeTests : IDisposable
     }
 
     /// <summary>
-    /// Hooks run as root get the daemon's bounding set as their capabilities: the three, plus what
-    /// [Hooks] Capabilities= names; never the rest of what the daemon was started with.
+    /// Hooks run as root get the daemon's bounding set as their capabilities: the three (outside the
+    /// unit), plus what [Hooks] Capabilities= names; never the rest of what the daemon was started with.
     /// </summary>
     [LoopTheory]
     [InlineData("")]
@@ -262,7 +266,7 @@ public sealed partial class PrivilegeTests : IDisposable
     public void A_hook_holds_only_the_bounding_set_the_daemon_kept(string extra)
     {
         var own = Sets.Of("/proc/self/status");
-        var kept = (Privileges.Daemon | CapabilitySet.Named(extra.Split(' ', StringSplitOptions.RemoveEmptyEntries))) & own.Bounding;
+        var kept = (Three | CapabilitySet.Named(extra.Split(' ', StringSplitOptions.RemoveEmptyEntries))) & own.Bounding;
         Assert.False(own.Permitted.Except(kept).IsEmpty, $"the test must start the daemon with more than it keeps: {own}");
 
         using var hooks = new HookDirectory();

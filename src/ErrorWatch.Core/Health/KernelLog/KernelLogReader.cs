@@ -17,7 +17,7 @@ namespace ErrorWatch.Health.KernelLog;
 /// being built) stays open in the ring buffer and becomes readable only when the next record is
 /// logged; the kernel's own error lines all end in one.
 /// </remarks>
-public sealed class KernelLogReader : IDisposable
+public sealed class KernelLogReader : IKernelLogSource
 {
     /// <summary>Where reading starts (devkmsg_llseek; the offset must be 0).</summary>
     public enum StartAt
@@ -55,6 +55,13 @@ public sealed class KernelLogReader : IDisposable
             return;
         }
         _fd = new FileDescriptor(fd);
+        if (NotKmsg(fd) is { } what)
+        {
+            Problem = $"{path} is {what}, not the kernel log device (char 1:11): masked (systemd's ProtectKernelLogs=yes puts an empty file there in a container)";
+            _fd.Dispose();
+            _fd = null;
+            return;
+        }
         var whence = start switch
         {
             StartAt.Beginning => Libc.SEEK_SET,
@@ -71,10 +78,21 @@ public sealed class KernelLogReader : IDisposable
 
     public string Path { get; }
 
+    public string Name => DefaultPath;
+
     public bool IsOpen => _fd is not null;
 
     /// <summary>The descriptor to poll for POLLIN, or -1 when closed.</summary>
     public int Fd => _fd?.Fd ?? -1;
+
+    public short Events => Libc.POLLIN;
+
+    /// <summary>Never: the device stays readable while records are waiting.</summary>
+    public bool Pending => false;
+
+    public int TimeoutMs => -1;
+
+    public bool Stopped => _fd is null;
 
     /// <summary>Why the reader is closed or stopped reading; null while all is well.</summary>
     public string? Problem { get; private set; }
@@ -172,10 +190,33 @@ public sealed class KernelLogReader : IDisposable
         _fd = null;
     }
 
+    /// <summary>
+    /// Null for the kmsg device (drivers/char/mem.c: char 1:11), else what the node is. A masked
+    /// /dev/kmsg may well open: an empty regular file of mode 0 reads as nothing forever, and
+    /// CAP_DAC_READ_SEARCH lets root open it.
+    /// </summary>
+    private static unsafe string? NotKmsg(int fd)
+    {
+        var buffer = stackalloc byte[Libc.StatxSize];
+        if (Libc.Statx(fd, "", Libc.AT_EMPTY_PATH, Libc.STATX_TYPE, buffer) != 0)
+            return $"of unknown type (statx: {Errno(Libc.LastErrno)})";
+        var type = *(ushort*)(buffer + Libc.StatxModeOffset) & 0xF000;
+        var major = *(uint*)(buffer + Libc.StatxRdevMajorOffset);
+        var minor = *(uint*)(buffer + Libc.StatxRdevMinorOffset);
+        return type switch
+        {
+            0x2000 when major == 1 && minor == 11 => null,
+            0x2000 => $"char {major}:{minor}",
+            0x8000 => "a regular file",
+            _ => $"of file type 0x{type:x}",
+        };
+    }
+
     private static string DescribeOpenFailure(string path, int errno) => errno switch
     {
+        Libc.ENXIO => $"cannot open {path}: {Errno(errno)}; it is masked (systemd's ProtectKernelLogs=yes puts an inaccessible device there)",
         Libc.ENOENT => $"{path} does not exist ({Errno(errno)}); containers often have no /dev/kmsg, so the kernel log cannot be watched",
-        Libc.EPERM => $"cannot open {path}: {Errno(errno)}; reading the kernel log needs CAP_SYSLOG while kernel.dmesg_restrict=1",
+        Libc.EPERM => $"cannot open {path}: {Errno(errno)}; reading the kernel log needs CAP_SYSLOG while kernel.dmesg_restrict=1, and a device policy that allows it",
         Libc.EACCES => $"cannot open {path}: {Errno(errno)}; the device node's permissions forbid reading it",
         _ => $"cannot open {path}: {Errno(errno)}",
     };
