@@ -14,7 +14,7 @@
 # through what a deployed daemon does: `errorwatch run` with its default outputs (journald, D-Bus service,
 # metrics endpoint) and a hook, on a scratch ext4 (metadata_csum; an inode with a bad checksum read by
 # path, trigger_fs_error) and a scratch XFS (forced shutdown), scraped, asked over D-Bus, reloaded with
-# SIGHUP, quiet, and stopped with SIGTERM: once started as the unit starts it, once with command-line
+# SIGHUP, an error storm (5,000 errors), quiet, and stopped with SIGTERM: once started as the unit starts it, once with command-line
 # options; then `errorwatch demo` (the decoders on six ext4 and two XFS corruptions). Executed
 # addresses are mapped to the symbols in errorwatch.dbg; the file lists those symbols in the order
 # they first ran.
@@ -104,6 +104,9 @@ session() { # name, then the command that starts it
   kill -HUP $daemon
   sleep 5
   for _ in $(seq 20); do echo 1 >"$trigger"; done
+  # A storm: the hand-off folds, the journal summarises, D-Bus signals are dropped, and once it is
+  # quiet IdleMemory collects and trims; code an idle daemon keeps mapped after its first storm.
+  [ "$name" = unit ] && for _ in $(seq 5000); do echo 1 >"$trigger"; done
   sleep 15
   kill -TERM $daemon
   wait $daemon || true

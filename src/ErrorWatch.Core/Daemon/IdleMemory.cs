@@ -6,21 +6,22 @@ namespace ErrorWatch.Daemon;
 /// Gives memory back once the daemon goes quiet. After a burst of work (the start, an error storm)
 /// the GC keeps the regions the burst needed and glibc keeps its arenas' free pages, so a daemon
 /// that idles 99.99% of its life would hold a storm's peak for the rest of it. <see cref="Quiet"/>
-/// after the last <see cref="Worked"/>, malloc_trim(3) returns glibc's free pages and, when the GC
-/// holds more than <see cref="GiveBackAbove"/>, one aggressive collection compacts the heap and
+/// after the last <see cref="Worked"/>, malloc_trim(3) returns glibc's free pages and, when the work
+/// allocated more than <see cref="GiveBackAbove"/>, one aggressive collection compacts the heap and
 /// decommits its free regions (docs/performance.md, footprint).
 /// A one-shot timer, armed only by work: an idle daemon is never woken for this.
 /// </summary>
 public sealed class IdleMemory : IDisposable
 {
     public static readonly TimeSpan Quiet = TimeSpan.FromSeconds(10);
-    /// <summary>GC memory committed (after the last collection) worth an aggressive collection: twice gen0's budget.</summary>
+    /// <summary>Bytes allocated since the last return that make an aggressive collection worth it: twice gen0's budget.</summary>
     public const long GiveBackAbove = 8L << 20;
 
     private readonly TimeSpan _quiet;
     private readonly Action? _gaveBack;
     private readonly Timer _timer;
     private long _lastWork;
+    private long _allocatedAtReturn = GC.GetTotalAllocatedBytes(precise: false);
     // 1 while the timer is armed: Worked() then only moves _lastWork, the timer looks again when it fires.
     private int _armed;
     private int _disposed;
@@ -34,7 +35,7 @@ public sealed class IdleMemory : IDisposable
 
     /// <summary>How many times the daemon went quiet after work (glibc's free pages returned each time).</summary>
     public int Returns { get; private set; }
-    /// <summary>How many of those also made an aggressive collection (the GC held more than <see cref="GiveBackAbove"/>).</summary>
+    /// <summary>How many of those also made an aggressive collection (the work allocated more than <see cref="GiveBackAbove"/>).</summary>
     public int Collections { get; private set; }
 
     /// <summary>Work was done (its garbage is worth collecting once things are quiet); cheap enough for every report.</summary>
@@ -64,13 +65,17 @@ public sealed class IdleMemory : IDisposable
 
     private void GiveBack()
     {
-        // As the last collection left it: a storm's regions. Below the bound a collection would give
-        // back little (gen0's budget is 4 MiB) and would map the GC's compaction code for nothing.
-        if (GC.GetGCMemoryInfo().TotalCommittedBytes > GiveBackAbove)
+        // What the work since the last return allocated: a storm's hundreds of MiB, a report's tens of
+        // KiB. Below the bound a collection would give back little (gen0's budget is 4 MiB) and would
+        // map the GC's compaction code for nothing. (The last collection's committed bytes would not
+        // do: the garbage allocated after it is not in them.)
+        var allocated = GC.GetTotalAllocatedBytes(precise: false);
+        if (allocated - _allocatedAtReturn > GiveBackAbove)
         {
             GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
             Collections++;
         }
+        _allocatedAtReturn = GC.GetTotalAllocatedBytes(precise: false);
         try
         {
             Interop.Libc.MallocTrim(0);

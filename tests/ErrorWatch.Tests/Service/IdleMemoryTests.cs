@@ -46,6 +46,7 @@ public sealed class IdleMemoryTests
         Assert.True(Eventually(() => idle.Returns == 1, Quiet * 10), "no return after the work went quiet");
         Thread.Sleep(Quiet * 3);
         Assert.Equal(1, idle.Returns); // once per burst, not on a period
+        Assert.Equal(0, idle.Collections); // the work allocated far less than GiveBackAbove: no collection
         idle.Worked();
         Assert.True(Eventually(() => idle.Returns == 2, Quiet * 10), "a second burst was not followed by a return");
     }
