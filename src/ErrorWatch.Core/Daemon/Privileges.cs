@@ -17,7 +17,7 @@ public sealed record PrivilegeReport(CapabilitySet Held, bool ReExecuted, string
 /// them; sudo, a root shell or a privileged container do not). Capabilities are per thread and the
 /// .NET runtime starts threads before Main, so no call in this process can take them from every
 /// thread. Instead the calling thread shrinks its bounding set and clears its inheritable and
-/// ambient sets, then executes /proc/self/exe again with the same arguments: for root, the kernel
+/// ambient sets, then executes itself again with the same arguments: for root, the kernel
 /// computes the new image's permitted and effective sets from the bounding set (capabilities(7),
 /// "Transformation of capabilities during execve"), so every thread of the new image, and every
 /// hook it starts, holds only what was kept. Where nothing needs dropping (the unit) nothing is
@@ -87,7 +87,7 @@ public static class Privileges
     }
 
     /// <summary>
-    /// execve(/proc/self/exe) with argv from /proc/self/cmdline and the environment from
+    /// execve of this program (<see cref="ProgramPath"/>) with argv from /proc/self/cmdline and the environment from
     /// /proc/self/environ (the bytes this process was started with: the apphost and
     /// `dotnet ErrorWatch.Cli.dll` both start again the same way) plus the marker. Returns only on failure, with why.
     /// </summary>
@@ -127,7 +127,7 @@ public static class Privileges
                 }
                 return array;
             }
-            var path = "/proc/self/exe\0"u8;
+            var path = Encoding.UTF8.GetBytes(ProgramPath() + "\0");
             fixed (byte* p = path)
             {
                 Libc.Execve(p, NativeArray(argv), NativeArray(environment));
@@ -139,6 +139,26 @@ public static class Privileges
             foreach (var s in strings)
                 NativeMemory.Free((void*)s);
         }
+    }
+
+    /// <summary>
+    /// The program's own path while it is still this program (same device and inode as
+    /// /proc/self/exe), else /proc/self/exe (replaced by an upgrade, or deleted): executed through
+    /// /proc/self/exe the process would be named "exe" in ps, top, pidof and the journal's _COMM.
+    /// </summary>
+    private static unsafe string ProgramPath()
+    {
+        const string self = "/proc/self/exe";
+        var path = Environment.ProcessPath;
+        if (string.IsNullOrEmpty(path) || !path.StartsWith('/'))
+            return self;
+        var a = stackalloc byte[Libc.StatxSize];
+        var b = stackalloc byte[Libc.StatxSize];
+        if (Libc.Statx(Libc.AT_FDCWD, self, 0, Libc.STATX_INO, a) != 0 || Libc.Statx(Libc.AT_FDCWD, path, 0, Libc.STATX_INO, b) != 0)
+            return self;
+        static (ulong, uint, uint) Identity(byte* x) =>
+            (*(ulong*)(x + Libc.StatxInoOffset), *(uint*)(x + Libc.StatxDevMajorOffset), *(uint*)(x + Libc.StatxDevMinorOffset));
+        return Identity(a) == Identity(b) ? path : self;
     }
 
     /// <summary>

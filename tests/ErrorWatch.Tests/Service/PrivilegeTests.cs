@@ -176,6 +176,8 @@ public sealed partial class PrivilegeTests : IDisposable
 
         // Executed again (same pid, the marker in its environment), and every thread holds the three, nothing else.
         Assert.Equal(pid.ToString(), Marker(pid));
+        // Executed by its own path, not /proc/self/exe: ps, top, pidof and the journal's _COMM still name it.
+        Assert.Equal(Path.GetFileName(File.ReadAllText($"/proc/{pid}/cmdline").Split('\0')[0]), File.ReadAllText($"/proc/{pid}/comm").TrimEnd('\n'));
         var threads = Threads(pid);
         Assert.True(threads.Count > 1, "the runtime runs several threads");
         foreach (var (thread, sets) in threads)
