@@ -55,9 +55,11 @@ rest_kb=$(( $(kib "$SCRATCH/stage") - $(kib "$aot") ))
 
 for v in $VARIANTS; do
   case $v in
-    aot) exe=$aot/errorwatch envs=() ;;
+    # AOT_ENV: settings to try on what ships, e.g. AOT_ENV="DOTNET_gcConcurrent=0" (the GC setting before issue 15);
+    # AOT_OFF: default outputs turned off, e.g. AOT_OFF="bus journal metrics" (what each one costs).
+    aot) exe=$aot/errorwatch envs=(${AOT_ENV:-}) off=" ${AOT_OFF:-} " ;;
     # What the unit set for the ReadyToRun build before NativeAOT shipped: a 4 MiB gen0 budget.
-    r2r) exe=$r2r/errorwatch envs=(DOTNET_GCgen0size=0x400000) ;;
+    r2r) exe=$r2r/errorwatch envs=(DOTNET_GCgen0size=0x400000) off=" " ;;
     *) echo "unknown variant $v" >&2; exit 2 ;;
   esac
   dir=$(dirname "$exe")
@@ -85,8 +87,9 @@ echo "{\"errors_count_growth\": \$grown, \"stored\": \$stored}"
 CHECK
     env "${envs[@]}" /usr/bin/python3 benchmarks/tools/daemon-probe.py --warmup "$WARMUP" --idle "$IDLE" \
       --storm "$storm" --settle "$SETTLE" --storm-check "bash $check" --in-flight "$inflight" --label "$v run $r" -- \
-      "$exe" run "${args[@]}" --state-dir "$state" --bus "$BUS_ADDRESS" --metrics-listen "127.0.0.1:$PORT" \
-      --journal yes --output none --log-level Warning
+      "$exe" run "${args[@]}" --state-dir "$state" --bus "$([[ $off == *" bus "* ]] && echo none || echo "$BUS_ADDRESS")" \
+      --metrics-listen "$([[ $off == *" metrics "* ]] && echo none || echo "127.0.0.1:$PORT")" \
+      --journal "$([[ $off == *" journal "* ]] && echo no || echo yes)" --output none --log-level Warning
   done
 done
 

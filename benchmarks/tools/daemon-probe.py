@@ -11,7 +11,7 @@ usage: daemon-probe.py [--warmup S] [--idle S] [--sample CMD]... [--storm CMD [-
                     daemon's pid) is run then and its output kept in "samples"
   storm             --storm CMD runs to its end after the idle window (it raises the errors); VmRSS is
                     sampled every 50 ms from its start until --settle seconds after its end: the peak
-                    (and VmHWM), RSS (anon, file) at the end of the settle window, and how long after
+                    (its RssAnon, RssFile and threads; and VmHWM), RSS (anon, file) at the end of the settle window, and how long after
                     the storm RSS first came back within 4 MiB of the idle RSS; --storm-check CMD
                     then prints a JSON object kept as "storm_check" (e.g. counts against the kernel's)
   SIGTERM -> exit   --in-flight CMD is started (not waited for) --in-flight-lead seconds before
@@ -52,30 +52,32 @@ def memory(pid):
     return values
 
 
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
-
-
 def storm(pid, cmd, settle, idle_kb, check, result):
     """Runs cmd to its end while sampling VmRSS, then keeps sampling for settle seconds; then runs check
     (a shell command: its stdout, parsed as JSON, is the storm's "check")."""
-    peak, back_at = 0, None
+    peak, back_at, at_peak = 0, None, {}
     t0 = time.monotonic()
     helper = subprocess.Popen(cmd, shell=True)
     while helper.poll() is None:
-        peak = max(peak, rss_kb(pid))
+        m = memory(pid)
+        if m["vmrss_kb"] > peak:
+            peak, at_peak = m["vmrss_kb"], m
         time.sleep(0.05)
     t1 = time.monotonic()
     result["storm_s"] = round(t1 - t0, 2)
     result["storm_exit_code"] = helper.returncode
     while time.monotonic() - t1 < settle:
-        r = rss_kb(pid)
-        peak = max(peak, r)
+        m = memory(pid)
+        r = m["vmrss_kb"]
+        if r > peak:
+            peak, at_peak = r, m
         if back_at is None and r <= idle_kb + 4096:
             back_at = time.monotonic() - t1
         time.sleep(0.05)
     result["storm_peak_rss_kb"] = peak
+    result["storm_peak_rssanon_kb"] = at_peak.get("rssanon_kb")
+    result["storm_peak_rssfile_kb"] = at_peak.get("rssfile_kb")
+    result["storm_peak_threads"] = at_peak.get("threads")
     result["settled_back_within_4mib_s"] = None if back_at is None else round(back_at, 1)
     result["settle_window_s"] = settle
     result.update({"settled_" + k: v for k, v in memory(pid).items()})

@@ -195,10 +195,18 @@ public sealed class BusLoop : IDisposable
         }
     }
 
+    /// <summary>
+    /// Run on the loop thread each time it has run posted work and none is left: what work
+    /// deferred so that a burst does it once (PropertiesChanged after a storm's reports).
+    /// </summary>
+    public Action<BusConnection?>? Drained { get; set; }
+
     private void RunWork()
     {
+        var ran = false;
         while (_work.TryDequeue(out var work))
         {
+            ran = true;
             try
             {
                 work(_connection);
@@ -206,6 +214,17 @@ public sealed class BusLoop : IDisposable
             catch (Exception e)
             {
                 _log.Error(e, "{Loop}: posted work failed", _name);
+            }
+        }
+        if (ran && Drained is { } drained)
+        {
+            try
+            {
+                drained(_connection);
+            }
+            catch (Exception e)
+            {
+                _log.Error(e, "{Loop}: work after the queue drained failed", _name);
             }
         }
     }

@@ -46,7 +46,7 @@ public sealed class ErrorWatchDaemon : IDisposable
     private readonly Store.ReportStore? _store;
     private readonly MonitorCorrelation _correlation = new(TimeSpan.FromSeconds(1));
     private readonly List<CorruptionReport> _ready = new();
-    private readonly IdleMemory _idle = new();
+    private readonly IdleMemory _idle;
     private long _reports;
 
     public ErrorWatchDaemon(DaemonOptions options, DecoderRegistry registry, IReadOnlyList<IReportSink> sinks, ILogger log)
@@ -54,6 +54,7 @@ public sealed class ErrorWatchDaemon : IDisposable
         _options = options;
         _sinks = sinks;
         _log = log;
+        _idle = new IdleMemory(log: log);
         _handOff = new EventHandOff(options.HandOffCapacity);
         _watcher = new Watcher(_handOff, log);
         Inventory = new FilesystemInventory(options.Watch, _watcher, options.MountSource ?? MountTable.Detect(), log);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Serilog;
 
 namespace ErrorWatch.Daemon;
 
@@ -19,6 +20,7 @@ public sealed class IdleMemory : IDisposable
 
     private readonly TimeSpan _quiet;
     private readonly Action? _gaveBack;
+    private readonly ILogger? _log;
     private readonly Timer _timer;
     private long _lastWork;
     private long _allocatedAtReturn = GC.GetTotalAllocatedBytes(precise: false);
@@ -26,10 +28,11 @@ public sealed class IdleMemory : IDisposable
     private int _armed;
     private int _disposed;
 
-    public IdleMemory(TimeSpan? quiet = null, Action? gaveBack = null)
+    public IdleMemory(TimeSpan? quiet = null, Action? gaveBack = null, ILogger? log = null)
     {
         _quiet = quiet ?? Quiet;
         _gaveBack = gaveBack;
+        _log = log;
         _timer = new Timer(_ => Fire(), null, Timeout.Infinite, Timeout.Infinite);
     }
 
@@ -70,10 +73,19 @@ public sealed class IdleMemory : IDisposable
         // map the GC's compaction code for nothing. (The last collection's committed bytes would not
         // do: the garbage allocated after it is not in them.)
         var allocated = GC.GetTotalAllocatedBytes(precise: false);
-        if (allocated - _allocatedAtReturn > GiveBackAbove)
+        var work = allocated - _allocatedAtReturn;
+        if (work > GiveBackAbove)
         {
+            var before = GC.GetGCMemoryInfo();
             GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
             Collections++;
+            var after = GC.GetGCMemoryInfo();
+            // What a storm left: for an admin asking why RSS moved, and for docs/performance.md.
+            _log?.Debug("Quiet after work that allocated {Allocated:F1} MiB: GC heap {Heap:F1} MiB in {Committed:F1} MiB committed " +
+                "(collections gen0/1/2 {Gen0}/{Gen1}/{Gen2}), {HeapAfter:F1} MiB in {CommittedAfter:F1} MiB after compacting",
+                work / 1048576.0, before.HeapSizeBytes / 1048576.0, before.TotalCommittedBytes / 1048576.0,
+                GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2),
+                after.HeapSizeBytes / 1048576.0, after.TotalCommittedBytes / 1048576.0);
         }
         _allocatedAtReturn = GC.GetTotalAllocatedBytes(precise: false);
         try

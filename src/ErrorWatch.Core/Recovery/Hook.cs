@@ -45,7 +45,7 @@ public sealed record HookFilter
             return false;
         if (Sources.Count > 0 && !Sources.Contains(report.Source))
             return false;
-        if (Severities.Count > 0 && !Severities.Contains(report.Severity.ToString().ToLowerInvariant()))
+        if (Severities.Count > 0 && !Severities.Contains(report.Severity.Word()))
             return false;
         return true;
     }

@@ -62,7 +62,7 @@ public sealed class HookFacts
         Add("HOST", r.Host);
         Add("EVENT", eventWord);
         Add("SOURCE", r.Source);
-        Add("SEVERITY", r.Severity.ToString().ToLowerInvariant());
+        Add("SEVERITY", r.Severity.Word());
         Add("DEVICE", fs.Device);
         Add("MAJOR_MINOR", fs.MajorMinor.ToString());
         Add("UUID", fs.Uuid?.ToString() ?? "");

@@ -14,6 +14,18 @@ public enum Severity
     Warning,
 }
 
+public static class SeverityNames
+{
+    /// <summary>The word every output uses: critical, error, warning (no string built per report).</summary>
+    public static string Word(this Severity severity) => severity switch
+    {
+        Severity.Critical => "critical",
+        Severity.Error => "error",
+        Severity.Warning => "warning",
+        _ => severity.ToString().ToLowerInvariant(),
+    };
+}
+
 /// <summary>One filesystem error as ErrorWatch reports it: what, where, which file, how many.</summary>
 public sealed record CorruptionReport
 {

@@ -27,12 +27,34 @@ public static class ReportJson
     /// </summary>
     public static ReadOnlyMemory<byte> Utf8Of(CorruptionReport report) => Encoded.GetValue(report, ToUtf8);
 
+    // One buffer and writer per thread that encodes (the decode and bus threads): a report then
+    // allocates only its exact-size result, not a writer and a buffer grown by doubling (a storm
+    // encodes thousands a second; docs/performance.md, footprint). One that grew past
+    // KeptBufferBytes for a large report is not kept.
+    private const int KeptBufferBytes = 64 << 10;
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_buffer;
+    [ThreadStatic] private static Utf8JsonWriter? t_writer;
+
     public static byte[] ToUtf8(CorruptionReport report)
     {
-        var buffer = new ArrayBufferWriter<byte>(1024);
-        using (var writer = new Utf8JsonWriter(buffer, Options))
+        var buffer = t_buffer ?? new ArrayBufferWriter<byte>(4096);
+        var writer = t_writer ?? new Utf8JsonWriter(buffer, Options);
+        // A report encoded while this one is (none today) gets its own.
+        t_buffer = null;
+        t_writer = null;
+        buffer.ResetWrittenCount();
+        writer.Reset(buffer);
+        try
+        {
             Write(writer, report);
-        return buffer.WrittenSpan.ToArray();
+            writer.Flush();
+            return buffer.WrittenSpan.ToArray();
+        }
+        finally
+        {
+            if (buffer.Capacity <= KeptBufferBytes)
+                (t_buffer, t_writer) = (buffer, writer);
+        }
     }
 
     public static void Write(Utf8JsonWriter w, CorruptionReport r)
@@ -40,11 +62,13 @@ public static class ReportJson
         w.WriteStartObject();
         w.WriteString("type", "report");
         w.WriteString("id", r.Id);
-        w.WriteString("time", r.Time.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.ffffffZ"));
+        Span<char> time = stackalloc char[32];
+        r.Time.UtcDateTime.TryFormat(time, out var timeLength, "yyyy-MM-ddTHH:mm:ss.ffffffZ", System.Globalization.CultureInfo.InvariantCulture);
+        w.WriteString("time", time[..timeLength]);
         w.WriteString("host", r.Host);
         w.WriteString("source", r.Source);
         w.WriteString("event", r.EventName);
-        w.WriteString("severity", r.Severity.ToString().ToLowerInvariant());
+        w.WriteString("severity", r.Severity.Word());
         w.WriteString("summary", r.Summary);
         if (r.Finding is { } finding) w.WriteString("finding", finding); else w.WriteNull("finding");
 

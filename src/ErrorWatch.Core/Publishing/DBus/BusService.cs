@@ -29,6 +29,8 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
     private const int RefusalsLoggedPerMinute = 10;
     private static readonly string[] FilesystemChanges = ["ErrorCount", "FirstErrorTime", "LastErrorTime", "LastReportId", "Health", "Mountpoints"];
     private static readonly string[] ManagerChanges = ["ReportCount", "LastReportId"];
+    // Filesystems whose properties changed since the last PropertiesChanged (bus thread, under its gate).
+    private readonly HashSet<DeviceNumber> _changed = new();
 
     private readonly BusOptions _options;
     private readonly string? _stateDirectory;
@@ -83,6 +85,7 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
         _authorization = new Authorization(options.Authorization);
         // A lost connection takes every waiting caller with it: their checks no longer count.
         _loop = new BusLoop("bus service", () => BusConnection.Resolve(_options.Bus), Export, _authorization.Abandon, log);
+        _loop.Drained = EmitChanges;
         _reader = new ReportReader(log);
     }
 
@@ -92,6 +95,8 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
     public long Connections => _loop.Connections;
     public long SignalsSent => Interlocked.Read(ref _signalsSent);
     public long SignalsDropped => Interlocked.Read(ref _signalsDropped);
+    // Bytes of the ReportAdded signals posted to the bus thread and not yet sent.
+    private long _backlogBytes;
     /// <summary>GetReports/GetReport calls refused because <see cref="MaxStoreReads"/> reads were running.</summary>
     public long StoreReadsRefused => Interlocked.Read(ref _storeReadsRefused);
     /// <summary>GetReports/GetReport store reads running or waiting at once, at most (on the report reader thread).</summary>
@@ -133,17 +138,18 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
     public void Publish(CorruptionReport report)
     {
         var device = report.Filesystem.MajorMinor;
-        if (_loop.Pending > _options.SignalBacklog)
+        ReadOnlyMemory<byte> signal = _options.SignalPaths ? ReportJson.Utf8Of(report) : ReportJson.ToUtf8(ReportPrivacy.Withheld(report));
+        if (_loop.Pending > _options.SignalBacklog || Interlocked.Read(ref _backlogBytes) + signal.Length > _options.SignalBacklogBytes)
         {
             // The bus thread is behind (a storm, or a stalled bus): keep the counts, drop the signal.
             Interlocked.Increment(ref _signalsDropped);
             if (Interlocked.Exchange(ref _backlogWarned, 1) == 0)
-                _log.Warning("D-Bus signals are {Backlog} behind; dropping ReportAdded signals (counts and the store keep every report)", _options.SignalBacklog);
+                _log.Warning("D-Bus signals are {Backlog} behind ({Bytes} bytes); dropping ReportAdded signals (counts and the store keep every report)",
+                    _loop.Pending, Interlocked.Read(ref _backlogBytes));
             _loop.Post(bus => Announce(bus, device, signal: null));
             return;
         }
         Interlocked.Exchange(ref _backlogWarned, 0);
-        var signal = _options.SignalPaths ? ReportJson.Utf8Of(report).ToArray() : ReportJson.ToUtf8(ReportPrivacy.Withheld(report));
         // With no report waiting behind this one, send the signal from here while the bus thread idles:
         // one thread wake-up less between the kernel and subscribers (docs/performance.md); what changed
         // in the properties follows from the bus thread. In a storm the bus thread does it all, so the
@@ -151,7 +157,10 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
         if (_daemon?.HandOff.Count is 0 && _loop.TryRunHere(bus => SendReportAdded(bus, device, signal)))
             _loop.Post(bus => Announce(bus, device, signal: null));
         else
+        {
+            Interlocked.Add(ref _backlogBytes, signal.Length);
             _loop.Post(bus => Announce(bus, device, signal));
+        }
     }
 
     // ---- on the bus thread, or a thread it let in (BusLoop.TryRunHere) ----
@@ -193,20 +202,37 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
     }
 
     /// <summary>A report was published (the ledger already counts it): signal it (unless the signal was sent already or dropped) and what changed.</summary>
-    private void Announce(BusConnection? bus, DeviceNumber device, byte[]? signal)
+    private void Announce(BusConnection? bus, DeviceNumber device, ReadOnlyMemory<byte>? signal)
     {
-        if (signal is not null)
-            SendReportAdded(bus, device, signal);
-        var path = _paths.GetValueOrDefault(device);
-        Emit(bus, b =>
+        if (signal is { } waiting)
         {
-            if (path is not null)
-                b.EmitPropertiesChanged(path, BusNames.FilesystemInterface, FilesystemChanges);
-            b.EmitPropertiesChanged(BusNames.RootPath, BusNames.ManagerInterface, ManagerChanges);
-        });
+            Interlocked.Add(ref _backlogBytes, -waiting.Length);
+            SendReportAdded(bus, device, waiting);
+        }
+        _changed.Add(device);
     }
 
-    private void SendReportAdded(BusConnection? bus, DeviceNumber device, byte[] signal) => Emit(bus, b =>
+    /// <summary>
+    /// PropertiesChanged once the bus thread has no report left to announce (<see cref="BusLoop.Drained"/>):
+    /// after a single report at once, after a storm's thousands once per filesystem with the final
+    /// values, instead of two more messages per report that kept the bus thread behind (and the
+    /// reports waiting for it in memory; docs/performance.md, footprint).
+    /// </summary>
+    private void EmitChanges(BusConnection? bus)
+    {
+        if (_changed.Count == 0)
+            return;
+        Emit(bus, b =>
+        {
+            foreach (var device in _changed)
+                if (_paths.GetValueOrDefault(device) is { } path)
+                    b.EmitPropertiesChanged(path, BusNames.FilesystemInterface, FilesystemChanges);
+            b.EmitPropertiesChanged(BusNames.RootPath, BusNames.ManagerInterface, ManagerChanges);
+        });
+        _changed.Clear();
+    }
+
+    private void SendReportAdded(BusConnection? bus, DeviceNumber device, ReadOnlyMemory<byte> signal) => Emit(bus, b =>
     {
         var m = b.NewSignal(BusNames.RootPath, BusNames.ManagerInterface, "ReportAdded");
         try

@@ -51,7 +51,7 @@ public static class ReportJournal
         e.Add("ERRORWATCH_HOST", r.Host);
         e.Add("ERRORWATCH_SOURCE", r.Source);
         e.Add("ERRORWATCH_EVENT", r.EventName);
-        e.Add("ERRORWATCH_SEVERITY", r.Severity.ToString().ToLowerInvariant());
+        e.Add("ERRORWATCH_SEVERITY", r.Severity.Word());
         e.AddIfPresent("ERRORWATCH_FINDING", r.Finding);
 
         AddFilesystem(e, r.Filesystem);

@@ -61,7 +61,7 @@ public sealed class ErrorWatchMetrics : IReportSink, IDisposable
         // A folded report's other errnos get the event their errno usually means.
         foreach (var (name, count) in report.Error.ByErrno)
             AddErrors(name, name == report.Error.Name ? report.EventName : EventByErrno.GetValueOrDefault(name, "other"), count);
-        _reports.Add(1, device, mountpoint, type, new KeyValuePair<string, object?>("errorwatch.severity", report.Severity.ToString().ToLowerInvariant()));
+        _reports.Add(1, device, mountpoint, type, new KeyValuePair<string, object?>("errorwatch.severity", report.Severity.Word()));
 
         void AddErrors(string errno, string eventName, ulong count) =>
             _errors.Add((long)Math.Min(count, long.MaxValue), device, mountpoint, type,
