@@ -81,11 +81,17 @@ public sealed class IdleMemory : IDisposable
             Collections++;
             var after = GC.GetGCMemoryInfo();
             // What a storm left: for an admin asking why RSS moved, and for docs/performance.md.
-            _log?.Debug("Quiet after work that allocated {Allocated:F1} MiB: GC heap {Heap:F1} MiB in {Committed:F1} MiB committed " +
-                "(collections gen0/1/2 {Gen0}/{Gen1}/{Gen2}), {HeapAfter:F1} MiB in {CommittedAfter:F1} MiB after compacting",
-                work / 1048576.0, before.HeapSizeBytes / 1048576.0, before.TotalCommittedBytes / 1048576.0,
-                GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2),
-                after.HeapSizeBytes / 1048576.0, after.TotalCommittedBytes / 1048576.0);
+            if (_log is not null && _log.IsEnabled(Serilog.Events.LogEventLevel.Debug))
+            {
+                var generations = after.GenerationInfo;
+                _log.Debug("Quiet after work that allocated {Allocated:F1} MiB: GC heap {Heap:F1} MiB in {Committed:F1} MiB committed " +
+                    "(collections gen0/1/2 {Gen0}/{Gen1}/{Gen2}), {HeapAfter:F1} MiB in {CommittedAfter:F1} MiB after compacting " +
+                    "(gen2 {Gen2After:F2}, large objects {LargeAfter:F2}, pinned {PinnedAfter:F2} MiB)",
+                    work / 1048576.0, before.HeapSizeBytes / 1048576.0, before.TotalCommittedBytes / 1048576.0,
+                    GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2),
+                    after.HeapSizeBytes / 1048576.0, after.TotalCommittedBytes / 1048576.0,
+                    generations[2].SizeAfterBytes / 1048576.0, generations[3].SizeAfterBytes / 1048576.0, generations[4].SizeAfterBytes / 1048576.0);
+            }
         }
         _allocatedAtReturn = GC.GetTotalAllocatedBytes(precise: false);
         try

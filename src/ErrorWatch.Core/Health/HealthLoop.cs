@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Health.KernelLog;
@@ -266,6 +267,8 @@ public sealed unsafe class HealthLoop : IDisposable
     private void Loop()
     {
         var fds = new List<Libc.PollFd>();
+        // The set poll(2) waits on, in native memory (PollFdBuffer says why).
+        using var pollSet = new PollFdBuffer();
         var owners = new List<IHealthSource?>();
         var findings = new List<HealthFinding>();
         var nextPeriodic = Stopwatch.GetTimestamp() + Ticks(_options.CheckInterval);
@@ -296,11 +299,10 @@ public sealed unsafe class HealthLoop : IDisposable
                         timeoutMs = Math.Min(timeoutMs, kernelLogMs);
                 }
 
-                var array = fds.ToArray();
-                int ready;
+                var array = pollSet.Resize(fds.Count);
+                CollectionsMarshal.AsSpan(fds).CopyTo(array);
                 Heartbeat.Waiting();
-                fixed (Libc.PollFd* p = array)
-                    ready = Libc.Poll(p, (nuint)array.Length, timeoutMs);
+                var ready = pollSet.Poll(timeoutMs);
                 Heartbeat.Progress();
                 if (ready < 0 && Libc.LastErrno != Libc.EINTR)
                 {

@@ -99,22 +99,20 @@ public sealed unsafe class Watcher : IDisposable
 
     private void Loop()
     {
-        var fds = new Libc.PollFd[1];
+        // In native memory: this thread waits in poll(2) nearly all its life (PollFdBuffer says why).
+        using var pollSet = new PollFdBuffer();
         try
         {
             while (!_stopping)
             {
                 ApplyCommands();
-                if (fds.Length != _polled.Count + 1)
-                    fds = new Libc.PollFd[_polled.Count + 1];
+                var fds = pollSet.Resize(_polled.Count + 1);
                 fds[0] = _wake.PollFd;
                 for (var i = 0; i < _polled.Count; i++)
                     fds[i + 1] = new Libc.PollFd { Fd = _polled[i].Fd, Events = Libc.POLLIN };
 
-                int ready;
                 Heartbeat.Waiting();
-                fixed (Libc.PollFd* p = fds)
-                    ready = Libc.Poll(p, (nuint)fds.Length, -1);
+                var ready = pollSet.Poll(-1);
                 Heartbeat.Progress();
                 if (ready < 0)
                 {
