@@ -76,15 +76,16 @@ public sealed class IdleMemory : IDisposable
         var work = allocated - _allocatedAtReturn;
         if (work > GiveBackAbove)
         {
-            var before = GC.GetGCMemoryInfo();
+            // What a storm left: for an admin asking why RSS moved, and for docs/performance.md.
+            var log = _log is not null && _log.IsEnabled(Serilog.Events.LogEventLevel.Debug) ? _log : null;
+            var before = log is null ? default : GC.GetGCMemoryInfo();
             GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
             Collections++;
-            var after = GC.GetGCMemoryInfo();
-            // What a storm left: for an admin asking why RSS moved, and for docs/performance.md.
-            if (_log is not null && _log.IsEnabled(Serilog.Events.LogEventLevel.Debug))
+            if (log is not null)
             {
+                var after = GC.GetGCMemoryInfo();
                 var generations = after.GenerationInfo;
-                _log.Debug("Quiet after work that allocated {Allocated:F1} MiB: GC heap {Heap:F1} MiB in {Committed:F1} MiB committed " +
+                log.Debug("Quiet after work that allocated {Allocated:F1} MiB: GC heap {Heap:F1} MiB in {Committed:F1} MiB committed " +
                     "(collections gen0/1/2 {Gen0}/{Gen1}/{Gen2}), {HeapAfter:F1} MiB in {CommittedAfter:F1} MiB after compacting " +
                     "(gen2 {Gen2After:F2}, large objects {LargeAfter:F2}, pinned {PinnedAfter:F2} MiB)",
                     work / 1048576.0, before.HeapSizeBytes / 1048576.0, before.TotalCommittedBytes / 1048576.0,

@@ -138,8 +138,11 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
     public void Publish(CorruptionReport report)
     {
         var device = report.Filesystem.MajorMinor;
-        ReadOnlyMemory<byte> signal = _options.SignalPaths ? ReportJson.Utf8Of(report) : ReportJson.ToUtf8(ReportPrivacy.Withheld(report));
-        if (_loop.Pending > _options.SignalBacklog || Interlocked.Read(ref _backlogBytes) + signal.Length > _options.SignalBacklogBytes)
+        // Past the count bound the signal is not even encoded: a storm's dropped signals cost nothing.
+        var behind = _loop.Pending > _options.SignalBacklog;
+        var signal = behind ? ReadOnlyMemory<byte>.Empty
+            : _options.SignalPaths ? ReportJson.Utf8Of(report) : ReportJson.ToUtf8(ReportPrivacy.Withheld(report));
+        if (behind || Interlocked.Read(ref _backlogBytes) + signal.Length > _options.SignalBacklogBytes)
         {
             // The bus thread is behind (a storm, or a stalled bus): keep the counts, drop the signal.
             Interlocked.Increment(ref _signalsDropped);

@@ -258,7 +258,7 @@ public sealed class JournalSink : IReportSink, IDisposable
             e.Add("PRIORITY", ReportJournal.PriorityOf(Worst));
             e.Add("SYSLOG_IDENTIFIER", ReportJournal.SyslogIdentifier);
             e.Add("DOCUMENTATION", documentation);
-            e.Add("ERRORWATCH_SEVERITY", Worst.ToString().ToLowerInvariant());
+            e.Add("ERRORWATCH_SEVERITY", Worst.Word());
             e.Add("ERRORWATCH_SUPPRESSED_REPORTS", SuppressedReports);
             e.Add("ERRORWATCH_SUPPRESSED_ERRORS", SuppressedErrors);
             foreach (var (name, count) in _errorsByErrno)
