@@ -209,7 +209,7 @@ public sealed unsafe class Watcher : IDisposable
                 _log.Error("read from the fanotify group of {Superblock} failed: {Errno}", Name(members), ErrnoTable.Name(-n));
                 return;
             }
-            Dispatch(members, _buffer.AsSpan(0, n));
+            Dispatch(group, members, _buffer.AsSpan(0, n));
         }
     }
 
@@ -217,12 +217,14 @@ public sealed unsafe class Watcher : IDisposable
         members.Count == 1 ? members[0].Superblock.ToString() : $"the shared group of {members.Count} filesystems";
 
     /// <summary>
-    /// The superblock an event is about: its group's only one, or in the spill group the member with the
-    /// event's fsid (kept unique there by the inventory). Null when none matches.
+    /// The superblock an event is about: its own group's one, or in the spill group the member with the
+    /// event's fsid (kept unique there by the inventory), or one whose Add is still queued: the inventory
+    /// marks before it sends the Add, so the kernel can queue an event the read loop sees first. Null
+    /// when none matches. A spill group with one member still matches by fsid: the next may be queued.
     /// </summary>
-    private static SuperblockWatch? Owner(List<SuperblockWatch> members, in EventRecords records)
+    private SuperblockWatch? Owner(FanotifyGroup group, List<SuperblockWatch> members, in EventRecords records)
     {
-        if (members.Count == 1)
+        if (members.Count == 1 && !members[0].SharesGroup)
             return members[0];
         if (!records.HasFid)
             return null;
@@ -231,10 +233,25 @@ public sealed unsafe class Watcher : IDisposable
             if (member.Superblock.Fsid == records.Fsid)
                 return member;
         }
-        return null;
+        if (_commands.IsEmpty)
+            return null;
+        // Rare (an event in the instant after a mark): the snapshot enumeration allocates, nothing else does.
+        SuperblockWatch? queued = null;
+        foreach (var command in _commands)
+        {
+            if (command.Watch.Group != group || command.Watch.Superblock.Fsid != records.Fsid)
+                continue;
+            queued = command.Kind switch
+            {
+                CommandKind.Add => command.Watch,
+                CommandKind.Retire => null,
+                _ => queued,
+            };
+        }
+        return queued;
     }
 
-    private void Dispatch(List<SuperblockWatch> members, ReadOnlySpan<byte> buffer)
+    private void Dispatch(FanotifyGroup group, List<SuperblockWatch> members, ReadOnlySpan<byte> buffer)
     {
         var timestamp = Stopwatch.GetTimestamp();
         var now = DateTimeOffset.UtcNow;
@@ -259,7 +276,7 @@ public sealed unsafe class Watcher : IDisposable
                 continue;
             }
             var records = ev.ReadRecords();
-            if (Owner(members, records) is not { } watch)
+            if (Owner(group, members, records) is not { } watch)
             {
                 if (!records.HasFid)
                 {

@@ -74,6 +74,48 @@ public sealed class SpillGroupDispatchTests
         }
     }
 
+    [Fact]
+    public async Task An_event_read_before_its_filesystems_Add_reaches_the_read_loop_goes_to_that_filesystem_not_the_only_member()
+    {
+        // Deterministic order through the command queue: the loop's first pass adds A, then retiring A reads
+        // the group (B's event in it) while B's Add is still queued behind; the inventory's mark-then-Add
+        // leaves the same window for real. One shared member must not take every event of the group.
+        var (readEnd, writeEnd) = Pipe();
+        using var group = FanotifyGroup.Wrap(readEnd);
+        using var handOff = new EventHandOff();
+        var watcher = new Watcher(handOff, Serilog.Core.Logger.None);
+        var a = new SuperblockWatch(A, group, sharesGroup: true);
+        var b = new SuperblockWatch(B, group, sharesGroup: true);
+        try
+        {
+            Write(writeEnd, new EventBuilder()
+                .Event().Fid(B.Fsid, EventBuilder.FileIdInvalid, []).Error(117, 3)
+                .Event().Fid(A.Fsid, EventBuilder.FileIdInvalid, []).Error(5, 2)
+                .Event().Fid(new FilesystemId(0x9999, 0x9999), EventBuilder.FileIdInvalid, []).Error(5, 1)
+                .Build());
+            watcher.Add(a);
+            var retired = watcher.Retire(a);
+            watcher.Add(b);
+            watcher.Start();
+            await retired.WaitAsync(TimeSpan.FromSeconds(5));
+            Assert.True(watcher.Flush(b, TimeSpan.FromSeconds(5)));
+
+            var taken = new List<FsErrorEvent>();
+            while (handOff.Take(TimeSpan.FromMilliseconds(200), CancellationToken.None, out _) is { Event: { } ev })
+                taken.Add(ev);
+            Assert.Equal([B, A], taken.Select(ev => ev.Superblock));
+            Assert.Equal((1L, 3L), (b.EventsRead, b.ErrorsRead));
+            Assert.Equal((1L, 2L), (a.EventsRead, a.ErrorsRead));
+            Assert.Equal(1, watcher.UnmatchedEvents);
+        }
+        finally
+        {
+            watcher.Stop(TimeSpan.FromSeconds(2));
+            watcher.Dispose();
+            Libc.Close(writeEnd);
+        }
+    }
+
     private static unsafe (int Read, int Write) Pipe()
     {
         var fds = stackalloc int[2];
