@@ -139,6 +139,13 @@ public readonly unsafe struct BusMessage
 
     // ---- reading ----
 
+    /// <summary>Seals a message built here and rewinds it to its first argument, to read back what it would send.</summary>
+    public void SealForReading()
+    {
+        BusException.Check(SdBus.MessageSeal(Handle, 1, 0), "seal");
+        BusException.Check(SdBus.MessageRewind(Handle, 1), "rewind");
+    }
+
     /// <summary>The next element's type code and container contents, or null at the end of the current container.</summary>
     public (char Type, string? Contents)? Peek()
     {

@@ -197,6 +197,10 @@ internal static unsafe partial class SdBus
     [LibraryImport(Lib, EntryPoint = "sd_bus_message_peek_type")]
     public static partial int MessagePeekType(nint m, byte* type, byte** contents);
 
+    /// <summary>Fixes a message built here for sending; a sealed message can be rewound and read.</summary>
+    [LibraryImport(Lib, EntryPoint = "sd_bus_message_seal")]
+    public static partial int MessageSeal(nint m, ulong cookie, ulong timeoutUsec);
+
     [LibraryImport(Lib, EntryPoint = "sd_bus_message_rewind")]
     public static partial int MessageRewind(nint m, int complete);
 

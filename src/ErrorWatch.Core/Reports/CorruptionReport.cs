@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Collections.Immutable;
 using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
@@ -101,16 +102,29 @@ public sealed record FilesystemInfo
     public required ImmutableArray<FsPath> Mountpoints { get; init; }
     public required string Fsid { get; init; }
 
-    public static FilesystemInfo From(Superblock sb) => new()
+    // One per superblock until its mounts change, rather than sorted and formatted anew for each of a
+    // storm's reports on the decode thread (docs/performance.md, latency).
+    private static readonly ConditionalWeakTable<Superblock, Made> ForSuperblock = new();
+    private sealed record Made(ImmutableArray<MountEntry> Mounts, FilesystemInfo Info);
+
+    public static FilesystemInfo From(Superblock sb)
     {
-        Device = sb.DevicePath,
-        MajorMinor = sb.Device,
-        Uuid = sb.Uuid,
-        Label = sb.Label,
-        Type = sb.FsType,
-        Mountpoints = [.. sb.MountsByPreference.Select(m => m.MountPoint)],
-        Fsid = sb.Fsid.ToString(),
-    };
+        var mounts = sb.Mounts;
+        if (ForSuperblock.TryGetValue(sb, out var made) && made.Mounts == mounts)
+            return made.Info;
+        var info = new FilesystemInfo
+        {
+            Device = sb.DevicePath,
+            MajorMinor = sb.Device,
+            Uuid = sb.Uuid,
+            Label = sb.Label,
+            Type = sb.FsType,
+            Mountpoints = [.. sb.MountsByPreference.Select(m => m.MountPoint)],
+            Fsid = sb.Fsid.ToString(),
+        };
+        ForSuperblock.AddOrUpdate(sb, new Made(mounts, info));
+        return info;
+    }
 }
 
 public sealed record ErrorInfo

@@ -60,130 +60,26 @@ public static class ReportJson
     public static void Write(Utf8JsonWriter w, CorruptionReport r)
     {
         w.WriteStartObject();
-        w.WriteString("type", "report");
-        w.WriteString("id", r.Id);
-        Span<char> time = stackalloc char[32];
-        r.Time.UtcDateTime.TryFormat(time, out var timeLength, "yyyy-MM-ddTHH:mm:ss.ffffffZ", System.Globalization.CultureInfo.InvariantCulture);
-        w.WriteString("time", time[..timeLength]);
-        w.WriteString("host", r.Host);
-        w.WriteString("source", r.Source);
-        w.WriteString("event", r.EventName);
-        w.WriteString("severity", r.Severity.Word());
-        w.WriteString("summary", r.Summary);
-        if (r.Finding is { } finding) w.WriteString("finding", finding); else w.WriteNull("finding");
-
-        var fs = r.Filesystem;
-        w.WriteStartObject("filesystem");
-        w.WriteString("device", fs.Device);
-        w.WriteString("major_minor", fs.MajorMinor.ToString());
-        if (fs.Uuid is { } uuid) w.WriteString("uuid", uuid.ToString()); else w.WriteNull("uuid");
-        if (fs.Label is { } label) w.WriteString("label", label); else w.WriteNull("label");
-        w.WriteString("type", fs.Type);
-        w.WriteStartArray("mountpoints");
-        foreach (var m in fs.Mountpoints)
-            w.WriteStringValue(m.TextOrEscaped);
-        w.WriteEndArray();
-        w.WriteString("fsid", fs.Fsid);
+        var fields = new JsonFields(w);
+        ReportFields.Write(ref fields, r);
         w.WriteEndObject();
+    }
 
-        var e = r.Error;
-        w.WriteStartObject("error");
-        w.WriteNumber("errno", e.Errno);
-        w.WriteNumber("raw_errno", e.RawErrno);
-        w.WriteString("name", e.Name);
-        w.WriteString("description", e.Description);
-        w.WriteString("meaning", e.Meaning);
-        if (e.Alias is { } alias) w.WriteString("alias", alias); else w.WriteNull("alias");
-        w.WriteNumber("count", e.Count);
-        if (!e.Folded.IsEmpty)
+    private readonly struct JsonFields(Utf8JsonWriter w) : IReportFieldWriter
+    {
+        public void StartObject(string name) => w.WriteStartObject(name);
+        public void EndObject() => w.WriteEndObject();
+        public void String(string name, string? value)
         {
-            w.WriteStartObject("folded");
-            foreach (var kv in e.Folded.OrderBy(kv => kv.Key, StringComparer.Ordinal))
-                w.WriteNumber(kv.Key, kv.Value);
-            w.WriteEndObject();
+            if (value is null) w.WriteNull(name); else w.WriteString(name, value);
         }
-        w.WriteEndObject();
-
-        var o = r.Object;
-        w.WriteStartObject("object");
-        w.WriteString("scope", o.Scope);
-        WriteNumberOrNull(w, "inode", o.Inode);
-        WriteNumberOrNull(w, "generation", o.Generation);
-        if (o.ParentInode is { } parent)
-            w.WriteNumber("parent_inode", parent);
-        w.WriteString("handle_type", $"0x{o.HandleType:x}");
-        w.WriteString("handle", o.Handle);
-        WritePath(w, "path", o.Path);
-        if (o.PathError is { } pathError) w.WriteString("path_error", pathError); else w.WriteNull("path_error");
-        if (o.Deleted)
-            w.WriteBoolean("deleted", true);
-        if (o.HandleProblem is { } hp)
-            w.WriteString("handle_problem", hp);
-        if (o.PathWithheld)
-            w.WriteBoolean("path_withheld", true);
-        w.WriteEndObject();
-
-        w.WriteString("decoder", r.Decoder);
-        w.WritePropertyName("details");
-        WriteDetails(w, r.Details);
-
-        w.WriteStartObject("process");
-        w.WriteNumber("pid", r.Pid);
-        w.WriteBoolean("errorwatch", r.RaisedByErrorWatch);
-        w.WriteEndObject();
-        w.WriteNumber("kernel_events", r.KernelEvents);
-        if (r.ParseProblem is { } problem)
-            w.WriteString("parse_problem", problem);
-        w.WriteEndObject();
-    }
-
-    public static void WritePath(Utf8JsonWriter w, string name, FsPath? path)
-    {
-        if (path is null)
-        {
-            w.WriteNull(name);
-            return;
-        }
-        w.WriteString(name, path.TextOrEscaped);
-        if (!path.IsPlainText) // the escaped form is not the name: the exact bytes go beside it
-            w.WriteBase64String(name + "_base64", path.Bytes);
-    }
-
-    public static void WriteDetails(Utf8JsonWriter w, ReportDetails details)
-    {
-        w.WriteStartObject();
-        foreach (var (key, value) in details.Items)
-        {
-            switch (value)
-            {
-                case string s: w.WriteString(key, s); break;
-                case long l: w.WriteNumber(key, l); break;
-                case ulong ul: w.WriteNumber(key, ul); break;
-                case int i: w.WriteNumber(key, i); break;
-                case uint ui: w.WriteNumber(key, ui); break;
-                case bool b: w.WriteBoolean(key, b); break;
-                case string[] array:
-                    w.WriteStartArray(key);
-                    foreach (var item in array)
-                        w.WriteStringValue(item);
-                    w.WriteEndArray();
-                    break;
-                case ReportDetails nested:
-                    w.WritePropertyName(key);
-                    WriteDetails(w, nested);
-                    break;
-            }
-        }
-        w.WriteEndObject();
-    }
-
-    private static void WriteNumberOrNull(Utf8JsonWriter w, string name, ulong? value)
-    {
-        if (value is { } v) w.WriteNumber(name, v); else w.WriteNull(name);
-    }
-
-    private static void WriteNumberOrNull(Utf8JsonWriter w, string name, uint? value)
-    {
-        if (value is { } v) w.WriteNumber(name, v); else w.WriteNull(name);
+        public void String(string name, ReadOnlySpan<char> value) => w.WriteString(name, value);
+        public void Number(string name, long value) => w.WriteNumber(name, value);
+        public void Number(string name, ulong value) => w.WriteNumber(name, value);
+        public void Boolean(string name, bool value) => w.WriteBoolean(name, value);
+        public void StartStrings(string name) => w.WriteStartArray(name);
+        public void StringItem(string value) => w.WriteStringValue(value);
+        public void EndStrings() => w.WriteEndArray();
+        public void Bytes(string name, ReadOnlySpan<byte> value) => w.WriteBase64String(name, value);
     }
 }

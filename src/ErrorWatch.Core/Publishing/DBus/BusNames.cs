@@ -30,8 +30,8 @@ public sealed record BusOptions
     /// <summary>ReportAdded signals waiting for the bus thread beyond which signals (never counts) are dropped.</summary>
     public int SignalBacklog { get; init; } = 10_000;
     /// <summary>
-    /// The same bound in bytes of the signals' reports (about 3,000 of them): what a storm may hold in
-    /// memory for the bus thread (docs/performance.md, footprint).
+    /// The same bound in bytes of the waiting signals' reports, measured as JSON (about 3,000 of them):
+    /// what a storm may hold in memory for the bus thread (docs/performance.md, footprint).
     /// </summary>
     public long SignalBacklogBytes { get; init; } = 4L << 20;
     /// <summary>How many polkit checks may wait at once and for how long (fixed in the daemon; tests shorten them).</summary>

@@ -138,32 +138,42 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
     public void Publish(CorruptionReport report)
     {
         var device = report.Filesystem.MajorMinor;
-        // Past the count bound the signal is not even encoded: a storm's dropped signals cost nothing.
-        var behind = _loop.Pending > _options.SignalBacklog;
-        var signal = behind ? ReadOnlyMemory<byte>.Empty
-            : _options.SignalPaths ? ReportJson.Utf8Of(report) : ReportJson.ToUtf8(ReportPrivacy.Withheld(report));
-        if (behind || Interlocked.Read(ref _backlogBytes) + signal.Length > _options.SignalBacklogBytes)
+        // Past the count bound the signal is not even written: a storm's dropped signals cost nothing.
+        if (_loop.Pending > _options.SignalBacklog)
         {
-            // The bus thread is behind (a storm, or a stalled bus): keep the counts, drop the signal.
-            Interlocked.Increment(ref _signalsDropped);
-            if (Interlocked.Exchange(ref _backlogWarned, 1) == 0)
-                _log.Warning("D-Bus signals are {Backlog} behind ({Bytes} bytes); dropping ReportAdded signals (counts and the store keep every report)",
-                    _loop.Pending, Interlocked.Read(ref _backlogBytes));
-            _loop.Post(bus => Announce(bus, device, signal: null));
+            Drop(device);
             return;
         }
         Interlocked.Exchange(ref _backlogWarned, 0);
+        var signal = _options.SignalPaths ? report : ReportPrivacy.Withheld(report);
         // With no report waiting behind this one, send the signal from here while the bus thread idles:
         // one thread wake-up less between the kernel and subscribers (docs/performance.md); what changed
         // in the properties follows from the bus thread. In a storm the bus thread does it all, so the
         // decode thread keeps its pace.
         if (_daemon?.HandOff.Count is 0 && _loop.TryRunHere(bus => SendReportAdded(bus, device, signal)))
-            _loop.Post(bus => Announce(bus, device, signal: null));
-        else
         {
-            Interlocked.Add(ref _backlogBytes, signal.Length);
-            _loop.Post(bus => Announce(bus, device, signal));
+            _loop.Post(bus => Announce(bus, device, signal: null, 0));
+            return;
         }
+        // What a waiting signal holds, measured by its report's JSON (encoded once for the store already).
+        var bytes = ReportJson.Utf8Of(report).Length;
+        if (Interlocked.Read(ref _backlogBytes) + bytes > _options.SignalBacklogBytes)
+        {
+            Drop(device);
+            return;
+        }
+        Interlocked.Add(ref _backlogBytes, bytes);
+        _loop.Post(bus => Announce(bus, device, signal, bytes));
+    }
+
+    /// <summary>The bus thread is behind (a storm, or a stalled bus): keep the counts, drop the signal.</summary>
+    private void Drop(DeviceNumber device)
+    {
+        Interlocked.Increment(ref _signalsDropped);
+        if (Interlocked.Exchange(ref _backlogWarned, 1) == 0)
+            _log.Warning("D-Bus signals are {Backlog} behind ({Bytes} bytes); dropping ReportAdded signals (counts and the store keep every report)",
+                _loop.Pending, Interlocked.Read(ref _backlogBytes));
+        _loop.Post(bus => Announce(bus, device, signal: null, 0));
     }
 
     // ---- on the bus thread, or a thread it let in (BusLoop.TryRunHere) ----
@@ -205,12 +215,12 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
     }
 
     /// <summary>A report was published (the ledger already counts it): signal it (unless the signal was sent already or dropped) and what changed.</summary>
-    private void Announce(BusConnection? bus, DeviceNumber device, ReadOnlyMemory<byte>? signal)
+    private void Announce(BusConnection? bus, DeviceNumber device, CorruptionReport? signal, long bytes)
     {
-        if (signal is { } waiting)
+        if (signal is not null)
         {
-            Interlocked.Add(ref _backlogBytes, -waiting.Length);
-            SendReportAdded(bus, device, waiting);
+            Interlocked.Add(ref _backlogBytes, -bytes);
+            SendReportAdded(bus, device, signal);
         }
         _changed.Add(device);
     }
@@ -235,14 +245,13 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
         _changed.Clear();
     }
 
-    private void SendReportAdded(BusConnection? bus, DeviceNumber device, ReadOnlyMemory<byte> signal) => Emit(bus, b =>
+    private void SendReportAdded(BusConnection? bus, DeviceNumber device, CorruptionReport signal) => Emit(bus, b =>
     {
         var m = b.NewSignal(BusNames.RootPath, BusNames.ManagerInterface, "ReportAdded");
         try
         {
             m.AppendObjectPath(_paths.GetValueOrDefault(device) ?? BusNames.RootPath);
-            using var doc = JsonDocument.Parse(signal);
-            JsonVariant.WriteDictionary(m, doc.RootElement);
+            ReportVariant.Write(m, signal);
         }
         catch
         {
