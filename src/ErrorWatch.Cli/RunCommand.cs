@@ -162,6 +162,10 @@ internal static class RunCommand
         settings = WithCommandLine(settings, parse);
         // Before anything is opened: this may execute the program again, which returns here in the new image.
         var privileges = Privileges.Shed(Privileges.Needed(settings));
+        // What it creates names files (the store, the baseline, hooks/runs.log, a hook's report): private
+        // whatever umask it inherits. The unit sets UMask=0077; sudo, a container or nohup pass 0022.
+        // Hooks inherit it too, as they do under the unit.
+        Interop.Libc.Umask(0x3F); // 0077
 
         var level = new LoggingLevelSwitch(settings.Log.Level);
         var journal = new SdJournal();

@@ -104,7 +104,7 @@ public sealed class HealthBaseline
         {
             try
             {
-                Directory.CreateDirectory(_directory!);
+                Store.AtomicFile.CreateDirectory(_directory!);
                 if (!File.Exists(path))
                     return;
                 var bytes = File.ReadAllBytes(path);

@@ -116,6 +116,10 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "geteuid")]
     public static partial uint GetEuid();
 
+    /// <summary><c>umask(2)</c> in &lt;sys/stat.h&gt;: sets the process's file mode creation mask, returns the previous one.</summary>
+    [LibraryImport(Lib, EntryPoint = "umask")]
+    public static partial uint Umask(uint mask);
+
     /// <summary>The calling thread's kernel id (glibc 2.30+, <c>gettid(2)</c> in &lt;unistd.h&gt;): what /proc/PID/task and strace -p name.</summary>
     [LibraryImport(Lib, EntryPoint = "gettid")]
     public static partial int GetTid();

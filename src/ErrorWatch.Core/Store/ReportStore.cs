@@ -136,7 +136,7 @@ public sealed unsafe class ReportStore : IDisposable
 
     private void OpenForWriting()
     {
-        System.IO.Directory.CreateDirectory(_directory);
+        AtomicFile.CreateDirectory(_directory);
         if (_lockFd < 0)
         {
             var lockFd = Libc.Open(System.IO.Path.Combine(_directory, LockName), Libc.O_RDWR | Libc.O_CREAT | Libc.O_CLOEXEC, 0x180);

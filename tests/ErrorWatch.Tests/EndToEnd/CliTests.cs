@@ -273,7 +273,46 @@ public sealed partial class CliTests : IDisposable
         return ids;
     }
 
-    private Process Start(params string[] args)
+    [LoopFact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public void Started_with_umask_0022_everything_it_creates_in_its_state_directory_is_private()
+    {
+        // As `sudo errorwatch run`, a container or nohup start it: only the unit sets UMask=0077.
+        using var scratch = new ScratchDirectory();
+        var fs = scratch.Ext4("umask");
+        var state = Path.Combine(_state, "made-by-the-daemon");
+        var psi = StartInfo("run", "--output", "json", "--filesystem", fs.MountPoint, "--state-dir", state, "--log-level", "Warning");
+        var shell = new ProcessStartInfo("/bin/sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in (string[])["-c", "umask 0022 && exec \"$0\" \"$@\"", psi.FileName, .. psi.ArgumentList])
+            shell.ArgumentList.Add(a);
+        using var process = Process.Start(shell)!;
+        try
+        {
+            ReadLine(process);
+            fs.TriggerFsError("private state");
+            ReadLine(process);
+        }
+        finally
+        {
+            OwnProcess.Signal(process.Id, 15);
+            Assert.True(process.WaitForExit(TimeSpan.FromSeconds(5)));
+        }
+        var made = Directory.EnumerateFileSystemEntries(state, "*", SearchOption.AllDirectories).Prepend(state)
+            .ToDictionary(p => Path.GetRelativePath(state, p), p => File.GetUnixFileMode(p));
+        // What the check rests on: the store, its lock, the baseline and the hook ledger were made.
+        Assert.Contains("reports", made.Keys);
+        Assert.Contains(made.Keys, p => p.StartsWith("reports/", StringComparison.Ordinal) && p.EndsWith(".log", StringComparison.Ordinal));
+        Assert.Contains("health-baseline.json", made.Keys);
+        Assert.Contains("hooks/runs.log", made.Keys);
+        const UnixFileMode others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+            | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+        var open = made.Where(kv => (kv.Value & others) != 0).Select(kv => $"{kv.Key} {Convert.ToString((int)kv.Value, 8)}").ToList();
+        Assert.True(open.Count == 0, "readable by others: " + string.Join(", ", open));
+    }
+
+    private Process Start(params string[] args) => Process.Start(StartInfo(args))!;
+
+    private ProcessStartInfo StartInfo(params string[] args)
     {
         var psi = ErrorWatchBinary.StartInfo(args);
         if (args.Length > 0 && args[0] is "run" or "list" && !args.Contains("--state-dir"))
@@ -296,7 +335,7 @@ public sealed partial class CliTests : IDisposable
                 psi.ArgumentList.Insert(2, "none");
             }
         }
-        return Process.Start(psi)!;
+        return psi;
     }
 
     private static string ReadLine(Process process)
