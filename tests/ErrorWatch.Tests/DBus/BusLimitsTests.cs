@@ -22,6 +22,7 @@ namespace ErrorWatch.Tests.DBus;
 /// process (DaemonHarness) and watches no filesystem; its store is written here beforehand. Its RSS
 /// would be this whole test process's, so what must stay bounded is read from its own counters.
 /// </summary>
+[Collection(TimingCollection.Name)]
 public sealed class BusLimitsTests(ITestOutputHelper output)
 {
     private const string Service = BusNames.Service;

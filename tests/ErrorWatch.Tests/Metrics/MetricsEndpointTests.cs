@@ -16,6 +16,7 @@ namespace ErrorWatch.Tests.Metrics;
 /// temporary directory; promtool on a real scrape; caching under a scrape storm; Accept; errors.
 /// </summary>
 [SupportedOSPlatform("linux")]
+[Collection(TimingCollection.Name)]
 public sealed class MetricsEndpointTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("errorwatch-metrics-").FullName;

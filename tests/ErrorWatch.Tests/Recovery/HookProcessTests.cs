@@ -9,6 +9,7 @@ namespace ErrorWatch.Tests.Recovery;
 /// /dev/null, cwd /, nothing inherited but 0-2, default signal dispositions, output line by line,
 /// and the process group ended at the timeout (SIGTERM, then SIGKILL) and when the hook exits.
 /// </summary>
+[Collection(TimingCollection.Name)]
 public sealed class HookProcessTests : IDisposable
 {
     private readonly HookDirectory _dir = new();

@@ -70,6 +70,7 @@ public sealed class HookSpecifierTests
 /// "replace", the JobRemoved result recorded as the outcome. A stand-in: the real systemd is tested in
 /// the nspawn install test.
 /// </summary>
+[Collection(TimingCollection.Name)]
 public sealed class UnitHookTests : IDisposable
 {
     private const string SystemdPolicy = "/usr/share/dbus-1/system.d/org.freedesktop.systemd1.conf";

@@ -5,6 +5,7 @@ using Serilog.Events;
 
 namespace ErrorWatch.Tests.Service;
 
+[Collection(TimingCollection.Name)]
 public sealed class ConfigurationLoaderTests : IDisposable
 {
     private readonly ConfigDirectory _dir = new();

@@ -7,6 +7,7 @@ using ErrorWatch.Store;
 
 namespace ErrorWatch.Tests.Store;
 
+[Collection(TimingCollection.Name)]
 public sealed class ReportStoreTests : IDisposable
 {
     private readonly string _state = Directory.CreateTempSubdirectory("errorwatch-store-").FullName;

@@ -10,6 +10,7 @@ namespace ErrorWatch.Tests.Watching;
 /// (kernel-abi.md §2.8) it may fold events of one superblock together, but error counts must add
 /// up exactly ("consumers must sum error_count") and a queue overflow notice is never merged away.
 /// </summary>
+[Collection(TimingCollection.Name)]
 public class EventHandOffTests
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
