@@ -658,11 +658,16 @@ public static class ConfigurationLoader
         private bool TryInteger(string value, int min, int max, out int result)
         {
             result = 0;
-            // Digits only: no sign, no thousands separators, no 0x; more than 10 digits cannot fit an int.
-            if (value.Length > 10 || !value.All(char.IsAsciiDigit)
-                || !long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+            // Digits only: no sign, no thousands separators, no 0x.
+            if (value.Length == 0 || !value.All(char.IsAsciiDigit))
             {
                 Problem($"{Quote(value)} is not a whole number");
+                return false;
+            }
+            // A whole number all the same, only too large to parse: out of range, as a smaller one would be.
+            if (value.Length > 18 || !long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+            {
+                Problem($"{Quote(value)} is outside {min}..{max}");
                 return false;
             }
             if (n < min || n > max)

@@ -32,7 +32,7 @@ internal sealed record SettingsFileContent(List<SettingsAssignment> Assignments,
 
 /// <summary>
 /// Reads the systemd unit-file flavour of INI: [Section] headers, Key=Value lines (whitespace around
-/// both trimmed, no quoting), whole-line # and ; comments, no continuation lines. A hand-written
+/// both trimmed, no quoting), whole-line # and ; comments, a trailing \ continuing a line. A hand-written
 /// reader because Microsoft.Extensions.Configuration.Ini cannot be restored from this project's
 /// package source, and because it would be the wrong dialect anyway: it is case-insensitive, treats
 /// repeated keys as errors or overwrites, and has no notion of list assignments or empty resets.
@@ -58,8 +58,11 @@ internal static class SettingsFile
         var sections = new List<(int, string)>();
         var firstProblem = problems.Count;
         string? section = null;
-        foreach (var (number, bytes, tooLong) in Lines(stream))
+        string? continued = null;
+        var continuedFrom = 0;
+        foreach (var (physical, bytes, tooLong) in WithEnd(Lines(stream)))
         {
+            var number = physical;
             if (number < 0)
             {
                 problems.Add(new(file, 0, "", $"larger than {MaxFileBytes / (1024 * 1024)} MiB; the rest of the file was not read"));
@@ -92,8 +95,29 @@ internal static class SettingsFile
                 continue;
             }
             var line = text.Trim();
-            if (line.Length == 0 || line[0] is '#' or ';')
+            if (continued is not null)
+            {
+                // Within a continuation, comment lines are left out (systemd does the same).
+                if (line.Length > 0 && line[0] is '#' or ';')
+                    continue;
+                line = (continued + line).Trim();
+                number = continuedFrom;
+                continued = null;
+            }
+            else if (line.Length == 0 || line[0] is '#' or ';')
                 continue;
+            if (line.EndsWith('\\'))
+            {
+                // A trailing backslash joins the next line, the backslash becoming a space (systemd syntax).
+                continued = line[..^1] + " ";
+                continuedFrom = number;
+                if (Encoding.UTF8.GetByteCount(continued) > MaxLineBytes)
+                {
+                    problems.Add(new(file, number, "", $"line longer than {MaxLineBytes} bytes") { Section = section });
+                    continued = null;
+                }
+                continue;
+            }
             if (HasControlCharacter(line))
             {
                 problems.Add(new(file, number, "", "line contains control characters") { Section = section });
@@ -205,6 +229,20 @@ internal static class SettingsFile
     /// to its end and reported as too long instead of being buffered. Number -1: the file is over
     /// <see cref="MaxFileBytes"/>.
     /// </summary>
+    /// <summary>The lines, then an empty one past the last: it ends a continuation the file ends in.</summary>
+    private static IEnumerable<(int Number, byte[] Bytes, bool TooLong)> WithEnd(IEnumerable<(int Number, byte[] Bytes, bool TooLong)> lines)
+    {
+        var last = 0;
+        foreach (var line in lines)
+        {
+            yield return line;
+            if (line.Number < 0)
+                yield break;
+            last = line.Number;
+        }
+        yield return (last + 1, [], false);
+    }
+
     private static IEnumerable<(int Number, byte[] Bytes, bool TooLong)> Lines(Stream stream)
     {
         var buffer = new byte[16 * 1024];

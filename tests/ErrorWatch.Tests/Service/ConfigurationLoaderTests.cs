@@ -310,6 +310,30 @@ public sealed class ConfigurationLoaderTests : IDisposable
         Assert.Equal(7, problems[1].Line); // sections are case-sensitive too
     }
 
+    [Fact]
+    public void A_trailing_backslash_continues_a_line_as_in_systemd_comments_inside_left_out_to_the_end_of_the_file()
+    {
+        var file = _dir.Write("errorwatch.conf",
+            "[Hooks]\n" +
+            "MaxConcurrent=\\\n" +
+            "   4\n" +
+            "Capabilities=CAP_KILL \\\n" +
+            "# a comment inside the continuation is left out\n" +
+            "  CAP_NET_ADMIN\n" +
+            "Timeout=\\\n" +
+            "  forever\n" +
+            "[Health]\n" +
+            "XfsScanLimit=5\\");
+        var settings = Load(out var problems);
+        Assert.Equal(4, settings.Hooks.MaxConcurrent);
+        Assert.Equal(["CAP_KILL", "CAP_NET_ADMIN"], settings.Hooks.Capabilities);
+        Assert.Equal(5, settings.Health.XfsScanLimit);
+        // A problem in a continued line names the line it starts on.
+        var problem = Assert.Single(problems);
+        Assert.Equal((file, 7, "Timeout"), (problem.File, problem.Line, problem.Key));
+        Assert.Contains("'forever' is not a time span", problem.Message);
+    }
+
     [Theory]
     [InlineData("Watch", "RescanInterval", "-30s", "negative time span")]
     [InlineData("DBus", "Bus", "sessionbus", "'sessionbus' is not system, none or a D-Bus address")]
@@ -333,7 +357,9 @@ public sealed class ConfigurationLoaderTests : IDisposable
     [InlineData("Health", "KernelLog", "2", "'2' is not a boolean")]
     [InlineData("Health", "XfsScanLimit", "-1", "'-1' is not a whole number")]
     [InlineData("Health", "XfsScanLimit", "1e5", "'1e5' is not a whole number")]
-    [InlineData("Health", "XfsScanLimit", "99999999999", "'99999999999' is not a whole number")]
+    [InlineData("Health", "XfsScanLimit", "99999999999", "99999999999 is outside 0..")]
+    [InlineData("Health", "XfsScanLimit", "123456789012345678901234567890", "'123456789012345678901234567890' is outside 0..")]
+    [InlineData("Hooks", "MaxConcurrent", "100000000000", "100000000000 is outside 1..64")]
     [InlineData("Store", "Directory", "var/lib/x", "'var/lib/x' is not an absolute path")]
     [InlineData("Store", "MaxReports", "0", "0 is outside 1..2147483647")]
     [InlineData("Store", "MaxAge", "0", "0 is outside 1s..")]
