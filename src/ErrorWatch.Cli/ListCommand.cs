@@ -59,11 +59,20 @@ internal static class ListCommand
                 return 2;
             }
         }
-        if (!Directory.Exists(Path.Combine(state, ReportStore.DirectoryName)))
+        // Opened, not tested with Directory.Exists: that says "no" for a store this user may not read
+        // too, and "nothing reported yet" must never stand for "not yours to see".
+        var reports = Path.Combine(state, ReportStore.DirectoryName);
+        var fd = Interop.Libc.Open(reports, Interop.Libc.O_RDONLY | Interop.Libc.O_DIRECTORY | Interop.Libc.O_CLOEXEC);
+        if (fd < 0)
         {
-            Console.Error.WriteLine($"errorwatch list: no report store in {state} (nothing reported yet, or another --state-dir)");
+            var errno = Interop.Libc.LastErrno;
+            Console.Error.WriteLine(errno == Interop.Libc.ENOENT
+                ? $"errorwatch list: no report store in {state} (nothing reported yet, or another --state-dir)"
+                : $"errorwatch list: cannot read the report store {reports}: {Interop.ErrnoTable.Name(errno)}"
+                  + (errno is Interop.Libc.EACCES or Interop.Libc.EPERM ? " (the store is root's: reports name files; run it as root)" : ""));
             return 1;
         }
+        Interop.Libc.Close(fd);
         var json = parse.GetValue(Json);
         var stdout = Console.OpenStandardOutput();
         var problems = ReportStoreReader.Read(state, (record, time, _) =>
@@ -81,7 +90,11 @@ internal static class ListCommand
         stdout.Flush();
         foreach (var problem in problems)
             Console.Error.WriteLine($"errorwatch list: {problem}");
-        return 0;
+        if (problems.Count == 0)
+            return 0;
+        // Unreadable or damaged segments: what was printed is not every report; a script must not take it for that.
+        Console.Error.WriteLine($"errorwatch list: {problems.Count} problem(s) reading the store; the reports above may be incomplete");
+        return 1;
     }
 
     /// <summary>The same line `run --output text` prints, from the stored JSON.</summary>

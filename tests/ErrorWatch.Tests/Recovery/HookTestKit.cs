@@ -189,12 +189,12 @@ internal static class HookReports
     public static FsPath Mount(string path) => FsPath.FromString(path);
 }
 
-/// <summary>A fact that needs root (hooks must be root's, and only root can chown a file to someone else); skipped otherwise, saying so.</summary>
+/// <summary>A fact that needs root (hooks must be root's, and only root can chown a file or run a command as someone else); skipped otherwise, saying why.</summary>
 public sealed class RootFactAttribute : FactAttribute
 {
-    public RootFactAttribute()
+    public RootFactAttribute(string why = "ErrorWatch runs only hooks owned by root")
     {
         if (Interop.Libc.GetEuid() != 0)
-            Skip = "needs root: ErrorWatch runs only hooks owned by root";
+            Skip = "needs root: " + why;
     }
 }
