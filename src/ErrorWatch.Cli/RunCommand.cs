@@ -233,12 +233,19 @@ internal static class RunCommand
         running = daemon;
         using var busLifetime = bus;
         bus?.Attach(daemon);
-        // SIGHUP: read the configuration again; a bad file keeps the old one.
+        // SIGHUP: read the configuration again; a bad file keeps the old one. Started under nohup (or by
+        // anything that ignores SIGHUP) the signal arrives ignored, and the runtime leaves an ignored signal
+        // alone: reload would silently do nothing. Its default is restored for the instant until the handler is in.
+        var sighupWasIgnored = Interop.Libc.IsIgnored(Interop.Libc.SIGHUP);
+        if (sighupWasIgnored)
+            Interop.Libc.Signal(Interop.Libc.SIGHUP, Interop.Libc.SIG_DFL);
         using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
         {
             ctx.Cancel = true;
             settings = Reload(settings, configPath, parse, daemon, hooks, level, service, log);
         });
+        if (sighupWasIgnored)
+            log.Information("SIGHUP was ignored when this started (nohup?); it reloads the configuration all the same");
         var capabilities = daemon.Start();
         if (json is not null)
             json.WriteObject(capabilities.WriteJson);

@@ -301,6 +301,8 @@ public sealed class HealthBaseline
         try
         {
             Store.AtomicFile.Write(path, bytes);
+            if (Problem is not null)
+                _log.Information("Saved the health baseline to {Path} again", path);
             Problem = null;
             return true;
         }
@@ -308,8 +310,11 @@ public sealed class HealthBaseline
         {
             lock (_lock)
                 _dirty = true;
-            Problem = $"cannot write {path}: {e.Message}";
-            _log.Error("Cannot save the health baseline to {Path}: {Reason}; will retry", path, e.Message);
+            var problem = $"cannot write {path}: {e.Message}";
+            // Once per failure, not at each retry: on a full disk that was a line every second.
+            if (problem != Problem)
+                _log.Error("Cannot save the health baseline to {Path}: {Reason}; will retry until it can", path, e.Message);
+            Problem = problem;
             return false;
         }
     }

@@ -116,6 +116,28 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "geteuid")]
     public static partial uint GetEuid();
 
+    public const int SIGHUP = 1;
+    public static readonly nint SIG_DFL = 0, SIG_IGN = 1;
+
+    /// <summary>
+    /// <c>sigaction(2)</c> in &lt;signal.h&gt;, used only to read a disposition: <paramref name="oldact"/>
+    /// must point at room for glibc's struct sigaction (152 bytes on x86_64 and arm64), whose first
+    /// member is the handler.
+    /// </summary>
+    [LibraryImport(Lib, EntryPoint = "sigaction", SetLastError = true)]
+    public static partial int SigAction(int signal, void* act, void* oldact);
+
+    /// <summary><c>signal(2)</c>: sets a disposition (SIG_DFL, SIG_IGN), returns the previous one.</summary>
+    [LibraryImport(Lib, EntryPoint = "signal")]
+    public static partial nint Signal(int signal, nint handler);
+
+    /// <summary>True when <paramref name="signal"/> is ignored (SIG_IGN), as nohup leaves SIGHUP.</summary>
+    public static bool IsIgnored(int signal)
+    {
+        var action = stackalloc byte[512];
+        return SigAction(signal, null, action) == 0 && *(nint*)action == SIG_IGN;
+    }
+
     /// <summary><c>umask(2)</c> in &lt;sys/stat.h&gt;: sets the process's file mode creation mask, returns the previous one.</summary>
     [LibraryImport(Lib, EntryPoint = "umask")]
     public static partial uint Umask(uint mask);

@@ -281,11 +281,7 @@ public sealed partial class CliTests : IDisposable
         using var scratch = new ScratchDirectory();
         var fs = scratch.Ext4("umask");
         var state = Path.Combine(_state, "made-by-the-daemon");
-        var psi = StartInfo("run", "--output", "json", "--filesystem", fs.MountPoint, "--state-dir", state, "--log-level", "Warning");
-        var shell = new ProcessStartInfo("/bin/sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in (string[])["-c", "umask 0022 && exec \"$0\" \"$@\"", psi.FileName, .. psi.ArgumentList])
-            shell.ArgumentList.Add(a);
-        using var process = Process.Start(shell)!;
+        using var process = StartThroughShell("umask 0022", "run", "--output", "json", "--filesystem", fs.MountPoint, "--state-dir", state, "--log-level", "Warning");
         try
         {
             ReadLine(process);
@@ -310,7 +306,45 @@ public sealed partial class CliTests : IDisposable
         Assert.True(open.Count == 0, "readable by others: " + string.Join(", ", open));
     }
 
+    [LoopFact]
+    public void Started_with_SIGHUP_ignored_as_nohup_leaves_it_SIGHUP_still_reloads_the_configuration()
+    {
+        using var scratch = new ScratchDirectory();
+        var fs = scratch.Ext4("nohup");
+        var stderr = new System.Text.StringBuilder();
+        using var process = StartThroughShell("trap '' HUP", "run", "--output", "json", "--filesystem", fs.MountPoint, "--journal", "no", "--log-level", "Information");
+        process.ErrorDataReceived += (_, e) => { lock (stderr) stderr.AppendLine(e.Data); };
+        process.BeginErrorReadLine();
+        try
+        {
+            ReadLine(process); // the capabilities: the handler is in
+            string Err() { lock (stderr) return stderr.ToString(); }
+            Assert.Contains("SIGHUP was ignored when this started", Err());
+            Assert.True(OwnProcess.Signal(process.Id, 1));
+            var deadline = Stopwatch.StartNew();
+            while (!Err().Contains("Configuration reloaded") && !process.HasExited && deadline.Elapsed < TimeSpan.FromSeconds(10))
+                Thread.Sleep(50);
+            Assert.False(process.HasExited, "SIGHUP ended the daemon: " + Err());
+            Assert.Contains("Configuration reloaded", Err());
+        }
+        finally
+        {
+            OwnProcess.Signal(process.Id, 15);
+            Assert.True(process.WaitForExit(TimeSpan.FromSeconds(5)));
+        }
+    }
+
     private Process Start(params string[] args) => Process.Start(StartInfo(args))!;
+
+    /// <summary>Started by /bin/sh after <paramref name="setup"/> (a umask, a trap), as a login shell, sudo or nohup would leave it.</summary>
+    private Process StartThroughShell(string setup, params string[] args)
+    {
+        var psi = StartInfo(args);
+        var shell = new ProcessStartInfo("/bin/sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in (string[])["-c", setup + " && exec \"$0\" \"$@\"", psi.FileName, .. psi.ArgumentList])
+            shell.ArgumentList.Add(a);
+        return Process.Start(shell)!;
+    }
 
     private ProcessStartInfo StartInfo(params string[] args)
     {

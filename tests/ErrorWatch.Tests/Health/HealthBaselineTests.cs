@@ -51,12 +51,23 @@ public sealed class HealthBaselineTests : IDisposable
     {
         var file = Path.Combine(_dir, "not-a-directory");
         File.WriteAllText(file, "");
-        var baseline = new HealthBaseline(file);
+        var log = new Recovery.LogCapture();
+        var baseline = new HealthBaseline(file, log.Logger);
         baseline.Ext4("x", b => b.Reported = 1);
         baseline.MarkDirty();
         Assert.False(baseline.Save());
         Assert.NotNull(baseline.Problem);
         Assert.True(baseline.IsDirty);
+
+        // Retried (the health loop saves every second): said once, not at each retry; its end said too.
+        for (var i = 0; i < 5; i++)
+            Assert.False(baseline.Save());
+        Assert.Single(log.Messages(Serilog.Events.LogEventLevel.Error), m => m.Contains("Cannot save the health baseline"));
+        File.Delete(file);
+        Directory.CreateDirectory(file);
+        Assert.True(baseline.Save());
+        Assert.Null(baseline.Problem);
+        Assert.Contains(log.Messages(Serilog.Events.LogEventLevel.Information), m => m.Contains("Saved the health baseline") && m.Contains("again"));
     }
 
     [Theory]
