@@ -83,6 +83,9 @@ public sealed class HealthBaseline
 
     public string? FilePath => _directory is null ? null : Path.Combine(_directory, FileName);
 
+    // No file (a first start, or deleted) or an unreadable one: what the store holds was reported all the same.
+    private bool _lost;
+
     /// <summary>Why the baseline could not be loaded or saved, or null.</summary>
     public string? Problem { get; private set; }
 
@@ -106,7 +109,10 @@ public sealed class HealthBaseline
             {
                 Store.AtomicFile.CreateDirectory(_directory!);
                 if (!File.Exists(path))
+                {
+                    _lost = true;
                     return;
+                }
                 var bytes = File.ReadAllBytes(path);
                 _file = JsonSerializer.Deserialize(bytes, BaselineJson.Default.BaselineFile) ?? new BaselineFile();
                 if (_file.Version != 1)
@@ -115,7 +121,8 @@ public sealed class HealthBaseline
             catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException or NotSupportedException)
             {
                 var aside = path + ".unreadable-" + DateTime.UtcNow.ToString("yyyyMMddTHHmmssZ");
-                Problem = $"{path} is unreadable ({e.Message}); errors already recorded in superblocks will be reported again as history";
+                Problem = $"{path} is unreadable ({e.Message}); rebuilt from the report store where it has the reports";
+                _lost = true;
                 _log.Error("Health baseline {Path} is unreadable: {Reason}; moved to {Aside} and starting afresh", path, e.Message, aside);
                 try
                 {
@@ -166,8 +173,11 @@ public sealed class HealthBaseline
         var segments = Store.ReportStore.SegmentFiles(Path.Combine(stateDirectory, Store.ReportStore.DirectoryName)).ToList();
         var after = new List<(string Key, ulong Count, string Id)>();
         string? newest = null;
-        var found = last == ""; // "": saved before any report was stored, so every stored report is after it
-        if (last is null)
+        // "": saved before any report was stored, so every stored report is after it. No baseline at all
+        // (deleted, or set aside as unreadable): every stored report counts, or its errors would be
+        // reported again as history (and fire history- hooks).
+        var found = last == "" || last is null && _lost;
+        if (last is null && !found)
         {
             // A baseline from before this field (or none): take every stored report as counted.
             for (var i = segments.Count - 1; i >= 0 && newest is null; i--)
@@ -215,7 +225,9 @@ public sealed class HealthBaseline
             _file.LastReportId = newest ?? last ?? "";
             _dirty = true;
         }
-        if (after.Count > 0)
+        if (after.Count > 0 && last is null)
+            _log.Warning("Health baseline: none was found (deleted, or unreadable); rebuilt from {Count} stored report(s), so their errors are not reported again", after.Count);
+        else if (after.Count > 0)
             _log.Information("Health baseline: counted in {Count} stored report(s) it had not saved yet (the last run ended without saving it)", after.Count);
         return after.Count;
 

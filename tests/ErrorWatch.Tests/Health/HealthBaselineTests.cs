@@ -1,4 +1,6 @@
 using ErrorWatch.Health;
+using ErrorWatch.Store;
+using ErrorWatch.Tests.Journal;
 
 namespace ErrorWatch.Tests.Health;
 
@@ -77,4 +79,54 @@ public sealed class HealthBaselineTests : IDisposable
     [InlineData(null, "/var/lib/errorwatch")]
     public void State_directory_follows_systemd(string? variable, string expected) =>
         Assert.Equal(expected, HealthBaseline.DefaultDirectory(variable));
+    /// <summary>Two ext4 reports of one filesystem in the store, 3 and 5 errors; returns their ids.</summary>
+    private string[] StoreTwoReports()
+    {
+        using var store = ReportStore.Open(_dir, new StoreOptions(), Serilog.Core.Logger.None);
+        string[] ids = ["01935f2a-0000-7000-8000-000000000001", "01935f2a-0000-7000-8000-000000000002"];
+        store.Append(JournalTestReports.Full(ids[0]) with { Time = DateTimeOffset.UtcNow });
+        var second = JournalTestReports.Full(ids[1]);
+        store.Append(second with { Time = DateTimeOffset.UtcNow, Error = second.Error with { Count = 5 } });
+        return ids;
+    }
+
+    private static string Key => JournalTestReports.Uuid.ToString();
+
+    [Theory]
+    [InlineData(null)]           // deleted
+    [InlineData("{ not json")]   // corrupt: set aside
+    public void Without_its_file_the_baseline_is_rebuilt_from_the_store_so_stored_errors_are_not_reported_again(string? content)
+    {
+        StoreTwoReports();
+        if (content is not null)
+            File.WriteAllText(Path.Combine(_dir, HealthBaseline.FileName), content);
+        var baseline = new HealthBaseline(_dir);
+        baseline.Load();
+        Assert.Equal(2, baseline.CatchUp(_dir));
+        Assert.True(baseline.HasExt4(Key));
+        Assert.Equal(8UL, baseline.Ext4(Key, b => b.Reported));
+        Assert.True(baseline.Save());
+
+        // Saved, it says which stored reports it holds: the next start counts nothing twice.
+        var next = new HealthBaseline(_dir);
+        next.Load();
+        Assert.Equal(0, next.CatchUp(_dir));
+        Assert.Equal(8UL, next.Ext4(Key, b => b.Reported));
+    }
+
+    [Fact]
+    public void A_baseline_saved_between_two_stored_reports_counts_in_only_the_later_one()
+    {
+        var ids = StoreTwoReports();
+        var first = new HealthBaseline(_dir);
+        first.Load();
+        first.Ext4(Key, b => b.Reported = 3, ids[0]);
+        first.MarkDirty();
+        Assert.True(first.Save());
+
+        var next = new HealthBaseline(_dir);
+        next.Load();
+        Assert.Equal(1, next.CatchUp(_dir));
+        Assert.Equal(8UL, next.Ext4(Key, b => b.Reported));
+    }
 }
