@@ -35,7 +35,9 @@ public static unsafe class HookPermissions
         var real = RealPath(path, out var realErrno);
         if (real is null)
             return $"{path}: cannot be resolved ({ErrnoTable.Name(realErrno)})";
-        var via = real == path ? "" : $" (the real path of {path})";
+        // Through a link, what is refused is named first (the target), then the name it was found by.
+        var via = real == path ? "" : $", on the way to its target {real},";
+        var file = real == path ? path : $"{real} (the target of {path})";
         var directory = "/";
         var parts = real.Split('/', StringSplitOptions.RemoveEmptyEntries);
         for (var i = 0; i <= parts.Length; i++)
@@ -56,13 +58,13 @@ public static unsafe class HookPermissions
                 continue;
             }
             if ((st.Mode & S_IFMT) != S_IFREG)
-                return $"{path}{via}: not a regular file";
+                return $"{file}: not a regular file";
             if (st.Uid != 0)
-                return $"{path}{via}: owned by uid {st.Uid}, not root, so that user could change what ErrorWatch runs as root. Fix: chown root:root {current}";
+                return $"{file}: owned by uid {st.Uid}, not root, so that user could change what ErrorWatch runs as root. Fix: chown root:root {current}";
             if ((st.Mode & 0x12) != 0)
-                return $"{path}{via}: {Writable(st.Mode)} (mode {Octal(st.Mode)}), so others could change what ErrorWatch runs as root. Fix: chmod go-w {current}";
+                return $"{file}: {Writable(st.Mode)} (mode {Octal(st.Mode)}), so others could change what ErrorWatch runs as root. Fix: chmod go-w {current}";
             if ((st.Mode & 0x40) == 0)
-                return $"{path}{via}: not executable (mode {Octal(st.Mode)}). Fix: chmod 0755 {current}";
+                return $"{file}: not executable (mode {Octal(st.Mode)}). Fix: chmod 0755 {current}";
         }
         return null;
     }

@@ -40,6 +40,11 @@ public sealed class HookSafetyTests : IDisposable
         var target = _dir.Recorder("target", directory: elsewhere);
         File.CreateSymbolicLink(Path.Combine(_dir.Hooks, "all-link"), target);
         Assert.Equal(0, Cli.Demo.Tool.Run("chown", "-h", $"{Nobody}:{Nobody}", Path.Combine(_dir.Hooks, "all-link")).ExitCode);
+        // A link of root's to a target anyone in the group can change: the refusal names the target.
+        var writableTarget = _dir.Recorder("writable-target", directory: elsewhere);
+        HookDirectory.Chmod(writableTarget, "775");
+        var linkToWritable = Path.Combine(_dir.Hooks, "all-link-to-writable");
+        File.CreateSymbolicLink(linkToWritable, writableTarget);
         var nobodys = Directory.CreateDirectory(Path.Combine(_dir.Path, "nobodys")).FullName;
         Chown(nobodys, Nobody);
         var inNobodys = _dir.Recorder("in-nobodys", directory: nobodys);
@@ -55,7 +60,7 @@ public sealed class HookSafetyTests : IDisposable
 
         var refused = sink.Catalog.Refused.ToDictionary(r => r.Name, r => r.Reason);
         Assert.Equal(["all-good"], sink.Catalog.Hooks.Select(h => h.Name));
-        Assert.Equal(["all-group-writable", "all-link", "all-nobody", "all-not-executable", "all-world-writable", "rule-in-nobodys", "rule-in-shared"],
+        Assert.Equal(["all-group-writable", "all-link", "all-link-to-writable", "all-nobody", "all-not-executable", "all-world-writable", "rule-in-nobodys", "rule-in-shared"],
             refused.Keys.Order(StringComparer.Ordinal));
         var groupWritable = Path.Combine(_dir.Hooks, "all-group-writable");
         Assert.Equal($"{groupWritable}: group-writable (mode 0775), so others could change what ErrorWatch runs as root. Fix: chmod go-w {groupWritable}", refused["all-group-writable"]);
@@ -64,6 +69,8 @@ public sealed class HookSafetyTests : IDisposable
         Assert.Contains($"Fix: chown root:root {Path.Combine(_dir.Hooks, "all-nobody")}", refused["all-nobody"]);
         Assert.Contains("not executable (mode 0644). Fix: chmod 0755", refused["all-not-executable"]);
         Assert.Contains($"the symbolic link {Path.Combine(_dir.Hooks, "all-link")} is owned by uid {Nobody}", refused["all-link"]);
+        Assert.Equal($"{writableTarget} (the target of {linkToWritable}): group-writable (mode 0775), so others could change what ErrorWatch runs as root. Fix: chmod go-w {writableTarget}",
+            refused["all-link-to-writable"]);
         Assert.Contains($"the directory {nobodys} is owned by uid {Nobody}, not root", refused["rule-in-nobodys"]);
         Assert.Contains($"Fix: chown root:root {nobodys}", refused["rule-in-nobodys"]);
         Assert.Contains($"the directory {shared} is group-writable (mode 0775)", refused["rule-in-shared"]);
@@ -71,13 +78,13 @@ public sealed class HookSafetyTests : IDisposable
 
         // One clear error line per refused hook, naming the file and the fix.
         var errors = _log.Messages(LogEventLevel.Error).ToList();
-        Assert.Equal(7, errors.Count);
+        Assert.Equal(8, errors.Count);
         Assert.Contains(errors, m => m.Contains(groupWritable) && m.Contains("chmod go-w") && m.Contains("will not run"));
 
         sink.Publish(HookReports.Corruption("r1", DateTimeOffset.UtcNow));
         Assert.True(sink.WaitIdle(TimeSpan.FromSeconds(20)));
         Assert.Single(_dir.Runs("all-good"));
-        foreach (var name in refused.Keys.Append("target").Append("in-nobodys").Append("in-shared"))
+        foreach (var name in refused.Keys.Append("target").Append("writable-target").Append("in-nobodys").Append("in-shared"))
             Assert.Empty(_dir.Runs(name));
     }
 

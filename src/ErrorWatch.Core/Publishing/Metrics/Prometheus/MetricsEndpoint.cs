@@ -59,6 +59,15 @@ public sealed class MetricsEndpoint : IDisposable
 
     public bool IsRunning => _server is not null;
 
+    /// <summary>Connections held at once; past it a new one replaces the oldest idle one (<see cref="ScrapeConnections"/>).</summary>
+    public const int MaxConnections = 256;
+    /// <summary>How long a connection may wait idle for its next request.</summary>
+    public static readonly TimeSpan KeepAliveTimeout = TimeSpan.FromSeconds(10);
+    /// <summary>How long a connection may take to send a request's headers.</summary>
+    public static readonly TimeSpan RequestHeadersTimeout = TimeSpan.FromSeconds(5);
+
+    internal ScrapeConnections Connections { get; } = new(MaxConnections);
+
     /// <summary>
     /// Listens on every configured address, or on none: throws <see cref="MetricsEndpointException"/>
     /// naming the address that is invalid, in use or not permitted.
@@ -87,9 +96,12 @@ public sealed class MetricsEndpoint : IDisposable
                 // Kestrel asks the container for optional services only; an empty one answers "none".
                 ApplicationServices = new NoServices(),
             };
-            options.Limits.MaxConcurrentConnections = 64;
+            // No refusing cap (ScrapeConnections makes room instead), and seconds, not Kestrel's 130 s
+            // keep-alive, for a connection that sends nothing or trickles its headers.
+            options.Limits.MaxConcurrentConnections = null;
             options.Limits.MaxRequestBodySize = 64 * 1024;
-            options.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(10);
+            options.Limits.KeepAliveTimeout = KeepAliveTimeout;
+            options.Limits.RequestHeadersTimeout = RequestHeadersTimeout;
             try
             {
                 foreach (var address in addresses)
@@ -164,7 +176,11 @@ public sealed class MetricsEndpoint : IDisposable
     [SupportedOSPlatform("linux")]
     private void Listen(KestrelServerOptions options, MetricsAddress address)
     {
-        Action<ListenOptions> http1 = o => o.Protocols = HttpProtocols.Http1;
+        Action<ListenOptions> http1 = o =>
+        {
+            o.Protocols = HttpProtocols.Http1;
+            o.Use(Connections.Admit);
+        };
         if (address.SocketPath is { } path)
         {
             PrepareSocketPath(address, path);
@@ -379,7 +395,19 @@ public sealed class MetricsEndpoint : IDisposable
             return context;
         }
 
-        public Task ProcessRequestAsync(HttpContext context) => endpoint.HandleAsync(context);
+        public async Task ProcessRequestAsync(HttpContext context)
+        {
+            var connection = context.Connection.Id;
+            endpoint.Connections.Answering(connection);
+            try
+            {
+                await endpoint.HandleAsync(context);
+            }
+            finally
+            {
+                endpoint.Connections.Answered(connection);
+            }
+        }
 
         public void DisposeContext(HttpContext context, Exception? exception) => (context as DefaultHttpContext)?.Uninitialize();
     }
