@@ -134,6 +134,28 @@ public sealed class BusLimitsTests(ITestOutputHelper output)
         JsonDocument.Parse(line).RootElement.GetProperty("answers").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt32());
 
     [BusFact]
+    public void Polkit_going_away_mid_check_is_named_as_such_at_once_not_as_a_timeout()
+    {
+        using var bus = new BusDaemon(withPolkitPolicy: true);
+        var polkit = SilentPolkit(bus);
+        var state = Directory.CreateDirectory(Path.Combine(bus.TempDirectory, "state")).FullName;
+        var ids = Store(state, 1);
+        using var daemon = Daemon(bus, state, new AuthorizationLimits { CheckTimeout = TimeSpan.FromSeconds(60), InteractiveTimeout = TimeSpan.FromSeconds(120) });
+
+        var clock = Stopwatch.StartNew();
+        // gdbus prints the error's message whole (busctl only the errno's text); its own timeout is 25 s.
+        var call = Task.Run(() => Gdbus(bus, BusCaller.Nobody, "Acknowledge", ids[0]));
+        Assert.NotNull(polkit.WaitFor(l => l.Contains(BusNames.AcknowledgeAction), TimeSpan.FromSeconds(10)));
+        polkit.Dispose(); // polkitd crashes with the check in hand
+        Assert.True(call.Wait(TimeSpan.FromSeconds(30)), "the caller was left waiting for the 120 s timeout");
+        var refused = call.Result;
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("polkit went away before answering", refused.StdErr);
+        Assert.DoesNotContain("within 120 s", refused.StdErr);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30));
+    }
+
+    [BusFact]
     public void Reads_never_let_polkit_prompt_and_privileged_calls_only_when_the_caller_allows_it()
     {
         using var bus = new BusDaemon(withPolkitPolicy: true);

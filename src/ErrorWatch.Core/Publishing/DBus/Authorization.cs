@@ -171,6 +171,8 @@ public sealed unsafe class Authorization
 
     private sealed record Pending(Authorization Owner, BusMessage Call, uint Uid, string Action, TimeSpan Timeout, Action<BusMessage, Verdict> Then)
     {
+        public long Started { get; } = System.Diagnostics.Stopwatch.GetTimestamp();
+
         public void Finish(Verdict verdict)
         {
             try
@@ -210,6 +212,10 @@ public sealed unsafe class Authorization
             {
                 "org.freedesktop.DBus.Error.ServiceUnknown" or "org.freedesktop.DBus.Error.NameHasNoOwner" =>
                     new Verdict(false, $"polkit is not available to authorize uid {pending.Uid} for {pending.Action}; only root may do this"),
+                // NoReply is also the bus's answer when polkit leaves it (crashed, restarted) mid-check:
+                // well before the timeout, that is what happened, and "did not answer within 120 s" would mislead.
+                NoReply when System.Diagnostics.Stopwatch.GetElapsedTime(pending.Started) < pending.Timeout * 0.9 =>
+                    new Verdict(false, $"polkit went away before answering for uid {pending.Uid} about {pending.Action} ({e.Message}); try again"),
                 NoReply => new Verdict(false, $"polkit did not answer for uid {pending.Uid} about {pending.Action} within {pending.Timeout.TotalSeconds:0} s ({e.Message})"),
                 _ => new Verdict(false, $"polkit refused to answer for uid {pending.Uid}: {e.Name}: {e.Message}"),
             };
