@@ -224,11 +224,6 @@ internal static class SettingsFile
 
     private static string Shorten(string text) => text.Length <= 60 ? text : text[..57] + "...";
 
-    /// <summary>
-    /// Lines as bytes with their 1-based numbers; a line over <see cref="MaxLineBytes"/> is skipped
-    /// to its end and reported as too long instead of being buffered. Number -1: the file is over
-    /// <see cref="MaxFileBytes"/>.
-    /// </summary>
     /// <summary>The lines, then an empty one past the last: it ends a continuation the file ends in.</summary>
     private static IEnumerable<(int Number, byte[] Bytes, bool TooLong)> WithEnd(IEnumerable<(int Number, byte[] Bytes, bool TooLong)> lines)
     {
@@ -243,6 +238,11 @@ internal static class SettingsFile
         yield return (last + 1, [], false);
     }
 
+    /// <summary>
+    /// Lines as bytes with their 1-based numbers; a line over <see cref="MaxLineBytes"/> is skipped
+    /// to its end and reported as too long instead of being buffered. Number -1: the file is over
+    /// <see cref="MaxFileBytes"/>.
+    /// </summary>
     private static IEnumerable<(int Number, byte[] Bytes, bool TooLong)> Lines(Stream stream)
     {
         var buffer = new byte[16 * 1024];

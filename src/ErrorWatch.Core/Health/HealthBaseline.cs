@@ -179,7 +179,7 @@ public sealed class HealthBaseline
         var found = last == "" || last is null && _lost;
         if (last is null && !found)
         {
-            // A baseline from before this field (or none): take every stored report as counted.
+            // A baseline from before this field: its counts include every stored report already.
             for (var i = segments.Count - 1; i >= 0 && newest is null; i--)
                 Store.StoreRecord.Scan(segments[i].Path, (json, _, _) => newest = IdOf(json) ?? newest);
         }

@@ -60,13 +60,13 @@ public sealed class MetricsEndpoint : IDisposable
     public bool IsRunning => _server is not null;
 
     /// <summary>Connections held at once; past it a new one replaces the oldest idle one (<see cref="ScrapeConnections"/>).</summary>
-    public const int MaxConnections = 256;
+    private const int MaxConnections = 256;
     /// <summary>How long a connection may wait idle for its next request.</summary>
-    public static readonly TimeSpan KeepAliveTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan KeepAliveTimeout = TimeSpan.FromSeconds(10);
     /// <summary>How long a connection may take to send a request's headers.</summary>
-    public static readonly TimeSpan RequestHeadersTimeout = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan RequestHeadersTimeout = TimeSpan.FromSeconds(5);
 
-    internal ScrapeConnections Connections { get; } = new(MaxConnections);
+    private ScrapeConnections Connections { get; } = new(MaxConnections);
 
     /// <summary>
     /// Listens on every configured address, or on none: throws <see cref="MetricsEndpointException"/>

@@ -20,27 +20,12 @@ internal sealed class ScrapeConnections(int cap)
     // Oldest first; a node leaves when its connection ends or is evicted.
     private readonly LinkedList<Held> _open = new();
     private readonly Dictionary<string, LinkedListNode<Held>> _byId = new(StringComparer.Ordinal);
-    private long _evicted;
 
     private sealed class Held(ConnectionContext connection)
     {
         public ConnectionContext Connection { get; } = connection;
         /// <summary>Requests being answered on it (0 or 1 with HTTP/1.1).</summary>
         public int Answering { get; set; }
-    }
-
-    public int Cap => cap;
-
-    /// <summary>Connections closed to make room for a newer one.</summary>
-    public long Evicted => Interlocked.Read(ref _evicted);
-
-    public int Open
-    {
-        get
-        {
-            lock (_lock)
-                return _open.Count;
-        }
     }
 
     /// <summary>Kestrel connection middleware: admits each connection and forgets it when it ends.</summary>
@@ -94,11 +79,7 @@ internal sealed class ScrapeConnections(int cap)
             node = _open.AddLast(new Held(connection));
             _byId[connection.ConnectionId] = node;
         }
-        if (evicted is not null)
-        {
-            Interlocked.Increment(ref _evicted);
-            evicted.Abort(new ConnectionAbortedException("metrics endpoint: connection limit reached; the oldest idle connection made room for a new one"));
-        }
+        evicted?.Abort(new ConnectionAbortedException("metrics endpoint: connection limit reached; the oldest idle connection made room for a new one"));
         return node;
     }
 
