@@ -16,10 +16,13 @@
 #              (tools/metrics-observer.py, a scrape every 2 ms; the endpoint caches a collection 300 ms)
 # The D-Bus floor (tools/dbus-floor.c) is a C reader that emits a ReportAdded of the same shape at once
 # (no store, no JSON, no thread hand-off): its row is what D-Bus itself costs on this machine.
+# Both floors run with the scheduling the daemon gives its read and decode threads ([Watch] PriorityBoost,
+# tools/boosted.c), so neither side wins the CPUs by priority alone.
 # tools/latency-report.py prints p50/p99/max per observer and the differences to the C reader.
 # WARMUP triggers (not measured) first let the JIT compile the report path.
 #   benchmarks/run-latency.sh                         # COUNT=1000 SPACING_US=5000 WARMUP=50
 #   BIN=artifacts/footprint/r2r/errorwatch benchmarks/run-latency.sh
+#   PRIORITY_BOOST=0 benchmarks/run-latency.sh        # [Watch] PriorityBoost= (default 4: the event threads boosted)
 # Root. Runs in a private mount namespace (its own /run for journald); creates and removes everything it uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,10 +37,11 @@ PORT=${PORT:-19466}
 SCRAPE_MS=${SCRAPE_MS:-2}
 BIN=${BIN:-src/ErrorWatch.Cli/bin/Release/net10.0/linux-x64/errorwatch}
 OUT=${OUT:-}
+PRIORITY_BOOST=${PRIORITY_BOOST:-}
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$BIN" = src/ErrorWatch.Cli/bin/Release/net10.0/linux-x64/errorwatch ] && dotnet build src/ErrorWatch.Cli -c Release -v q >/dev/null
-echo "daemon: $BIN"
+echo "daemon: $BIN${PRIORITY_BOOST:+ ([Watch] PriorityBoost=$PRIORITY_BOOST)}"
 
 scratch_init
 bench_build_native
@@ -47,15 +51,21 @@ bench_bus
 d=$SCRATCH/results
 mkdir -p "$d"
 cat >"$SCRATCH/errorwatch.conf" <<CONF
+${PRIORITY_BOOST:+[Watch]
+PriorityBoost=$PRIORITY_BOOST
+}
 [Journal]
 # Every report gets its own entry in this run (storm control is the storm benchmark's subject).
 MaxEntriesPerInterval=100000
 Interval=1min
 CONF
 
-"$SCRATCH/bin/fanotify-reader" "$FS_MNT" >"$d/c-reader.txt" & scratch_own $!
+# The floors run with the daemon's event-thread scheduling (PriorityBoost, default 4: nice -4 and a 0.1 ms
+# slice, tools/boosted.c): boosting only the daemon would let it win the CPUs from them and flatter it.
+FLOOR=("$SCRATCH/bin/boosted" "${PRIORITY_BOOST:-4}")
+"${FLOOR[@]}" "$SCRATCH/bin/fanotify-reader" "$FS_MNT" >"$d/c-reader.txt" & scratch_own $!
 bench_wait_ready "$d/c-reader.txt"
-"$SCRATCH/bin/dbus-floor" "$BUS_ADDRESS" "$FS_MNT" "/sys/fs/ext4/$(basename "$FS_LOOP")" "$FS_LOOP" >"$SCRATCH/dbus-floor.out" & scratch_own $!
+"${FLOOR[@]}" "$SCRATCH/bin/dbus-floor" "$BUS_ADDRESS" "$FS_MNT" "/sys/fs/ext4/$(basename "$FS_LOOP")" "$FS_LOOP" >"$SCRATCH/dbus-floor.out" & scratch_own $!
 bench_wait_ready "$SCRATCH/dbus-floor.out"
 
 "$BIN" run -c "$SCRATCH/errorwatch.conf" -f "$FS_MNT" --state-dir "$SCRATCH/state" --bus "$BUS_ADDRESS" \

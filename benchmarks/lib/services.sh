@@ -5,7 +5,7 @@
 #                                       or another test run's (they would share /run/systemd/journal)
 #   bench_journald                      starts systemd-journald on the private /run; waits for its socket
 #   bench_bus                           starts a private dbus-daemon (system-bus policy + ErrorWatch's); BUS_ADDRESS
-#   bench_build_native                  cc -O2 the anchors' fanotify-reader.c, tools/trigger.c, tools/store-observer.c,
+#   bench_build_native                  cc -O2 the anchors' fanotify-reader.c, tools/trigger.c, tools/boosted.c, tools/store-observer.c,
 #                                       tools/dbus-observer.c and tools/dbus-floor.c into $SCRATCH/bin
 bench_private_namespace() {
   if [ -z "${ERRORWATCH_BENCH_NS:-}" ]; then
@@ -69,6 +69,7 @@ bench_build_native() {
   local shared=${ERRORWATCH_SHARED:-$PWD/../shared}
   cc -O2 -o "$SCRATCH/bin/fanotify-reader" "$shared/anchors/fanotify-reader.c"
   cc -O2 -o "$SCRATCH/bin/trigger" benchmarks/tools/trigger.c
+  cc -O2 -o "$SCRATCH/bin/boosted" benchmarks/tools/boosted.c
   cc -O2 -o "$SCRATCH/bin/store-observer" benchmarks/tools/store-observer.c
   # libsystemd.so.0 by path: the observer declares the sd-bus calls it uses (no libsystemd-dev needed).
   cc -O2 -o "$SCRATCH/bin/dbus-observer" benchmarks/tools/dbus-observer.c "$(bench_libsystemd)"

@@ -390,6 +390,7 @@ internal static class RunCommand
         MountSource = s.Watch.MountSource,
         RescanInterval = s.Watch.RescanInterval,
         StateDirectory = s.Store.Directory,
+        PriorityBoost = s.Watch.PriorityBoost,
         Store = new Store.StoreOptions { MaxReports = s.Store.MaxReports, MaxAge = s.Store.MaxAge },
         Health = new Health.HealthOptions
         {
@@ -444,8 +445,9 @@ internal static class RunCommand
             // The bounding set can only shrink: a capability dropped at startup comes back only with a restart.
             if (!fresh.Hooks.Capabilities.SequenceEqual(current.Hooks.Capabilities)) later.Add("[Hooks] Capabilities");
             if (fresh.Watch.ResolvePaths != current.Watch.ResolvePaths || fresh.Watch.MountTracking != current.Watch.MountTracking
-                || fresh.Watch.MountSource != current.Watch.MountSource || fresh.Watch.RescanInterval != current.Watch.RescanInterval)
-                later.Add("[Watch] ResolvePaths/MountTracking/MountSource/RescanInterval");
+                || fresh.Watch.MountSource != current.Watch.MountSource || fresh.Watch.RescanInterval != current.Watch.RescanInterval
+                || fresh.Watch.PriorityBoost != current.Watch.PriorityBoost)
+                later.Add("[Watch] ResolvePaths/MountTracking/MountSource/RescanInterval/PriorityBoost");
             log.Information("Configuration reloaded; watching {Count} filesystem(s){Later}", daemon.WatchedCount,
                 later.Count == 0 ? "" : "; changes to " + string.Join(", ", later) + " take effect at restart");
             return fresh;

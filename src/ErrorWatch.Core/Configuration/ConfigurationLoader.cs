@@ -118,7 +118,7 @@ public static class ConfigurationLoader
     {
         private static readonly Dictionary<string, string[]> Keys = new(StringComparer.Ordinal)
         {
-            ["Watch"] = ["Filesystems", "Exclude", "Types", "ResolvePaths", "MountTracking", "MountSource", "RescanInterval"],
+            ["Watch"] = ["Filesystems", "Exclude", "Types", "ResolvePaths", "MountTracking", "MountSource", "RescanInterval", "PriorityBoost"],
             ["Health"] = ["CheckInterval", "KernelLog", "XfsHealthMonitor", "XfsScanLimit"],
             ["Store"] = ["Directory", "MaxReports", "MaxAge"],
             ["Journal"] = ["Enabled", "MaxEntriesPerInterval", "Interval"],
@@ -273,6 +273,12 @@ public static class ConfigurationLoader
                         _watch = _watch with { RescanInterval = Defaults.Watch.RescanInterval };
                     else if (TryInterval(value, MinInterval, MaxInterval, out var rescan))
                         _watch = _watch with { RescanInterval = rescan };
+                    break;
+                case ("Watch", "PriorityBoost"):
+                    if (reset)
+                        _watch = _watch with { PriorityBoost = Defaults.Watch.PriorityBoost };
+                    else if (TryInteger(value, 0, 19, out var boost))
+                        _watch = _watch with { PriorityBoost = boost };
                     break;
                 case ("Health", "CheckInterval"):
                     if (reset)

@@ -53,7 +53,8 @@ public sealed record ErrorWatchSettings
             ("ResolvePaths", SystemdValues.FormatBoolean(Watch.ResolvePaths)),
             ("MountTracking", Watch.MountTracking == MountTrackingMode.Auto ? "auto" : "mountinfo"),
             ("MountSource", Watch.MountSource switch { MountSource.Statmount => "statmount", MountSource.Mountinfo => "mountinfo", _ => "auto" }),
-            ("RescanInterval", SystemdValues.FormatTimeSpan(Watch.RescanInterval)));
+            ("RescanInterval", SystemdValues.FormatTimeSpan(Watch.RescanInterval)),
+            ("PriorityBoost", Watch.PriorityBoost.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         Section(sb, "Health",
             ("CheckInterval", SystemdValues.FormatTimeSpan(Health.CheckInterval)),
             ("KernelLog", SystemdValues.FormatBoolean(Health.KernelLog)),
@@ -117,6 +118,8 @@ public sealed record WatchSettings
     /// <summary>null: statmount/listmount where the kernel has them (6.8+), else mountinfo.</summary>
     public MountSource? MountSource { get; init; }
     public TimeSpan RescanInterval { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>How far the read and decode threads run ahead of ordinary work: nice −N and the shortest slice (auditd's priority_boost); 0 leaves them alone.</summary>
+    public int PriorityBoost { get; init; } = 4;
 }
 
 /// <summary>[Health]: the filesystems' own error records.</summary>

@@ -26,6 +26,8 @@ public sealed record DaemonOptions
     public Store.StoreOptions Store { get; init; } = new();
     /// <summary>Where the report store and the health baseline live ($STATE_DIRECTORY or /var/lib/errorwatch by default); null keeps nothing (tests of other stages).</summary>
     public string? StateDirectory { get; init; } = HealthBaseline.DefaultDirectory();
+    /// <summary>[Watch] PriorityBoost: nice −N and the shortest slice for the read and decode threads (<see cref="EventThreadPriority"/>); 0 leaves them alone.</summary>
+    public int PriorityBoost { get; init; }
 }
 
 /// <summary>
@@ -56,7 +58,7 @@ public sealed class ErrorWatchDaemon : IDisposable
         _log = log;
         _idle = new IdleMemory(log: log);
         _handOff = new EventHandOff(options.HandOffCapacity);
-        _watcher = new Watcher(_handOff, log);
+        _watcher = new Watcher(_handOff, log, options.PriorityBoost);
         Inventory = new FilesystemInventory(options.Watch, _watcher, options.MountSource ?? MountTable.Detect(), log);
         _tracker = new MountTracker(Inventory, log, options.RescanInterval, options.FanotifyMountEvents);
         // Before anything can be detected: another ErrorWatch holding the store stops the start. A
@@ -142,6 +144,7 @@ public sealed class ErrorWatchDaemon : IDisposable
 
     private void Run(CancellationToken stop)
     {
+        EventThreadPriority.Raise(_options.PriorityBoost, "decode", _log);
         try
         {
             while (true)

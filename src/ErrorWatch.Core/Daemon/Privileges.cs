@@ -44,7 +44,16 @@ public static class Privileges
     public static readonly CapabilitySet KernelLog = CapabilitySet.Of(Capability.CAP_SYSLOG);
 
     /// <summary>
-    /// <see cref="Daemon"/>, plus <see cref="KernelLog"/> unless [Health] KernelLog=no, plus [Hooks]
+    /// Lowering the event threads' nice value ([Watch] PriorityBoost, <see cref="EventThreadPriority"/>):
+    /// they start after the capabilities are shed, and RLIMIT_NICE cannot be raised without
+    /// CAP_SYS_RESOURCE, which is worth less kept than this. Beside CAP_SYS_ADMIN it adds little. The
+    /// unit holds neither it nor the system call (docs/operations.md, Latency).
+    /// </summary>
+    public static readonly CapabilitySet PriorityBoost = CapabilitySet.Of(Capability.CAP_SYS_NICE);
+
+    /// <summary>
+    /// <see cref="Daemon"/>, plus <see cref="KernelLog"/> unless [Health] KernelLog=no, plus
+    /// <see cref="PriorityBoost"/> unless [Watch] PriorityBoost=0, plus [Hooks]
     /// Capabilities= (hooks run as root get the bounding set), plus CAP_NET_BIND_SERVICE when a
     /// [Metrics] Listen= port is below net.ipv4.ip_unprivileged_port_start.
     /// </summary>
@@ -53,6 +62,8 @@ public static class Privileges
         var needed = Daemon | CapabilitySet.Named(settings.Hooks.Capabilities);
         if (settings.Health.KernelLog)
             needed |= KernelLog;
+        if (settings.Watch.PriorityBoost > 0)
+            needed |= PriorityBoost;
         var unprivileged = UnprivilegedPortStart();
         if (settings.Metrics.Listen.Any(endpoint => Port(endpoint) is { } port && port < unprivileged))
             needed |= CapabilitySet.Of(Capability.CAP_NET_BIND_SERVICE);

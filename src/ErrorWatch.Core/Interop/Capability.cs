@@ -53,7 +53,7 @@ internal static unsafe partial class Capability
         "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
     ];
 
-    public const int CAP_DAC_READ_SEARCH = 2, CAP_SETPCAP = 8, CAP_NET_BIND_SERVICE = 10, CAP_SYS_ADMIN = 21, CAP_SYSLOG = 34;
+    public const int CAP_DAC_READ_SEARCH = 2, CAP_SETPCAP = 8, CAP_NET_BIND_SERVICE = 10, CAP_SYS_ADMIN = 21, CAP_SYS_NICE = 23, CAP_SYSLOG = 34;
 
     /// <summary>data points to <see cref="U32sVersion3"/> elements.</summary>
     [LibraryImport(Lib, EntryPoint = "capget", SetLastError = true)]

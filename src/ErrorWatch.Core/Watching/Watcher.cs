@@ -33,11 +33,14 @@ public sealed unsafe class Watcher : IDisposable
     private volatile bool _stopping;
     private long _parseErrors;
     private long _eventsRead;
+    private readonly int _priorityBoost;
 
-    public Watcher(EventHandOff handOff, ILogger log)
+    /// <param name="priorityBoost">[Watch] PriorityBoost: how far the read loop runs ahead of ordinary work (<see cref="Daemon.EventThreadPriority"/>).</param>
+    public Watcher(EventHandOff handOff, ILogger log, int priorityBoost = 0)
     {
         _handOff = handOff;
         _log = log;
+        _priorityBoost = priorityBoost;
         _thread = new Thread(Loop) { Name = "errorwatch-read", IsBackground = true };
     }
 
@@ -99,6 +102,7 @@ public sealed unsafe class Watcher : IDisposable
 
     private void Loop()
     {
+        Daemon.EventThreadPriority.Raise(_priorityBoost, "fanotify read", _log);
         // In native memory: this thread waits in poll(2) nearly all its life (PollFdBuffer says why).
         using var pollSet = new PollFdBuffer();
         try
@@ -235,18 +239,47 @@ public sealed unsafe class Watcher : IDisposable
         }
         if (_commands.IsEmpty)
             return null;
-        // Rare (an event in the instant after a mark): the snapshot enumeration allocates, nothing else does.
-        SuperblockWatch? queued = null;
+        foreach (var queued in QueuedAdds(group))
+        {
+            if (queued.Superblock.Fsid == records.Fsid)
+                return queued;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Who an event of <paramref name="group"/> that names no filesystem (an overflow, no file id, a
+    /// malformed buffer) may have been about: the members, and those whose Add is still queued (their
+    /// marks are placed). The same view <see cref="Owner"/> attributes by; each is told.
+    /// </summary>
+    private List<SuperblockWatch> MembersNow(FanotifyGroup group, List<SuperblockWatch> members)
+    {
+        if (_commands.IsEmpty)
+            return members;
+        var now = new List<SuperblockWatch>(members);
+        foreach (var queued in QueuedAdds(group))
+        {
+            if (!now.Contains(queued))
+                now.Add(queued);
+        }
+        return now;
+    }
+
+    /// <summary>
+    /// The watches of <paramref name="group"/> whose Add is queued and not retired by a later command.
+    /// Rare (an event in the instant after a mark): the snapshot enumeration allocates, nothing else does.
+    /// </summary>
+    private List<SuperblockWatch> QueuedAdds(FanotifyGroup group)
+    {
+        var queued = new List<SuperblockWatch>();
         foreach (var command in _commands)
         {
-            if (command.Watch.Group != group || command.Watch.Superblock.Fsid != records.Fsid)
+            if (command.Watch.Group != group)
                 continue;
-            queued = command.Kind switch
-            {
-                CommandKind.Add => command.Watch,
-                CommandKind.Retire => null,
-                _ => queued,
-            };
+            if (command.Kind == CommandKind.Add)
+                queued.Add(command.Watch);
+            else if (command.Kind == CommandKind.Retire)
+                queued.Remove(command.Watch);
         }
         return queued;
     }
@@ -262,7 +295,7 @@ public sealed unsafe class Watcher : IDisposable
             if (ev.IsOverflow)
             {
                 // A shared queue that overflowed lost events of any of its filesystems: each is told.
-                foreach (var member in members)
+                foreach (var member in MembersNow(group, members))
                 {
                     Interlocked.Increment(ref member._eventsRead);
                     _log.Warning("Kernel event queue overflowed for {Superblock}: error events were lost", member.Superblock);
@@ -285,7 +318,7 @@ public sealed unsafe class Watcher : IDisposable
                     Interlocked.Increment(ref _parseErrors);
                     _log.Error("A FAN_FS_ERROR event without a file id in {Group} ({Problem}); each of its filesystems gets a lost-events report",
                         Name(members), records.Problem.ToString());
-                    foreach (var member in members)
+                    foreach (var member in MembersNow(group, members))
                         _handOff.Post(FsErrorEvent.Lost(member.Superblock, now, timestamp, ev.Mask, records.Problem));
                     continue;
                 }
@@ -311,7 +344,7 @@ public sealed unsafe class Watcher : IDisposable
             _log.Error("Malformed fanotify buffer from {Superblock} ({Length} bytes): {Problem}; the rest of this read is unusable",
                 Name(members), buffer.Length, reader.Error.ToString());
             // Whatever followed is unknown: make that visible as a lost-events report, never silent.
-            foreach (var member in members)
+            foreach (var member in MembersNow(group, members))
                 _handOff.Post(FsErrorEvent.Lost(member.Superblock, now, timestamp, 0, reader.Error));
         }
     }

@@ -159,6 +159,7 @@ public sealed partial class NspawnInstallTests(PackageBuild package, ITestOutput
         // lines come from the container's journal (its journald reads /dev/kmsg, as a host's does), and
         // they still make the daemon look at once. XFS before Linux 7.0 says nothing but its log line.
         Phase("kernel log from the journal", () => KernelLogFromTheJournal(machine, xfs));
+        Phase("priority boost: refused by the unit, allowed by the documented drop-in", () => PriorityBoostUnderTheUnit(machine));
 
         // --- the watchdog restarts a hung daemon. A drop-in shortens WatchdogSec=30s to 5 s, so
         // the test waits seconds, not half a minute; the daemon pings at half of whatever is set.
@@ -469,6 +470,69 @@ public sealed partial class NspawnInstallTests(PackageBuild package, ITestOutput
     }
 
     /// <summary>Writes a root-owned file into the running container (its root is an overlay the host sees).</summary>
+    /// <summary>The nice value and slice (ns) of the service's read and decode threads, read inside the container (its pids).</summary>
+    private static List<(string Name, int Nice, long Slice)> EventThreads(NspawnMachine machine)
+    {
+        var pid = Show(machine, "MainPID")["MainPID"];
+        // Both names are one word, so stat's 19th field is the nice value.
+        var lines = machine.Check("sh", "-c", $$"""
+            for t in /proc/{{pid}}/task/*; do
+              c=$(cat $t/comm)
+              case "$c" in decode|errorwatch-read) echo "$c $(awk '{print $19}' $t/stat) $(sed -n 's/^se.slice *: *//p' $t/sched)";; esac
+            done
+            """);
+        return lines.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' '))
+            .Select(f => (f[0], int.Parse(f[1], CultureInfo.InvariantCulture), long.Parse(f[2], CultureInfo.InvariantCulture))).ToList();
+    }
+
+    /// <summary>
+    /// [Watch] PriorityBoost=4 (the default) under the shipped unit: its system call filter denies
+    /// sched_setattr (exposure 2.5), so the event threads run unboosted and the log says so once. The
+    /// drop-ins docs/operations.md gives boost them: LimitNICE=-4 where systemd can raise RLIMIT_NICE
+    /// (PID 1 of a host can; this VM's root, and so the container's systemd, has no CAP_SYS_RESOURCE:
+    /// then only the slice applies and the log names the limit), CapabilityBoundingSet=CAP_SYS_NICE anywhere.
+    /// </summary>
+    private void PriorityBoostUnderTheUnit(NspawnMachine machine)
+    {
+        Assert.Contains("the event threads run without a boost: sched_setattr failed with EPERM", Journal(machine));
+        var plain = EventThreads(machine);
+        Assert.Equal(2, plain.Count);
+        Assert.All(plain, t => Assert.Equal((0, false), (t.Nice, t.Slice == 100_000)));
+
+        const string dropIn = "/etc/systemd/system/errorwatch.service.d/50-priority-boost.conf";
+        WriteInside(machine, dropIn, "[Service]\nLimitNICE=-4\nSystemCallFilter=sched_setattr\n");
+        Restart(machine);
+        var limited = EventThreads(machine);
+        var limit = machine.Check("cat", $"/proc/{Show(machine, "MainPID")["MainPID"]}/limits").Split('\n').Single(l => l.StartsWith("Max nice priority", StringComparison.Ordinal));
+        output.WriteLine($"with LimitNICE=-4: {string.Join(", ", limited)}; {limit}");
+        Assert.Equal(2, limited.Count);
+        if (limit.Split(' ', StringSplitOptions.RemoveEmptyEntries)[3] == "24")
+            Assert.All(limited, t => Assert.Equal((-4, 100_000L), (t.Nice, t.Slice)));
+        else
+        {
+            Assert.All(limited, t => Assert.Equal((0, 100_000L), (t.Nice, t.Slice)));
+            Assert.Contains("the event threads keep nice 0 (only the short slice): lowering it needs CAP_SYS_NICE or an RLIMIT_NICE of 24 (systemd: LimitNICE=-4)", Journal(machine));
+        }
+
+        WriteInside(machine, dropIn, "[Service]\nCapabilityBoundingSet=CAP_SYS_NICE\nSystemCallFilter=sched_setattr\n");
+        Restart(machine);
+        var boosted = EventThreads(machine);
+        output.WriteLine($"with CAP_SYS_NICE: {string.Join(", ", boosted)}");
+        Assert.Equal(2, boosted.Count);
+        Assert.All(boosted, t => Assert.Equal((-4, 100_000L), (t.Nice, t.Slice)));
+
+        machine.Check("rm", dropIn);
+        Restart(machine);
+    }
+
+    private static string Journal(NspawnMachine machine) => machine.Check("journalctl", "-u", "errorwatch", "-b", "--no-pager", "-o", "cat");
+
+    private static void Restart(NspawnMachine machine)
+    {
+        machine.Check("systemctl", "daemon-reload");
+        machine.Check("systemctl", "restart", "errorwatch");
+    }
+
     private static void WriteInside(NspawnMachine machine, string path, string text)
     {
         var file = machine.Root + path;

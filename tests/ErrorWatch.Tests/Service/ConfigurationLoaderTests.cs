@@ -35,6 +35,7 @@ public sealed class ConfigurationLoaderTests : IDisposable
         Assert.Equal(MountTrackingMode.Auto, settings.Watch.MountTracking);
         Assert.Null(settings.Watch.MountSource);
         Assert.Equal(TimeSpan.FromSeconds(30), settings.Watch.RescanInterval);
+        Assert.Equal(4, settings.Watch.PriorityBoost);
         Assert.Equal(TimeSpan.FromSeconds(30), settings.Health.CheckInterval);
         Assert.True(settings.Health.KernelLog);
         Assert.True(settings.Health.XfsHealthMonitor);
@@ -101,6 +102,7 @@ public sealed class ConfigurationLoaderTests : IDisposable
             MountTracking=mountinfo
             MountSource=statmount
             RescanInterval=5min
+            PriorityBoost=0
 
             ; health
             [Health]
@@ -130,6 +132,7 @@ public sealed class ConfigurationLoaderTests : IDisposable
         Assert.Equal(MountTrackingMode.Mountinfo, s.Watch.MountTracking);
         Assert.Equal(MountSource.Statmount, s.Watch.MountSource);
         Assert.Equal(TimeSpan.FromMinutes(5), s.Watch.RescanInterval);
+        Assert.Equal(0, s.Watch.PriorityBoost);
         Assert.Equal(TimeSpan.FromMilliseconds(500), s.Health.CheckInterval);
         Assert.False(s.Health.KernelLog);
         Assert.False(s.Health.XfsHealthMonitor);
@@ -345,6 +348,8 @@ public sealed class ConfigurationLoaderTests : IDisposable
     [InlineData("OpenTelemetry", "Endpoint", "collector:4317", "is not an http:// or https:// URL")]
     [InlineData("OpenTelemetry", "Protocol", "udp", "'udp' is not one of grpc, http/protobuf")]
     [InlineData("Watch", "RescanInterval", "50ms", "50ms is outside 100ms..1d")]
+    [InlineData("Watch", "PriorityBoost", "20", "outside 0..19")]
+    [InlineData("Watch", "PriorityBoost", "-4", "'-4' is not a whole number")]
     [InlineData("Watch", "RescanInterval", "2d", "2d is outside 100ms..1d")]
     [InlineData("Watch", "ResolvePaths", "maybe", "'maybe' is not a boolean")]
     [InlineData("Watch", "MountTracking", "fanotify", "'fanotify' is not one of auto, mountinfo")]
@@ -507,6 +512,7 @@ public sealed class ConfigurationLoaderTests : IDisposable
             MountTracking=mountinfo
             MountSource=mountinfo
             RescanInterval=1.5min
+            PriorityBoost=7
             [Health]
             CheckInterval=250ms
             KernelLog=no
@@ -563,6 +569,7 @@ public sealed class ConfigurationLoaderTests : IDisposable
             MountTracking=mountinfo
             MountSource=mountinfo
             RescanInterval=1min 30s
+            PriorityBoost=7
 
             [Health]
             CheckInterval=250ms
@@ -641,8 +648,8 @@ public sealed class ConfigurationLoaderTests : IDisposable
         var s = LoadClean();
         Assert.Equal(["CAP_KILL", "CAP_NET_ADMIN", "CAP_SYS_RESOURCE"], s.Hooks.Capabilities);
         Assert.Equal(Daemon.CapabilitySet.Of(5, 12, 24), Daemon.CapabilitySet.Named(s.Hooks.Capabilities));
-        // The daemon keeps them on top of its own (CAP_SYSLOG for /dev/kmsg while KernelLog=yes).
-        Assert.Equal("CAP_DAC_READ_SEARCH CAP_KILL CAP_NET_ADMIN CAP_SYS_ADMIN CAP_SYS_RESOURCE CAP_SYSLOG", Daemon.Privileges.Needed(s with { Metrics = new() { Listen = [] } }).ToString());
+        // The daemon keeps them on top of its own (CAP_SYSLOG for /dev/kmsg while KernelLog=yes, CAP_SYS_NICE for PriorityBoost).
+        Assert.Equal("CAP_DAC_READ_SEARCH CAP_KILL CAP_NET_ADMIN CAP_SYS_ADMIN CAP_SYS_NICE CAP_SYS_RESOURCE CAP_SYSLOG", Daemon.Privileges.Needed(s with { Metrics = new() { Listen = [] } }).ToString());
 
         _dir.Write("errorwatch.conf.d/20-reset.conf", "[Hooks]\nCapabilities=\n");
         Assert.Empty(LoadClean().Hooks.Capabilities);
@@ -659,15 +666,22 @@ public sealed class ConfigurationLoaderTests : IDisposable
         var start = int.Parse(File.ReadAllText("/proc/sys/net/ipv4/ip_unprivileged_port_start").Trim());
         var needed = Daemon.Privileges.Needed(new ErrorWatchSettings { Metrics = new() { Listen = [listen] } });
         Assert.Equal(bindService && Daemon.Privileges.Port(listen) < start, needed.Contains(10));
-        Assert.Equal(Daemon.Privileges.Daemon | Daemon.Privileges.KernelLog, needed.Except(Daemon.CapabilitySet.Of(10)));
+        Assert.Equal(Daemon.Privileges.Daemon | Daemon.Privileges.KernelLog | Daemon.Privileges.PriorityBoost, needed.Except(Daemon.CapabilitySet.Of(10)));
     }
 
     [Fact]
     public void CAP_SYSLOG_is_kept_only_while_the_kernel_log_is_read()
     {
         var settings = new ErrorWatchSettings { Metrics = new() { Listen = [] } };
-        Assert.Equal("CAP_DAC_READ_SEARCH CAP_SYS_ADMIN CAP_SYSLOG", Daemon.Privileges.Needed(settings).ToString());
+        Assert.Equal("CAP_DAC_READ_SEARCH CAP_SYS_ADMIN CAP_SYS_NICE CAP_SYSLOG", Daemon.Privileges.Needed(settings).ToString());
         _dir.Write("errorwatch.conf", "[Health]\nKernelLog=no\n");
+        Assert.Equal("CAP_DAC_READ_SEARCH CAP_SYS_ADMIN CAP_SYS_NICE", Daemon.Privileges.Needed(LoadClean() with { Metrics = new() { Listen = [] } }).ToString());
+    }
+
+    [Fact]
+    public void CAP_SYS_NICE_is_kept_only_while_the_event_threads_are_boosted()
+    {
+        _dir.Write("errorwatch.conf", "[Watch]\nPriorityBoost=0\n[Health]\nKernelLog=no\n");
         Assert.Equal("CAP_DAC_READ_SEARCH CAP_SYS_ADMIN", Daemon.Privileges.Needed(LoadClean() with { Metrics = new() { Listen = [] } }).ToString());
     }
 

@@ -144,15 +144,15 @@ public sealed partial class PrivilegeTests : IDisposable
         }
     }
 
-    /// <summary>What `errorwatch run` keeps with the kernel log on (the default): the two, and CAP_SYSLOG for /dev/kmsg.</summary>
-    private static readonly CapabilitySet Three = Privileges.Daemon | Privileges.KernelLog;
+    /// <summary>What `errorwatch run` keeps by default: the two, CAP_SYSLOG for /dev/kmsg and CAP_SYS_NICE for PriorityBoost.</summary>
+    private static readonly CapabilitySet Kept = Privileges.Daemon | Privileges.KernelLog | Privileges.PriorityBoost;
 
     [LoopFact]
     public void Started_with_every_capability_it_keeps_only_its_three_on_every_thread_and_still_reports_on_a_filesystem_mounted_later()
     {
         var own = Sets.Of("/proc/self/status");
-        Assert.False(own.Permitted.Except(Three).IsEmpty, $"the test must start the daemon with more than it needs: {own}");
-        var kept = Three & own.Bounding;
+        Assert.False(own.Permitted.Except(Kept).IsEmpty, $"the test must start the daemon with more than it needs: {own}");
+        var kept = Kept & own.Bounding;
 
         using var scratch = new ScratchDirectory();
         var first = scratch.Ext4("first");
@@ -174,7 +174,7 @@ public sealed partial class PrivilegeTests : IDisposable
         daemon.WaitReady(notify);
         var pid = daemon.Process.Id;
 
-        // Executed again (same pid, the marker in its environment), and every thread holds the three, nothing else.
+        // Executed again (same pid, the marker in its environment), and every thread holds the kept ones, nothing else.
         Assert.Equal(pid.ToString(), Marker(pid));
         // Executed by its own path, not /proc/self/exe: ps, top, pidof and the journal's _COMM still name it.
         Assert.Equal(Path.GetFileName(File.ReadAllText($"/proc/{pid}/cmdline").Split('\0')[0]), File.ReadAllText($"/proc/{pid}/comm").TrimEnd('\n'));
@@ -215,7 +215,8 @@ public sealed partial class PrivilegeTests : IDisposable
     public void However_it_is_started_it_keeps_what_it_can_and_always_starts(string how)
     {
         var own = Sets.Of("/proc/self/status");
-        var three = Three & own.Bounding;
+        // The ambient case is given the daemon's own, CAP_SYSLOG and one too many (not CAP_SYS_NICE): it keeps those it needs.
+        var keptHere = Kept & (Privileges.Daemon | Privileges.KernelLog) & own.Bounding;
         var unit = Privileges.Daemon & own.Bounding;
         var setpcap = CapabilitySet.Of(CapabilitySet.NumberOf("CAP_SETPCAP"));
         string[] setpriv = how switch
@@ -242,7 +243,7 @@ public sealed partial class PrivilegeTests : IDisposable
         {
             "unit" => new Sets(unit, unit, CapabilitySet.None, unit, CapabilitySet.None),
             // Ambient capabilities need their inheritable bits; without CAP_SETPCAP the bounding set stays as it was.
-            "ambient" => new Sets(three, three, three, own.Bounding, three),
+            "ambient" => new Sets(keptHere, keptHere, keptHere, own.Bounding, keptHere),
             "nobody" => new Sets(CapabilitySet.None, CapabilitySet.None, CapabilitySet.None, own.Bounding, CapabilitySet.None),
             _ => new Sets(own.Bounding.Except(setpcap), own.Bounding.Except(setpcap), CapabilitySet.None, own.Bounding.Except(setpcap), CapabilitySet.None),
         };
@@ -259,7 +260,7 @@ public sealed partial class PrivilegeTests : IDisposable
     }
 
     /// <summary>
-    /// Hooks run as root get the daemon's bounding set as their capabilities: the three (outside the
+    /// Hooks run as root get the daemon's bounding set as their capabilities: the kept ones (outside the
     /// unit), plus what [Hooks] Capabilities= names; never the rest of what the daemon was started with.
     /// </summary>
     [LoopTheory]
@@ -268,7 +269,7 @@ public sealed partial class PrivilegeTests : IDisposable
     public void A_hook_holds_only_the_bounding_set_the_daemon_kept(string extra)
     {
         var own = Sets.Of("/proc/self/status");
-        var kept = (Three | CapabilitySet.Named(extra.Split(' ', StringSplitOptions.RemoveEmptyEntries))) & own.Bounding;
+        var kept = (Kept | CapabilitySet.Named(extra.Split(' ', StringSplitOptions.RemoveEmptyEntries))) & own.Bounding;
         Assert.False(own.Permitted.Except(kept).IsEmpty, $"the test must start the daemon with more than it keeps: {own}");
 
         using var hooks = new HookDirectory();

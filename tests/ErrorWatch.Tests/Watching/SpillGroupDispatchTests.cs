@@ -46,6 +46,22 @@ public sealed class SpillGroupDispatchTests
                 Assert.Equal(buffer.Length, (int)Libc.Write(_writeEnd, p, buffer.Length));
         }
 
+        /// <summary>
+        /// Reads <paramref name="buffer"/> while B's Add is still queued, in a deterministic order through
+        /// the command queue: the loop's first pass adds A, then retiring A reads the group while B's Add
+        /// waits behind (the inventory's mark-then-Add leaves the same window for real). Returns once B is added.
+        /// </summary>
+        public async Task ReadWhileBsAddIsQueued(byte[] buffer)
+        {
+            Write(buffer);
+            Watcher.Add(A);
+            var retired = Watcher.Retire(A);
+            Watcher.Add(B);
+            Watcher.Start();
+            await retired.WaitAsync(TimeSpan.FromSeconds(5));
+            Assert.True(Watcher.Flush(B, TimeSpan.FromSeconds(5)));
+        }
+
         /// <summary>Every event the hand-off holds now.</summary>
         public List<FsErrorEvent> Taken()
         {
@@ -118,27 +134,36 @@ public sealed class SpillGroupDispatchTests
     [Fact]
     public async Task An_event_read_before_its_filesystems_Add_reaches_the_read_loop_goes_to_that_filesystem_not_the_only_member()
     {
-        // Deterministic order through the command queue: the loop's first pass adds A, then retiring A reads
-        // the group (B's event in it) while B's Add is still queued behind; the inventory's mark-then-Add
-        // leaves the same window for real. One shared member must not take every event of the group.
+        // One shared member must not take every event of the group.
         using var rig = new SpillRig();
         var (watcher, a, b) = (rig.Watcher, rig.A, rig.B);
-        rig.Write(new EventBuilder()
+        await rig.ReadWhileBsAddIsQueued(new EventBuilder()
             .Event().Fid(B.Fsid, EventBuilder.FileIdInvalid, []).Error(117, 3)
             .Event().Fid(A.Fsid, EventBuilder.FileIdInvalid, []).Error(5, 2)
             .Event().Fid(new FilesystemId(0x9999, 0x9999), EventBuilder.FileIdInvalid, []).Error(5, 1)
             .Build());
-        watcher.Add(a);
-        var retired = watcher.Retire(a);
-        watcher.Add(b);
-        watcher.Start();
-        await retired.WaitAsync(TimeSpan.FromSeconds(5));
-        Assert.True(watcher.Flush(b, TimeSpan.FromSeconds(5)));
 
         var taken = rig.Taken();
         Assert.Equal([B, A], taken.Select(ev => ev.Superblock));
         Assert.Equal((1L, 3L), (b.EventsRead, b.ErrorsRead));
         Assert.Equal((1L, 2L), (a.EventsRead, a.ErrorsRead));
         Assert.Equal(1, watcher.UnmatchedEvents);
+    }
+
+    [Fact]
+    public async Task An_event_naming_no_filesystem_read_while_an_Add_is_queued_reaches_that_filesystem_too()
+    {
+        // B's Add still queued while the group is read: an event without a file id, an overflow and a
+        // malformed tail could each be about B, whose mark is placed. B is told as A is.
+        using var rig = new SpillRig();
+        await rig.ReadWhileBsAddIsQueued(new EventBuilder()
+            .Event().Error(74, 4)                                    // no file id
+            .Event(mask: EventBuilder.FanQOverflow)                  // the shared queue overflowed
+            .Tail([0xde, 0xad])                                      // a truncated event: the rest is unreadable
+            .Build());
+
+        var taken = rig.Taken();
+        Assert.All(taken, ev => Assert.True(ev.IsOverflow));
+        Assert.Equal([A, B, A, B, A, B], taken.Select(ev => ev.Superblock));
     }
 }
