@@ -32,7 +32,10 @@ internal sealed unsafe class Ext4Health : IHealthSource
     private readonly ILogger _log;
     private readonly string _sysfsDir;
     private readonly string _optionsFile;
-    private readonly string _key;
+    // Resolved at the first check, once every filesystem watched at start is known (twins with one
+    // UUID each keep their own entry), or at the first report published before it.
+    private string? _key;
+    private string Key => _key ??= _baseline.Ext4Key(Superblock.Uuid, Superblock.Device);
     private readonly string _instance;
     private int _countFd = -1;
 
@@ -59,8 +62,6 @@ internal sealed unsafe class Ext4Health : IHealthSource
         var sb = watch.Superblock;
         _sysfsDir = Path.Combine(sysfsRoot, sb.KernelName);
         _optionsFile = Path.Combine(procRoot, sb.KernelName, "options");
-        // By UUID so that the baseline follows the filesystem across reboots and device renames.
-        _key = KeyOf(sb.Uuid?.ToString(), sb.Device.ToString());
         if (string.IsNullOrEmpty(sb.KernelName))
         {
             _problem = "kernel device name unknown: /sys/fs/ext4 cannot be read";
@@ -76,7 +77,7 @@ internal sealed unsafe class Ext4Health : IHealthSource
     public Superblock Superblock => _watch.Superblock;
     public int PollFd => _countFd;
     public short PollEvents => Libc.POLLPRI | Libc.POLLERR;
-    public string BaselineKey => _key;
+    public string BaselineKey => Key;
 
     /// <summary>What an admin needs first (what ext4 does on an error here), then what ErrorWatch reads.</summary>
     public string Describe() => $"errors={Ext4Decoder.ErrorsBehavior(Superblock) ?? "unknown"}; " + (_problem ?? $"{_sysfsDir}/errors_count (POLLPRI), {_optionsFile}");
@@ -147,7 +148,7 @@ internal sealed unsafe class Ext4Health : IHealthSource
         var unexplained = growth - matched;
         _fanotifyMatched += (long)matched;
         _accounted = Math.Max(_accounted, record.ErrorsCount);
-        _baseline.Ext4(_key, b =>
+        _baseline.Ext4(Key, b =>
         {
             b.FirstErrorTime = record.First?.Time.ToUnixTimeSeconds() ?? 0;
             b.Updated = DateTimeOffset.UtcNow;
@@ -169,9 +170,10 @@ internal sealed unsafe class Ext4Health : IHealthSource
     private void StartFromBaseline(Ext4ErrorRecord record, List<HealthFinding> findings)
     {
         var firstTime = record.First?.Time.ToUnixTimeSeconds() ?? 0;
+        _key ??= _baseline.Ext4Key(Superblock.Uuid, Superblock.Device, firstTime);
         var known = _baseline.HasExt4(_key);
         _seenBefore = known;
-        _accounted = _baseline.Ext4(_key, b =>
+        _accounted = _baseline.Ext4(Key, b =>
         {
             if (known && b.FirstErrorTime != 0 && b.FirstErrorTime != firstTime)
             {
@@ -191,9 +193,9 @@ internal sealed unsafe class Ext4Health : IHealthSource
         if (record.ErrorsCount == 0 && record.First is null && _watch.ErrorsRead == 0
             && Ext4SuperblockImage.ReadDevice(Superblock.DevicePath, out _) is { } disk
             && (disk.State & Ext4State.Errors) != 0 && disk.ErrorCount == 0 && disk.FirstError is null
-            && !_baseline.Ext4(_key, b => b.ErrorStateReported))
+            && !_baseline.Ext4(Key, b => b.ErrorStateReported))
         {
-            _baseline.Ext4(_key, b => b.ErrorStateReported = true);
+            _baseline.Ext4(Key, b => b.ErrorStateReported = true);
             findings.Add(new HealthFinding
             {
                 Superblock = Superblock,
@@ -277,7 +279,7 @@ internal sealed unsafe class Ext4Health : IHealthSource
         if (state is null)
             return; // back to normal (remounted): nothing to report
 
-        var alreadyReported = _baseline.Ext4(_key, b =>
+        var alreadyReported = _baseline.Ext4(Key, b =>
         {
             var seen = b.Instance == _instance && b.State == state;
             b.Instance = _instance;
@@ -315,14 +317,12 @@ internal sealed unsafe class Ext4Health : IHealthSource
     }
 
     /// <summary>The baseline entry of an ext4 filesystem: by UUID, else by major:minor (also how <see cref="HealthBaseline.CatchUp"/> finds it from a stored report).</summary>
-    internal static string KeyOf(string? uuid, string majorMinor) => uuid ?? $"dev-{majorMinor}";
-
     /// <summary>Each published error moves the persisted baseline, so a restart reports only what is new.</summary>
     public void Published(CorruptionReport report)
     {
         if (report.Error.Count == 0 || report.Source == ReportSource.Ext4State)
             return;
-        _baseline.Ext4(_key, b =>
+        _baseline.Ext4(Key, b =>
         {
             b.Reported += report.Error.Count;
             if (report.Source == ReportSource.Fanotify)

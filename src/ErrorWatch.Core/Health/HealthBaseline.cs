@@ -171,7 +171,7 @@ public sealed class HealthBaseline
         lock (_lock)
             last = _file.LastReportId;
         var segments = Store.ReportStore.SegmentFiles(Path.Combine(stateDirectory, Store.ReportStore.DirectoryName)).ToList();
-        var after = new List<(string Key, ulong Count, string Id)>();
+        var after = new List<(Guid? Uuid, Filesystems.DeviceNumber Device, ulong Count, string Id)>();
         string? newest = null;
         // "": saved before any report was stored, so every stored report is after it. No baseline at all
         // (deleted, or set aside as unreadable): every stored report counts, or its errors would be
@@ -213,14 +213,18 @@ public sealed class HealthBaseline
                 _log.Warning("The last report the health baseline counted ({Id}) is not in the report store; errors stored after it may be reported again", last);
             }
         }
-        lock (_lock)
+        foreach (var (uuid, device, count, _) in after)
         {
-            foreach (var (key, count, _) in after)
+            var key = Ext4Key(uuid, device);
+            lock (_lock)
             {
                 if (!_file.Ext4.TryGetValue(key, out var entry))
                     _file.Ext4[key] = entry = new Ext4Baseline();
                 entry.Reported += count;
             }
+        }
+        lock (_lock)
+        {
             // From now on the baseline says which stored reports it holds.
             _file.LastReportId = newest ?? last ?? "";
             _dirty = true;
@@ -249,8 +253,8 @@ public sealed class HealthBaseline
         return null;
     }
 
-    /// <summary>(baseline key, error count, id) of a stored report that moves an ext4 baseline, as <see cref="Ext4Health"/>.Published does.</summary>
-    private static (string Key, ulong Count, string Id)? Ext4Errors(ReadOnlySpan<byte> json)
+    /// <summary>(UUID, device, error count, id) of a stored report that moves an ext4 baseline, as <see cref="Ext4Health"/>.Published does.</summary>
+    private static (Guid? Uuid, Filesystems.DeviceNumber Device, ulong Count, string Id)? Ext4Errors(ReadOnlySpan<byte> json)
     {
         try
         {
@@ -264,13 +268,93 @@ public sealed class HealthBaseline
             var count = root.GetProperty("error").GetProperty("count").GetUInt64();
             if (count == 0)
                 return null;
-            var key = Ext4Health.KeyOf(fs.TryGetProperty("uuid", out var uuid) && uuid.ValueKind == JsonValueKind.String ? uuid.GetString() : null,
-                fs.GetProperty("major_minor").GetString()!);
-            return (key, count, root.GetProperty("id").GetString()!);
+            Guid? uuid = fs.TryGetProperty("uuid", out var u) && u.ValueKind == JsonValueKind.String && Guid.TryParse(u.GetString(), out var g) ? g : null;
+            if (!Filesystems.DeviceNumber.TryParse(fs.GetProperty("major_minor").GetString(), out var device))
+                return null;
+            return (uuid, device, count, root.GetProperty("id").GetString()!);
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
         {
             return null;
+        }
+    }
+
+    // UUID → the devices of the filesystems with that UUID being watched now (twins: clones, snapshots).
+    private readonly Dictionary<string, HashSet<Filesystems.DeviceNumber>> _present = new(StringComparer.Ordinal);
+
+    /// <summary>A filesystem is being watched now: no other filesystem with its UUID takes its entry.</summary>
+    public void Present(Guid? uuid, Filesystems.DeviceNumber device)
+    {
+        if (uuid is not { } u)
+            return;
+        lock (_lock)
+        {
+            if (!_present.TryGetValue(u.ToString(), out var devices))
+                _present[u.ToString()] = devices = new HashSet<Filesystems.DeviceNumber>();
+            devices.Add(device);
+        }
+    }
+
+    /// <summary>The filesystem is no longer watched (unmounted, excluded).</summary>
+    public void Absent(Guid? uuid, Filesystems.DeviceNumber device)
+    {
+        if (uuid is not { } u)
+            return;
+        lock (_lock)
+        {
+            if (_present.TryGetValue(u.ToString(), out var devices))
+                devices.Remove(device);
+        }
+    }
+
+    /// <summary>
+    /// The ext4 entry of the filesystem with <paramref name="uuid"/> on <paramref name="device"/>:
+    /// "UUID@major:minor", so that two filesystems with one UUID (cloned images, LVM snapshots) each
+    /// keep their own counts. Where that entry does not exist yet, the filesystem's entry under another
+    /// device number (renumbered at boot, a loop device attached again) or from before devices were in
+    /// the key ("UUID") is taken over when exactly one is found that is not the entry of a twin watched
+    /// now and, given <paramref name="firstErrorTime"/>, does not name another first error. No UUID:
+    /// "dev-major:minor".
+    /// </summary>
+    public string Ext4Key(Guid? uuid, Filesystems.DeviceNumber device, long? firstErrorTime = null) =>
+        KeyOf(f => f.Ext4, uuid, device, e => firstErrorTime is not { } t || e.FirstErrorTime == 0 || e.FirstErrorTime == t);
+
+    /// <summary>The XFS entry, resolved as <see cref="Ext4Key"/> (XFS entries hold one mount's health bits).</summary>
+    public string XfsKey(Guid? uuid, Filesystems.DeviceNumber device) => KeyOf(f => f.Xfs, uuid, device, _ => true);
+
+    private string KeyOf<T>(Func<BaselineFile, Dictionary<string, T>> kind, Guid? uuid, Filesystems.DeviceNumber device, Func<T, bool> same)
+    {
+        if (uuid is not { } u)
+            return $"dev-{device}";
+        var name = u.ToString();
+        var key = $"{name}@{device}";
+        lock (_lock)
+        {
+            var entries = kind(_file);
+            if (entries.ContainsKey(key))
+                return key;
+            var twins = _present.TryGetValue(name, out var devices) ? devices : [];
+            string? found = null;
+            var count = 0;
+            foreach (var (other, entry) in entries)
+            {
+                var at = other.IndexOf('@');
+                var otherUuid = at < 0 ? other : other[..at];
+                if (otherUuid != name || !same(entry))
+                    continue;
+                if (at >= 0 && Filesystems.DeviceNumber.TryParse(other.AsSpan(at + 1), out var otherDevice) && twins.Contains(otherDevice))
+                    continue;
+                found = other;
+                count++;
+            }
+            if (count == 1)
+            {
+                entries[key] = entries[found!];
+                entries.Remove(found!);
+                _dirty = true;
+                _log.Debug("Health baseline: {Old} is now {New} (the filesystem's device number changed)", found, key);
+            }
+            return key;
         }
     }
 

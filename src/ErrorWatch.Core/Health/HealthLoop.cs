@@ -106,6 +106,7 @@ public sealed unsafe class HealthLoop : IDisposable
     /// <summary>Starts following one filesystem's native state (before its first fanotify event can be read).</summary>
     public void Add(SuperblockWatch watch)
     {
+        Baseline.Present(watch.Superblock.Uuid, watch.Superblock.Device);
         var source = Create(watch);
         if (source is null)
             return;
@@ -153,6 +154,7 @@ public sealed unsafe class HealthLoop : IDisposable
 
     public void Remove(SuperblockWatch watch)
     {
+        Baseline.Absent(watch.Superblock.Uuid, watch.Superblock.Device);
         lock (_lock)
         {
             if (!_sources.Remove(watch.Superblock, out var source))

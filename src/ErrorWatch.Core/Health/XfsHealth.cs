@@ -46,7 +46,7 @@ internal sealed unsafe class XfsHealth : IHealthSource
         _baseline = baseline;
         _options = options;
         _log = log;
-        _key = watch.Superblock.Uuid?.ToString() ?? $"dev-{watch.Superblock.Device}";
+        _key = baseline.XfsKey(watch.Superblock.Uuid, watch.Superblock.Device);
         // XFS health ends with the mount: bits reported for another mount instance are not "already reported".
         _baseline.Xfs(_key, b =>
         {

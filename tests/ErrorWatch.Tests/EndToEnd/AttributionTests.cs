@@ -15,12 +15,7 @@ public sealed class AttributionTests
     public void Error_on_the_second_of_two_cloned_images_is_attributed_to_the_second()
     {
         using var scratch = new ScratchDirectory();
-        var original = scratch.Ext4("original");
-        original.Unmount();
-        var cloneImage = Path.Combine(scratch.Path, "clone.img");
-        File.Copy(original.Image, cloneImage);
-        original.Mount("errors=continue");
-        var clone = scratch.Track(ScratchFilesystem.Attach(cloneImage, Path.Combine(scratch.Path, "clone"), "ext4", "errors=continue"));
+        var (original, clone) = scratch.Ext4Twins("original");
 
         using var daemon = DaemonHarness.Watching(original.MountPoint, clone.MountPoint);
         var watched = daemon.Daemon.Inventory.Watches.Select(w => w.Superblock).ToList();

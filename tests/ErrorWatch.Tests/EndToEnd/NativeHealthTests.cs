@@ -82,6 +82,49 @@ public sealed class NativeHealthTests
     }
 
     [LoopFact]
+    public void Two_filesystems_with_one_UUID_keep_their_own_baseline_across_restarts()
+    {
+        // Cloned images (or LVM snapshots) share the UUID. Each must be counted on its own: a shared
+        // entry under-counted one and invented "history" for the other at the next start.
+        using var scratch = new ScratchDirectory();
+        var state = Path.Combine(scratch.Path, "state");
+        var (original, clone) = scratch.Ext4Twins("twin");
+
+        using (var first = Daemon(state, 30, original.MountPoint, clone.MountPoint))
+        {
+            var a0 = original.ErrorsCount;
+            var b0 = clone.ErrorsCount;
+            for (var i = 0; i < 3; i++)
+                original.TriggerFsError($"original {i}");
+            clone.TriggerFsError("clone");
+            var reports = first.CollectMatchingErrorsCount(original, a0, atLeast: 1);
+            reports.AddRange(first.CollectMatchingErrorsCount(clone, b0, atLeast: 1));
+            Assert.Equal(3UL, Sum(reports.Where(r => r.Filesystem.Device == original.LoopDevice)));
+            Assert.Equal(1UL, Sum(reports.Where(r => r.Filesystem.Device == clone.LoopDevice)));
+        }
+
+        // One more error on each while stopped: each is reported once at the next start, as history of its own.
+        original.TriggerFsError("original while stopped");
+        clone.TriggerFsError("clone while stopped");
+        using (var second = Daemon(state, 30, original.MountPoint, clone.MountPoint))
+        {
+            var reports = second.Collect(r => r.Count(x => x.Source == ReportSource.Ext4Superblock) >= 2, TimeSpan.FromSeconds(10));
+            reports.AddRange(Settle(second, TimeSpan.FromSeconds(2)));
+            Assert.Equal(1UL, Sum(reports.Where(r => r.Filesystem.Device == original.LoopDevice)));
+            Assert.Equal(1UL, Sum(reports.Where(r => r.Filesystem.Device == clone.LoopDevice)));
+            Assert.All(reports, r => Assert.Equal(ReportSource.Ext4Superblock, r.Source));
+        }
+
+        // A quiet restart reports nothing on either, and no counter reset is taken for e2fsck.
+        using (var third = Daemon(state, 30, original.MountPoint, clone.MountPoint))
+        {
+            var reports = Settle(third, TimeSpan.FromSeconds(3));
+            Assert.True(third.Daemon.Health.Checks > 0, "the first check ran");
+            Assert.DoesNotContain(reports, r => r.Filesystem.Device == original.LoopDevice || r.Filesystem.Device == clone.LoopDevice);
+        }
+    }
+
+    [LoopFact]
     public void Errors_recorded_before_the_filesystem_was_ever_watched_are_reported_as_history()
     {
         using var scratch = new ScratchDirectory();

@@ -50,6 +50,17 @@ public sealed class ScratchDirectory : IDisposable
 
     public ScratchFilesystem Xfs(string name, params string[] mkfs) => Track(ScratchFilesystem.Create(Path, name, "xfs", 320, mkfs, ""));
 
+    /// <summary>Two ext4s with one UUID (and so one fsid), as cloned images or LVM snapshots are: both mounted errors=continue.</summary>
+    public (ScratchFilesystem Original, ScratchFilesystem Clone) Ext4Twins(string name)
+    {
+        var original = Ext4(name);
+        original.Unmount();
+        var cloneImage = System.IO.Path.Combine(Path, name + "-clone.img");
+        File.Copy(original.Image, cloneImage);
+        original.Mount("errors=continue");
+        return (original, Track(ScratchFilesystem.Attach(cloneImage, System.IO.Path.Combine(Path, name + "-clone"), "ext4", "errors=continue")));
+    }
+
     public ScratchFilesystem Track(ScratchFilesystem fs)
     {
         _filesystems.Add(fs);

@@ -1,3 +1,4 @@
+using ErrorWatch.Filesystems;
 using ErrorWatch.Health;
 using ErrorWatch.Store;
 using ErrorWatch.Tests.Journal;
@@ -90,7 +91,8 @@ public sealed class HealthBaselineTests : IDisposable
         return ids;
     }
 
-    private static string Key => JournalTestReports.Uuid.ToString();
+    /// <summary>The entry of the filesystem the stored reports are about (UUID and device, as the daemon names it).</summary>
+    private static string Key => $"{JournalTestReports.Uuid}@8:17";
 
     [Theory]
     [InlineData(null)]           // deleted
@@ -128,5 +130,50 @@ public sealed class HealthBaselineTests : IDisposable
         next.Load();
         Assert.Equal(1, next.CatchUp(_dir));
         Assert.Equal(8UL, next.Ext4(Key, b => b.Reported));
+    }
+
+    [Fact]
+    public void Filesystems_with_one_UUID_get_an_entry_each_and_one_moved_to_another_device_keeps_its_own()
+    {
+        var uuid = Guid.NewGuid();
+        var (a, b, c) = (new DeviceNumber(7, 1), new DeviceNumber(7, 2), new DeviceNumber(7, 3));
+        var first = new HealthBaseline(_dir);
+        first.Present(uuid, a);
+        first.Present(uuid, b);
+        first.Ext4(first.Ext4Key(uuid, a), e => e.Reported = 3);
+        first.Ext4(first.Ext4Key(uuid, b), e => e.Reported = 1);
+        Assert.NotEqual(first.Ext4Key(uuid, a), first.Ext4Key(uuid, b));
+        first.MarkDirty();
+        Assert.True(first.Save());
+
+        // Next boot: the first twin's loop device is now 7:3, the second is still 7:2 and watched.
+        var second = new HealthBaseline(_dir);
+        second.Load();
+        second.Present(uuid, c);
+        second.Present(uuid, b);
+        Assert.Equal(3UL, second.Ext4(second.Ext4Key(uuid, c), e => e.Reported));
+        Assert.Equal(1UL, second.Ext4(second.Ext4Key(uuid, b), e => e.Reported));
+        // Its old entry moved, not copied.
+        Assert.False(second.HasExt4($"{uuid}@{a}"));
+        // An entry that names another first error is another filesystem's: never taken over.
+        second.Ext4(second.Ext4Key(uuid, c), e => e.FirstErrorTime = 1000);
+        second.Absent(uuid, c);
+        Assert.False(second.HasExt4(second.Ext4Key(uuid, new DeviceNumber(7, 4), firstErrorTime: 2000)));
+        Assert.True(second.HasExt4(second.Ext4Key(uuid, new DeviceNumber(7, 5), firstErrorTime: 1000)));
+    }
+
+    [Fact]
+    public void An_entry_from_before_devices_were_in_the_key_is_taken_over_by_its_filesystem()
+    {
+        var uuid = Guid.NewGuid();
+        File.WriteAllText(Path.Combine(_dir, HealthBaseline.FileName),
+            $$$"""{"version":1,"ext4":{"{{{uuid}}}":{"reported":5,"first_error_time":0,"error_state_reported":false,"updated":"2026-12-01T00:00:00+00:00"}},"xfs":{},"last_report_id":""}""");
+        var baseline = new HealthBaseline(_dir);
+        baseline.Load();
+        var key = baseline.Ext4Key(uuid, new DeviceNumber(8, 17));
+        Assert.Equal($"{uuid}@8:17", key);
+        Assert.Equal(5UL, baseline.Ext4(key, e => e.Reported));
+        Assert.False(baseline.HasExt4(uuid.ToString()));
+        Assert.Equal("dev-8:18", baseline.Ext4Key(null, new DeviceNumber(8, 18)));
     }
 }
