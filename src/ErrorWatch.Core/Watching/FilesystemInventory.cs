@@ -73,6 +73,8 @@ public sealed unsafe class FilesystemInventory : IDisposable
     private FanotifyGroup? _spill;
     private readonly Dictionary<DeviceNumber, FilesystemId> _spillMembers = new();
     private readonly Lock _lock = new();
+    // The configuration changed: the next Reconcile decides again whether each watched filesystem is selected.
+    private bool _reselect;
 
     public FilesystemInventory(WatchOptions options, Watcher watcher, MountSource source, ILogger log)
     {
@@ -98,6 +100,7 @@ public sealed unsafe class FilesystemInventory : IDisposable
             {
                 _options = value;
                 _skipped.Clear(); // reasons may have changed: every unwatched filesystem is looked at again
+                _reselect = true; // and every watched one
             }
         }
     }
@@ -150,14 +153,20 @@ public sealed unsafe class FilesystemInventory : IDisposable
             var mounts = MountTable.Read(Source, problem => _log.Warning("{Problem}", problem));
             var bySuperblock = mounts.GroupBy(m => m.Device).ToDictionary(g => g.Key, g => g.ToList());
 
+            // A filesystem's selection is decided when it is first watched, and again only when the
+            // configuration changes: the mount point it was chosen by may go (umount -l, a bind mount
+            // left) while the filesystem it named lives on, and is still the one the admin chose.
+            var reselect = _reselect;
+            _reselect = false;
             foreach (var (device, watch) in _watches.ToList())
             {
-                var refusal = _options.FsTypes.Contains(watch.Superblock.FsType) ? _options.Refuses(watch.Superblock) : "type no longer selected";
-                if (watch.MarkAlive() && refusal is null)
-                {
+                var alive = watch.MarkAlive();
+                if (alive)
                     watch.Superblock.UpdateMounts(bySuperblock.GetValueOrDefault(device) ?? []);
+                var refusal = !_options.FsTypes.Contains(watch.Superblock.FsType) ? "type no longer selected"
+                    : reselect ? _options.Refuses(watch.Superblock) : null;
+                if (alive && refusal is null)
                     continue;
-                }
                 _watches.Remove(device);
                 _spillMembers.Remove(device);
                 if (refusal is null)

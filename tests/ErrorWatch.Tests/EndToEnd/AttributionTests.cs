@@ -128,6 +128,43 @@ public sealed class AttributionTests
     }
 
     [LoopFact]
+    public void A_filesystem_selected_by_mount_point_stays_watched_after_a_lazy_umount_while_a_bind_mount_keeps_it()
+    {
+        // umount -l of the selected path while a bind mount holds the filesystem: the filesystem lives
+        // on, and it is still the one the admin chose. It used to be dropped as "not selected".
+        using var scratch = new ScratchDirectory();
+        var fs = scratch.Ext4("bound");
+        var bind = Directory.CreateDirectory(Path.Combine(scratch.Path, "bind")).FullName;
+        Tool.Check("mount", "--bind", fs.MountPoint, bind);
+        try
+        {
+            using var daemon = new DaemonHarness(new DaemonOptions
+            {
+                Watch = new WatchOptions { Include = [fs.MountPoint] },
+                RescanInterval = TimeSpan.FromMilliseconds(200),
+            });
+            var watch = Assert.Single(daemon.Daemon.Inventory.Watches, w => w.Superblock.Device == fs.Device);
+
+            Tool.Check("umount", "-l", fs.MountPoint);
+            var clock = Stopwatch.StartNew();
+            while (watch.Superblock.Mounts.Any(m => m.MountPoint.Text == fs.MountPoint) && clock.Elapsed < TimeSpan.FromSeconds(5))
+                Thread.Sleep(20);
+            Thread.Sleep(600); // three rescans more
+            Assert.Contains(daemon.Daemon.Inventory.Watches, w => w.Superblock.Device == fs.Device);
+
+            var before = fs.ErrorsCount;
+            fs.TriggerFsError("after the lazy umount");
+            var report = Assert.Single(daemon.CollectMatchingErrorsCount(fs, before, atLeast: 1));
+            Assert.Equal(fs.Device, report.Filesystem.MajorMinor);
+            Assert.Equal([bind], report.Filesystem.Mountpoints.Select(m => m.Text));
+        }
+        finally
+        {
+            Tool.Run("umount", bind);
+        }
+    }
+
+    [LoopFact]
     public void Events_read_before_an_unmount_are_reported_and_the_filesystem_is_dropped()
     {
         using var scratch = new ScratchDirectory();
