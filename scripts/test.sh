@@ -19,6 +19,7 @@ declare -A packages=(
   [dpkg-deb]=dpkg [dpkg-shlibdeps]=dpkg-dev [lintian]=lintian [man]=man-db [gzip]=gzip
   [debootstrap]=debootstrap [systemd-nspawn]=systemd-container [nsenter]=util-linux [flock]=util-linux [strace]=strace
   [gdb]=gdb [readelf]=binutils [objcopy]=binutils
+  [mkfs.btrfs]=btrfs-progs [btrfs]=btrfs-progs [fuse2fs]=fuse2fs [truncate]=coreutils
 )
 missing=()
 for program in "${!packages[@]}"; do

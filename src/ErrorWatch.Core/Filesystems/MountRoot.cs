@@ -6,7 +6,7 @@ namespace ErrorWatch.Filesystems;
 /// <summary>
 /// Opens the root of a mount for a moment (to mark it, identify it or decode a handle against it).
 /// Never kept open: an fd, even O_PATH, makes umount(8) fail with "target is busy".
-/// The fd is verified to be that very mount (statx unique mount id on 6.8+, else st_dev) so a
+/// The fd is verified to be that very mount (statx mount id, unique on 6.8+; st_dev before 5.8) so a
 /// directory mounted over the mount point, or a renamed one, cannot redirect us.
 /// </summary>
 internal static unsafe class MountRoot
@@ -63,22 +63,21 @@ internal static unsafe class MountRoot
             return false;
         }
         var span = new ReadOnlySpan<byte>(stx, Libc.StatxSize);
+        var gotMask = MemoryMarshal.Read<uint>(span.Slice(Libc.StatxMaskOffset));
+        if ((gotMask & (Libc.STATX_MNT_ID | Libc.STATX_MNT_ID_UNIQUE)) != 0)
+        {
+            // The mount id decides: it is this very mount or not. Its st_dev need not be the mount's
+            // device: btrfs gives each subvolume's inodes an anonymous device number of their own.
+            var mountId = MemoryMarshal.Read<ulong>(span.Slice(Libc.StatxMntIdOffset));
+            problem = mountId == mount.Id ? null : $"{mount.MountPoint.Escaped} is now mount {mountId}, not {mount.Id} (mounted over or unmounted)";
+            return problem is null;
+        }
         var device = new DeviceNumber(MemoryMarshal.Read<uint>(span.Slice(Libc.StatxDevMajorOffset)),
             MemoryMarshal.Read<uint>(span.Slice(Libc.StatxDevMinorOffset)));
         if (device != mount.Device)
         {
-            problem = $"{mount.MountPoint.Escaped} is now device {device}, not {mount.Device} (mounted over or unmounted)";
+            problem = $"{mount.MountPoint.Escaped} is now device {device}, not {mount.Device} (mounted over or unmounted; or a btrfs subvolume, whose device number is its own, on a kernel without statx mount ids)";
             return false;
-        }
-        var gotMask = MemoryMarshal.Read<uint>(span.Slice(Libc.StatxMaskOffset));
-        if ((gotMask & (Libc.STATX_MNT_ID | Libc.STATX_MNT_ID_UNIQUE)) != 0)
-        {
-            var mountId = MemoryMarshal.Read<ulong>(span.Slice(Libc.StatxMntIdOffset));
-            if (mountId != mount.Id)
-            {
-                problem = $"{mount.MountPoint.Escaped} is now mount {mountId}, not {mount.Id}";
-                return false;
-            }
         }
         problem = null;
         return true;

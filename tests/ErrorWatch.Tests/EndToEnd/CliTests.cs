@@ -64,6 +64,140 @@ public sealed partial class CliTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// --filesystem and --exclude take a mount point, device, major:minor, UUID or label
+    /// (docs/configuration.md): each form, end to end on the shipped binary. Only the chosen
+    /// filesystem is watched and reported; excluded, it is the one left out.
+    /// </summary>
+    [LoopTheory]
+    [InlineData("mount point")]
+    [InlineData("device")]
+    [InlineData("major:minor")]
+    [InlineData("uuid")]
+    [InlineData("label")]
+    public void Filesystem_and_exclude_select_by_each_form_the_docs_name(string form)
+    {
+        using var scratch = new ScratchDirectory();
+        var chosen = scratch.Ext4("chosen", mkfs: ["-O", "metadata_csum", "-L", "ew-chosen"]);
+        var other = scratch.Ext4("other", mkfs: ["-O", "metadata_csum", "-L", "ew-other"]);
+        var selector = form switch
+        {
+            "mount point" => chosen.MountPoint,
+            "device" => chosen.LoopDevice,
+            "major:minor" => chosen.Device.ToString(),
+            "uuid" => Tool.Check("blkid", "-p", "-s", "UUID", "-o", "value", chosen.Image).Trim(),
+            _ => "ew-chosen",
+        };
+        Selects(["--filesystem", selector], watched: chosen, left: other);
+        Selects(["--filesystem", chosen.MountPoint, "--filesystem", other.MountPoint, "--exclude", selector], watched: other, left: chosen);
+    }
+
+    /// <summary>
+    /// The startup report names why a filesystem that cannot be marked is not watched, for the kinds
+    /// this kernel refuses (docs/configuration.md, kernel-support.md): overlayfs cannot encode file
+    /// handles (EOPNOTSUPP), a FUSE filesystem has no fsid (ENODEV), a btrfs subvolume mounted alone
+    /// has an fsid of its own (EXDEV). tmpfs is marked. Real mounts of the test's own, all undone.
+    /// </summary>
+    [LoopFact]
+    public void Startup_names_why_each_filesystem_this_kernel_refuses_is_not_watched()
+    {
+        using var scratch = new ScratchDirectory();
+        string Dir(string name) => Directory.CreateDirectory(Path.Combine(scratch.Path, name)).FullName;
+        var mounted = new List<string>();
+        string? loop = null;
+        Process? fuse = null;
+        try
+        {
+            var tmpfs = Dir("tmpfs");
+            Tool.Check("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", tmpfs);
+            mounted.Add(tmpfs);
+
+            var overlay = Dir("overlay");
+            Tool.Check("mount", "-t", "overlay", "overlay", "-o", $"lowerdir={Dir("lower")},upperdir={Dir("upper")},workdir={Dir("work")}", overlay);
+            mounted.Add(overlay);
+
+            var image = Path.Combine(scratch.Path, "fuse.img");
+            Tool.Check("truncate", "-s", "8M", image);
+            Tool.Check("mkfs.ext4", "-q", "-F", image);
+            var fuseDir = Dir("fuse");
+            fuse = Process.Start(new ProcessStartInfo("fuse2fs", ["-f", image, fuseDir, "-o", "fakeroot"]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            var clock = Stopwatch.StartNew();
+            while (!File.ReadAllText("/proc/self/mountinfo").Contains($" {fuseDir} ") && clock.Elapsed < TimeSpan.FromSeconds(10))
+                Thread.Sleep(50);
+            mounted.Add(fuseDir);
+
+            var btrfsImage = Path.Combine(scratch.Path, "btrfs.img");
+            Tool.Check("truncate", "-s", "128M", btrfsImage);
+            Tool.Check("mkfs.btrfs", "-q", btrfsImage);
+            loop = Tool.Check("losetup", "-f", "--show", btrfsImage).Trim();
+            var top = Dir("btrfs-top");
+            Tool.Check("mount", loop, top);
+            Tool.Check("btrfs", "subvolume", "create", Path.Combine(top, "sub"));
+            var subvolume = Dir("btrfs-sub");
+            Tool.Check("mount", "-o", "subvol=sub", loop, subvolume);
+            mounted.Add(subvolume);
+            Tool.Check("umount", top); // only the subvolume is left
+
+            using var process = Start("run", "--output", "json", "--log-level", "Error", "--fs-type", "tmpfs", "--fs-type", "overlay", "--fs-type", "fuse", "--fs-type", "btrfs",
+                "--filesystem", tmpfs, "--filesystem", overlay, "--filesystem", fuseDir, "--filesystem", subvolume);
+            try
+            {
+                using var capabilities = JsonDocument.Parse(ReadLine(process));
+                var watched = capabilities.RootElement.GetProperty("watched").EnumerateArray().ToList();
+                var only = Assert.Single(watched);
+                Assert.Equal(("tmpfs", tmpfs), (only.GetProperty("type").GetString(), only.GetProperty("mountpoints")[0].GetString()));
+                var skipped = capabilities.RootElement.GetProperty("skipped").EnumerateArray()
+                    .Where(e => e.GetProperty("reason").GetString() != "not selected by --filesystem")
+                    .ToDictionary(e => e.GetProperty("mountpoint").GetString()!, e => (Reason: e.GetProperty("reason").GetString()!, Errno: e.TryGetProperty("errno", out var n) ? n.GetString() : null));
+                Assert.Equal(("the filesystem cannot encode file handles (EOPNOTSUPP)", "EOPNOTSUPP"), skipped[overlay]);
+                Assert.Equal(("the filesystem has no fsid, so fanotify cannot identify it (ENODEV)", "ENODEV"), skipped[fuseDir]);
+                Assert.Equal(("the filesystem's fsid differs from its root's (a btrfs subvolume?) (EXDEV)", "EXDEV"), skipped[subvolume]);
+                Assert.True(OwnProcess.Signal(process.Id, 15));
+                Assert.True(process.WaitForExit(TimeSpan.FromSeconds(5)));
+            }
+            finally
+            {
+                if (!process.HasExited)
+                    process.Kill();
+            }
+        }
+        finally
+        {
+            foreach (var dir in Enumerable.Reverse(mounted))
+                if (Tool.Run("umount", dir).ExitCode != 0)
+                    Tool.Run("umount", "-l", dir);
+            if (fuse is not null && !fuse.WaitForExit(TimeSpan.FromSeconds(5)))
+                fuse.Kill();
+            fuse?.Dispose();
+            if (loop is not null)
+                Tool.Run("losetup", "-d", loop);
+        }
+    }
+
+    /// <summary>Runs with <paramref name="selection"/>: exactly <paramref name="watched"/> is watched, and of one error on each only its own is reported.</summary>
+    private void Selects(string[] selection, ScratchFilesystem watched, ScratchFilesystem left)
+    {
+        using var process = Start(["run", "--output", "json", "--log-level", "Warning", .. selection]);
+        try
+        {
+            using var capabilities = JsonDocument.Parse(ReadLine(process));
+            var devices = capabilities.RootElement.GetProperty("watched").EnumerateArray().Select(w => w.GetProperty("device").GetString()).ToList();
+            Assert.Equal([watched.LoopDevice], devices);
+            left.TriggerFsError("left alone");
+            watched.TriggerFsError("selected");
+            using var report = JsonDocument.Parse(ReadLine(process));
+            Assert.Equal(watched.LoopDevice, report.RootElement.GetProperty("filesystem").GetProperty("device").GetString());
+            Assert.True(OwnProcess.Signal(process.Id, 15));
+            Assert.True(process.WaitForExit(TimeSpan.FromSeconds(5)));
+            Assert.DoesNotContain(left.LoopDevice, process.StandardOutput.ReadToEnd());
+        }
+        finally
+        {
+            if (!process.HasExited)
+                process.Kill();
+        }
+    }
+
     [LoopFact]
     public void Run_marks_the_error_its_own_path_lookup_raises_as_raised_by_errorwatch()
     {

@@ -97,6 +97,46 @@ public sealed class ServiceTests : IDisposable
         }
     }
 
+    /// <summary>[Log] Level applies at a reload, at once (docs/configuration.md): the reload's own Information line shows it.</summary>
+    [LoopFact]
+    public void A_reload_applies_the_new_log_level_at_once()
+    {
+        using var scratch = new ScratchDirectory();
+        var fs = scratch.Ext4("loglevel");
+        var config = Path.Combine(_dir, "errorwatch.conf");
+        void Level(string level) => File.WriteAllText(config, $"[Watch]\nFilesystems={fs.MountPoint}\n[Log]\nLevel={level}\n");
+        Level("warning");
+        using var notify = new NotifySocket();
+        var stderr = new System.Text.StringBuilder();
+        var psi = ErrorWatchBinary.StartInfo(["run", "--config", config, "--state-dir", Path.Combine(_dir, "state"), "--output", "none", "--journal", "no", "--bus", "none", "--metrics-listen", "none"]);
+        psi.Environment["NOTIFY_SOCKET"] = notify.Address;
+        using var process = ErrorWatchBinary.StartCollecting(psi, stderr);
+        try
+        {
+            Assert.Contains("READY=1", notify.Receive(TimeSpan.FromSeconds(20)) ?? "");
+            int Reloaded()
+            {
+                notify.Drain();
+                Assert.True(OwnProcess.Signal(process.Id, 1));
+                Assert.Contains(notify.ReceiveFor(TimeSpan.FromSeconds(2)), m => m.Message.Contains("READY=1"));
+                Thread.Sleep(100); // the line is written before READY=1; give the stderr reader a moment
+                lock (stderr)
+                    return System.Text.RegularExpressions.Regex.Count(stderr.ToString(), "Configuration reloaded");
+            }
+            Assert.Equal(0, Reloaded());           // still warning: the reload's Information line is not logged
+            Level("information");
+            Assert.Equal(1, Reloaded());           // info from this reload on, its own line included
+            Level("error");
+            Assert.Equal(1, Reloaded());           // and back
+            Assert.False(process.HasExited);
+        }
+        finally
+        {
+            if (!process.HasExited)
+                process.Kill();
+        }
+    }
+
     [LoopFact]
     public void A_bad_configuration_at_start_is_a_clear_error_and_a_non_zero_exit()
     {
