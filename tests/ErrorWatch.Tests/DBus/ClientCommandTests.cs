@@ -149,6 +149,82 @@ public sealed partial class ClientCommandTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// `watch` follows the service through a restart and the bus through one, saying so on stderr
+    /// (README: "follows the service through restarts and reconnects to a restarted bus").
+    /// </summary>
+    [LoopFact]
+    public void Watch_follows_the_service_through_a_restart_and_reconnects_to_a_restarted_bus()
+    {
+        using var scratch = new ScratchDirectory();
+        var fs = scratch.Ext4("follow");
+        using var bus = new BusDaemon();
+        var daemon = StartDaemon(bus.Address, fs);
+        try
+        {
+            using var watch = CliProcess.Start("watch", "--json", "--bus", bus.Address);
+            watch.WaitForStderr("Following the reports of ErrorWatch", LineTimeout);
+            string Device(string line)
+            {
+                using var doc = JsonDocument.Parse(line);
+                return doc.RootElement.GetProperty("filesystem").GetProperty("device").GetString()!;
+            }
+            fs.TriggerFsError("before any restart");
+            Assert.Equal(fs.LoopDevice, Device(watch.NextLine(LineTimeout)));
+
+            // The service stops and starts again: watch says so and follows the new one.
+            daemon.Dispose();
+            watch.WaitForStderr("ErrorWatch left", LineTimeout);
+            daemon = StartDaemon(bus.Address, fs);
+            watch.WaitForStderr("ErrorWatch is back", LineTimeout);
+            fs.TriggerFsError("after the service restart");
+            Assert.Equal(fs.LoopDevice, Device(watch.NextLine(LineTimeout)));
+
+            // The bus itself restarts: both reconnect (with backoff), and reports reach watch again.
+            bus.Restart();
+            string? line = null;
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (line is null && DateTime.UtcNow < deadline)
+            {
+                fs.TriggerFsError("after the bus restart");
+                line = watch.TryNextLine(TimeSpan.FromSeconds(1));
+            }
+            Assert.True(line is not null, "no report reached watch after the bus restarted; its stderr: " + watch.Stderr);
+            Assert.Equal(fs.LoopDevice, Device(line));
+            Assert.False(watch.Process.HasExited);
+        }
+        finally
+        {
+            daemon.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// `notify` started before the service and before any notification server (README: "Waits for the
+    /// service, the session bus and the notification server when they are missing"): it waits, follows
+    /// the service once it comes, and a report made while no server answers is shown once one does.
+    /// </summary>
+    [LoopFact]
+    public void Notify_waits_for_the_service_and_the_notification_server_and_shows_what_came_in_between()
+    {
+        using var scratch = new ScratchDirectory();
+        var fs = scratch.Ext4("notify-wait");
+        using var system = new SessionBus();
+        using var session = new SessionBus();
+        using var notify = CliProcess.Start("notify", "--bus", system.Address, "--session-bus", session.Address, "--interval", "2s");
+        notify.WaitForStderr("waiting for it", LineTimeout);
+        using var daemon = StartDaemon(system, fs);
+        notify.WaitForStderr("ErrorWatch is back", LineTimeout);
+
+        fs.TriggerFsError("no notification server yet");
+        notify.WaitForStderr("they are kept and shown once a notification server answers", LineTimeout);
+        using var server = new NotificationServer(session.Directory, session.Address);
+        using var shown = server.Next(TimeSpan.FromSeconds(30)) ?? throw new Xunit.Sdk.XunitException("the kept notification was never shown: " + notify.Stderr);
+        Assert.Equal($"Filesystem errors on {fs.MountPoint} (ext4 {fs.LoopDevice})", shown.RootElement.GetProperty("summary").GetString());
+        notify.WaitForStderr("Desktop notifications are shown again", LineTimeout);
+        Assert.False(notify.Process.HasExited);
+    }
+
     [LoopFact]
     public void Notify_shows_a_critical_notification_at_once_then_one_follow_up_counting_five_more_errors_replacing_it()
     {
@@ -206,9 +282,11 @@ public sealed partial class ClientCommandTests : IDisposable
     }
 
     /// <summary>`errorwatch run` on <paramref name="bus"/>, watching only <paramref name="fs"/>; returns once its Filesystem object is on the bus.</summary>
-    private CliProcess StartDaemon(SessionBus bus, Cli.Demo.ScratchFilesystem fs)
+    private CliProcess StartDaemon(SessionBus bus, Cli.Demo.ScratchFilesystem fs) => StartDaemon(bus.Address, fs);
+
+    private CliProcess StartDaemon(string busAddress, Cli.Demo.ScratchFilesystem fs)
     {
-        var daemon = CliProcess.Start("run", "--bus", bus.Address, "--filesystem", fs.MountPoint, "--state-dir", _state,
+        var daemon = CliProcess.Start("run", "--bus", busAddress, "--filesystem", fs.MountPoint, "--state-dir", _state,
             "--journal", "no", "--output", "none", "--metrics-listen", "none", "--log-level", "Warning");
         try
         {
@@ -217,7 +295,7 @@ public sealed partial class ClientCommandTests : IDisposable
             {
                 try
                 {
-                    using var client = ErrorWatchClient.Connect(bus.Address);
+                    using var client = ErrorWatchClient.Connect(busAddress);
                     if (client.NameOwner(BusNames.Service) is not null && client.GetFilesystems().Any(f => f.Device == fs.LoopDevice))
                         return daemon;
                 }
