@@ -5,12 +5,13 @@ namespace ErrorWatch.Daemon;
 
 /// <summary>
 /// The two threads between the kernel and the store, the read loop and the decode thread, run ahead
-/// of ordinary work, as auditd does with its priority_boost: nice −N and the shortest scheduler slice
-/// (EEVDF, 6.12+). Woken by an error, they then take a busy CPU at once instead of waiting out other
-/// tasks' slices: with both vCPUs of the test VM busy, reports were stored 0.15–0.3 ms sooner at p50
+/// of the rest of the process, as auditd raises itself with priority_boost: N nice levels below the
+/// process's own (started at nice 10, they run at 6; clamped at -20) and with the shortest scheduler
+/// slice (EEVDF, 6.12+). Woken by an error, they take a busy CPU at once instead of waiting out other
+/// tasks' slices: with both vCPUs of the test VM busy, reports were stored 0.2-0.3 ms sooner at p50
 /// and about 1 ms sooner at p99 (docs/performance.md). Idle threads cost nothing; in a storm the
-/// decode thread's share is bounded by the hand-off's folding. Threads and hooks they start begin at nice 0 and the
-/// default slice again (SCHED_FLAG_RESET_ON_FORK).
+/// decode thread's share is bounded by the hand-off's folding. Threads and hooks they start begin at
+/// nice 0 and the default slice again (SCHED_FLAG_RESET_ON_FORK).
 /// </summary>
 public static class EventThreadPriority
 {
@@ -28,26 +29,28 @@ public static class EventThreadPriority
     {
         if (boost <= 0)
             return;
+        // Relative to what the thread was started with: an admin who runs the daemon niced keeps it so.
+        var current = Scheduling.GetAttr(0, out var now) == 0 ? now.Nice : 0;
         var attr = new Scheduling.SchedAttr
         {
             Policy = Scheduling.SCHED_OTHER,
             Flags = Scheduling.SCHED_FLAG_RESET_ON_FORK,
-            Nice = -boost,
+            Nice = Math.Max(-20, current - boost),
             Runtime = SliceNs,
         };
         if (Scheduling.SetAttr(0, ref attr) == 0)
         {
-            log.Debug("The {Thread:l} thread runs at nice {Nice} with a {Slice} µs slice", thread, -boost, SliceNs / 1000);
+            log.Debug("The {Thread:l} thread runs at nice {Nice} with a {Slice} µs slice", thread, attr.Nice, SliceNs / 1000);
             return;
         }
         var refused = Libc.LastErrno;
-        attr.Nice = 0;
+        attr.Nice = current;
         var sliceKept = refused == Libc.EPERM && Scheduling.SetAttr(0, ref attr) == 0;
         if (Interlocked.Exchange(ref _refusalLogged, 1) != 0)
             return;
         if (sliceKept)
-            log.Information("[Watch] PriorityBoost={Boost}: the event threads keep nice 0 (only the short slice): lowering it needs CAP_SYS_NICE or an RLIMIT_NICE of {Limit} (systemd: LimitNICE=-{Boost})",
-                boost, 20 + boost, boost);
+            log.Information("[Watch] PriorityBoost={Boost}: the event threads keep nice {Current} (only the short slice): lowering it needs CAP_SYS_NICE or an RLIMIT_NICE of {Limit} (systemd: LimitNICE={Nice})",
+                boost, current, 20 - (current - boost), current - boost);
         else
             log.Information("[Watch] PriorityBoost={Boost}: the event threads run without a boost: sched_setattr failed with {Errno:l}{Why:l}",
                 boost, ErrnoTable.Name(refused), refused == Libc.EPERM ? " (a system call filter denies it: systemd's ~@resources)" : "");

@@ -45,13 +45,21 @@ public sealed class EventThreadPriorityTests : IDisposable
     private static long Slice(IEnumerable<string> sched) =>
         sched.Where(l => l.StartsWith("se.slice", StringComparison.Ordinal)).Select(l => long.Parse(l.Split(':')[1].Trim())).Single();
 
-    private Process Start(ScratchFilesystem fs, string extraWatch, NotifySocket notify)
+    private Process Start(ScratchFilesystem fs, string extraWatch, NotifySocket notify, int? niced = null)
     {
         var config = Path.Combine(_dir.Path, "errorwatch.conf");
         File.WriteAllText(config, $"[Watch]\nFilesystems={fs.MountPoint}\n{extraWatch}\n[Hooks]\nDirectory={_dir.Hooks}\n");
         var psi = ErrorWatchBinary.StartInfo(["run", "--config", config, "--state-dir", _dir.State, "--output", "none", "--journal", "no",
             "--bus", "none", "--metrics-listen", "none", "--log-level", "Debug"]);
         psi.Environment["NOTIFY_SOCKET"] = notify.Address;
+        if (niced is { } n)
+        {
+            // nice(1) executes the daemon in its own process: the pid stays the daemon's.
+            psi.ArgumentList.Insert(0, psi.FileName);
+            psi.ArgumentList.Insert(0, n.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            psi.ArgumentList.Insert(0, "-n");
+            psi.FileName = "nice";
+        }
         var process = ErrorWatchBinary.StartCollecting(psi, _stderr);
         Assert.True(notify.Receive(TimeSpan.FromSeconds(20))?.Contains("READY=1"), $"no READY=1; stderr: {_stderr}");
         return process;
@@ -125,6 +133,29 @@ public sealed class EventThreadPriorityTests : IDisposable
             Assert.Contains(threads, t => t.Name == "decode");
             Assert.Contains(threads, t => t.Name == "errorwatch-read");
             Assert.All(threads, t => Assert.True(t.Nice == 0 && t.Slice != ShortSlice, $"{t} is boosted"));
+        }
+        finally
+        {
+            if (!process.HasExited)
+                process.Kill();
+            process.WaitForExit();
+        }
+    }
+
+    [LoopFact]
+    public void The_boost_is_relative_to_the_nice_value_the_daemon_was_started_with()
+    {
+        // An admin who runs it niced keeps it niced: started at nice 10, the event threads run at 6.
+        using var scratch = new ScratchDirectory();
+        var fs = scratch.Ext4("niced");
+        using var notify = new NotifySocket();
+        using var process = Start(fs, "", notify, niced: 10);
+        try
+        {
+            var threads = Settled(process.Id, t => t.Any(x => x.Name == "decode" && x.Nice == 6));
+            Assert.All(threads.Where(t => t.Name is "decode" or "errorwatch-read"), t => Assert.Equal((6, ShortSlice), (t.Nice, t.Slice)));
+            Assert.Equal(2, threads.Count(t => t.Name is "decode" or "errorwatch-read"));
+            Assert.All(threads.Where(t => t.Name is not ("decode" or "errorwatch-read")), t => Assert.Equal(10, t.Nice));
         }
         finally
         {
