@@ -118,7 +118,7 @@ public sealed record WatchSettings
     /// <summary>null: statmount/listmount where the kernel has them (6.8+), else mountinfo.</summary>
     public MountSource? MountSource { get; init; }
     public TimeSpan RescanInterval { get; init; } = TimeSpan.FromSeconds(30);
-    /// <summary>How far the read and decode threads run ahead of ordinary work: nice −N and the shortest slice (auditd's priority_boost); 0 leaves them alone.</summary>
+    /// <summary>How far the read and decode threads run ahead of ordinary work: N nice levels below the daemon's own and the shortest slice (auditd's priority_boost); 0 leaves them alone.</summary>
     public int PriorityBoost { get; init; } = 4;
 }
 

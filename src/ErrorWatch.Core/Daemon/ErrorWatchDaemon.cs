@@ -26,7 +26,7 @@ public sealed record DaemonOptions
     public Store.StoreOptions Store { get; init; } = new();
     /// <summary>Where the report store and the health baseline live ($STATE_DIRECTORY or /var/lib/errorwatch by default); null keeps nothing (tests of other stages).</summary>
     public string? StateDirectory { get; init; } = HealthBaseline.DefaultDirectory();
-    /// <summary>[Watch] PriorityBoost: nice −N and the shortest slice for the read and decode threads (<see cref="EventThreadPriority"/>); 0 leaves them alone.</summary>
+    /// <summary>[Watch] PriorityBoost: N nice levels below the daemon's own and the shortest slice for the read and decode threads (<see cref="EventThreadPriority"/>); 0 leaves them alone.</summary>
     public int PriorityBoost { get; init; }
 }
 

@@ -316,7 +316,6 @@ internal sealed unsafe class Ext4Health : IHealthSource
     {
     }
 
-    /// <summary>The baseline entry of an ext4 filesystem: by UUID, else by major:minor (also how <see cref="HealthBaseline.CatchUp"/> finds it from a stored report).</summary>
     /// <summary>Each published error moves the persisted baseline, so a restart reports only what is new.</summary>
     public void Published(CorruptionReport report)
     {

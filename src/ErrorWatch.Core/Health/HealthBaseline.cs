@@ -60,6 +60,8 @@ public sealed class HealthBaseline
     private readonly Lock _lock = new();
     private BaselineFile _file = new();
     private bool _dirty;
+    // UUID → the devices of the filesystems with that UUID being watched now (twins: clones, snapshots).
+    private readonly Dictionary<string, HashSet<Filesystems.DeviceNumber>> _present = new(StringComparer.Ordinal);
 
     /// <summary>A baseline kept only in memory (no state directory): nothing survives a restart.</summary>
     public static HealthBaseline InMemory(ILogger? log = null) => new(null, log);
@@ -278,9 +280,6 @@ public sealed class HealthBaseline
             return null;
         }
     }
-
-    // UUID → the devices of the filesystems with that UUID being watched now (twins: clones, snapshots).
-    private readonly Dictionary<string, HashSet<Filesystems.DeviceNumber>> _present = new(StringComparer.Ordinal);
 
     /// <summary>A filesystem is being watched now: no other filesystem with its UUID takes its entry.</summary>
     public void Present(Guid? uuid, Filesystems.DeviceNumber device)

@@ -7,7 +7,7 @@ namespace ErrorWatch.Interop;
 /// from &lt;linux/sched/types.h&gt; and the flags of &lt;linux/sched.h&gt; (no glibc wrapper in 2.36,
 /// called through syscall(2)).
 /// </summary>
-internal static unsafe partial class Scheduling
+internal static unsafe class Scheduling
 {
     /// <summary>__NR_sched_setattr / __NR_sched_getattr: 314/315 on x86_64, 274/275 on arm64 (asm-generic table).</summary>
     public static nint SYS_sched_setattr => RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? 274 : 314;

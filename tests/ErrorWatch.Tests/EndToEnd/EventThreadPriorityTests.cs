@@ -114,9 +114,7 @@ public sealed class EventThreadPriorityTests : IDisposable
         }
         finally
         {
-            if (!process.HasExited)
-                process.Kill();
-            process.WaitForExit();
+            OwnProcess.Stop(process);
         }
     }
 
@@ -136,9 +134,7 @@ public sealed class EventThreadPriorityTests : IDisposable
         }
         finally
         {
-            if (!process.HasExited)
-                process.Kill();
-            process.WaitForExit();
+            OwnProcess.Stop(process);
         }
     }
 
@@ -159,9 +155,7 @@ public sealed class EventThreadPriorityTests : IDisposable
         }
         finally
         {
-            if (!process.HasExited)
-                process.Kill();
-            process.WaitForExit();
+            OwnProcess.Stop(process);
         }
     }
 }
