@@ -86,6 +86,8 @@ public sealed class ErrorWatchDaemon : IDisposable
     public MountTracker MountTracker => _tracker;
     public HealthLoop Health => _health;
     private readonly LoopHeartbeat _decodeHeartbeat = new("decode loop");
+    private readonly TaskCompletionSource _decoded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private CancellationToken _stop;
 
     /// <summary>The loops the watchdog checks: a stuck one stops the pings, and systemd restarts the service.</summary>
     public IReadOnlyList<LoopHeartbeat> Heartbeats => [_watcher.Heartbeat, _health.Heartbeat, _decodeHeartbeat];
@@ -120,62 +122,73 @@ public sealed class ErrorWatchDaemon : IDisposable
     /// <summary>
     /// Starts the decode thread, which decodes and publishes reports until <paramref name="stop"/> fires,
     /// then drains and stops; the task completes when it has. A thread of its own, woken directly by the
-    /// read loop's post, rather than a loop of awaits on the thread pool (docs/performance.md).
+    /// read loop's post, rather than a loop of awaits on the thread pool (docs/performance.md). It and the
+    /// read loop's thread trade roles (<see cref="Watcher.TradeWith"/>): whichever read a batch while the
+    /// other slept decodes it, and the other reads on.
     /// </summary>
     public Task RunAsync(CancellationToken stop)
     {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _stop = stop;
+        _watcher.TradeWith(Decode);
         var thread = new Thread(() =>
         {
-            try
+            EventThreadPriority.Raise(_options.PriorityBoost, EventThreadNames.Second, _log);
+            using var own = new EventThreadWake();
+            while (Decode(own) && _watcher.Read())
             {
-                Run(stop);
-                done.SetResult();
-            }
-            catch (Exception e)
-            {
-                done.SetException(e);
             }
         })
-        { Name = "decode", IsBackground = true };
+        { Name = EventThreadNames.Second, IsBackground = true };
         thread.Start();
-        return done.Task;
+        return _decoded.Task;
     }
 
-    private void Run(CancellationToken stop)
+    /// <summary>
+    /// The decode thread's turn, on either event thread: takes and publishes until handed the reading
+    /// (true), or until stopped, then shuts down (false; <see cref="RunAsync"/>'s task completes).
+    /// </summary>
+    private bool Decode(EventThreadWake own)
     {
-        EventThreadPriority.Raise(_options.PriorityBoost, "decode", _log);
         try
         {
             while (true)
             {
-                HandOffItem? item;
                 _decodeHeartbeat.Waiting();
-                if (_correlation.NextDue() is { } due)
-                {
-                    // A report is waiting for its fanotify/monitor partner: wake when it is due.
-                    item = _handOff.Take(due, stop, out var timedOut);
-                    if (timedOut)
-                    {
-                        _correlation.Expire(_ready);
-                        PublishReady();
-                        continue;
-                    }
-                }
-                else
-                {
-                    item = _handOff.Take(stop);
-                }
+                // A report waiting for its fanotify/monitor partner: wake when it is due.
+                var due = _correlation.NextDue() ?? Timeout.InfiniteTimeSpan;
+                var item = _handOff.Take(due, _stop, own, canRead: true, out var timedOut, out var read);
+                if (read)
+                    return true;
                 _decodeHeartbeat.Progress();
+                if (timedOut)
+                {
+                    _correlation.Expire(_ready);
+                    PublishReady();
+                    continue;
+                }
                 if (item is null)
                     break;
                 Handle(item.Value);
             }
         }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
         {
         }
-        Shutdown();
+        catch (Exception e)
+        {
+            _decoded.TrySetException(e);
+            return false;
+        }
+        try
+        {
+            Shutdown();
+            _decoded.TrySetResult();
+        }
+        catch (Exception e)
+        {
+            _decoded.TrySetException(e);
+        }
+        return false;
     }
 
     private void Shutdown()

@@ -6,7 +6,7 @@ namespace ErrorWatch.Interop;
 /// A poll(2) set (<c>struct pollfd</c>, &lt;poll.h&gt;) in native memory, for a thread that blocks in
 /// poll for seconds at a time. A managed array pinned for the wait keeps the GC region it sits in from
 /// being compacted or given back: the health loop's set, allocated afresh for each wait in a storm, held
-/// 1-4 MiB of the storm's heap after it (docs/performance.md, NativeAOT footprint). One thread uses it.
+/// 1-4 MiB of the storm's heap after it (docs/performance.md, NativeAOT footprint). One thread at a time uses it.
 /// </summary>
 internal sealed unsafe class PollFdBuffer : IDisposable
 {

@@ -12,8 +12,11 @@ namespace ErrorWatch.Watching;
 /// An event's superblock is the one its group belongs to; in the shared spill group, the one whose
 /// fsid the event carries (see <see cref="SuperblockWatch"/>).
 /// It does nothing that can wait on a consumer. Watches are added and retired through a command
-/// queue so that only this thread ever reads or closes a group fd; a retired group is read until
-/// empty before it is closed, so events queued before an unmount are not lost.
+/// queue so that only the reading thread ever reads or closes a group fd; a retired group is read
+/// until empty before it is closed, so events queued before an unmount are not lost.
+/// In the daemon the reading is a role two event threads trade (<see cref="TradeWith"/>): the thread
+/// that read a batch while the other one slept decodes it itself and wakes the other one to read on,
+/// so no thread wake-up stands between read(2) and the decoder, and the reading never waits on one.
 /// </summary>
 public sealed unsafe class Watcher : IDisposable
 {
@@ -30,7 +33,12 @@ public sealed unsafe class Watcher : IDisposable
     private long _unmatched;
     private readonly byte[] _buffer = GC.AllocateArray<byte>(BufferSize, pinned: true);
     private readonly Thread _thread;
+    private readonly ManualResetEventSlim _readingEnded = new();
+    // In native memory: the reading thread waits in poll(2) nearly all its life (PollFdBuffer says why).
+    private readonly PollFdBuffer _pollSet = new();
+    private volatile Func<EventThreadWake, bool>? _decode;
     private volatile bool _stopping;
+    private volatile bool _started;
     private long _parseErrors;
     private long _eventsRead;
     private readonly int _priorityBoost;
@@ -41,7 +49,7 @@ public sealed unsafe class Watcher : IDisposable
         _handOff = handOff;
         _log = log;
         _priorityBoost = priorityBoost;
-        _thread = new Thread(Loop) { Name = "errorwatch-read", IsBackground = true };
+        _thread = new Thread(Loop) { Name = EventThreadNames.First, IsBackground = true };
     }
 
     /// <summary>Proves to the watchdog that the read loop turns (or waits in poll with nothing to read).</summary>
@@ -52,7 +60,19 @@ public sealed unsafe class Watcher : IDisposable
     public long UnmatchedEvents => Interlocked.Read(ref _unmatched);
     public long ParseErrors => Interlocked.Read(ref _parseErrors);
 
-    public void Start() => _thread.Start();
+    public void Start()
+    {
+        _started = true;
+        _thread.Start();
+    }
+
+    /// <summary>
+    /// Lets the read loop hand the reading to the decode thread when that one sleeps and decode what it
+    /// read itself: <paramref name="decode"/> takes and decodes on the calling thread until it is handed
+    /// the reading back (true) or the decoding has ended (false). The decode thread calls
+    /// <see cref="Read"/> when its take returns to read.
+    /// </summary>
+    internal void TradeWith(Func<EventThreadWake, bool> decode) => _decode = decode;
 
     public void Add(SuperblockWatch watch) => Send(new Command(watch, CommandKind.Add, null));
 
@@ -64,7 +84,7 @@ public sealed unsafe class Watcher : IDisposable
     /// </summary>
     public bool Flush(SuperblockWatch watch, TimeSpan timeout)
     {
-        if (!_thread.IsAlive)
+        if (!_started || _readingEnded.IsSet)
             return true;
         // A plain event, not a Task: completing it runs nothing on the read loop's thread and wakes no pool thread.
         using var done = new ManualResetEventSlim();
@@ -85,7 +105,8 @@ public sealed unsafe class Watcher : IDisposable
     {
         _stopping = true;
         Wake();
-        return !_thread.IsAlive || _thread.Join(timeout);
+        // The reading may be on the other event thread by now: wait for it to end, not for a thread.
+        return !_started || _readingEnded.Wait(timeout);
     }
 
     private void Send(Command command)
@@ -102,21 +123,35 @@ public sealed unsafe class Watcher : IDisposable
 
     private void Loop()
     {
-        Daemon.EventThreadPriority.Raise(_priorityBoost, "fanotify read", _log);
-        // In native memory: this thread waits in poll(2) nearly all its life (PollFdBuffer says why).
-        using var pollSet = new PollFdBuffer();
+        Daemon.EventThreadPriority.Raise(_priorityBoost, EventThreadNames.First, _log);
+        using var own = new EventThreadWake();
+        while (Read() && _decode is { } decode && decode(own))
+        {
+        }
+    }
+
+    /// <summary>
+    /// Reads on the calling thread until it hands the reading over (true: the caller now decodes what it
+    /// read) or the reading ends (false: stopping or failed; every group read empty and closed, the
+    /// hand-off completed).
+    /// </summary>
+    internal bool Read()
+    {
         try
         {
             while (!_stopping)
             {
                 ApplyCommands();
-                var fds = pollSet.Resize(_polled.Count + 1);
+                // A flush or a retirement may have read events.
+                if (EndReads())
+                    return true;
+                var fds = _pollSet.Resize(_polled.Count + 1);
                 fds[0] = _wake.PollFd;
                 for (var i = 0; i < _polled.Count; i++)
                     fds[i + 1] = new Libc.PollFd { Fd = _polled[i].Fd, Events = Libc.POLLIN };
 
                 Heartbeat.Waiting();
-                var ready = pollSet.Poll(-1);
+                var ready = _pollSet.Poll(-1);
                 Heartbeat.Progress();
                 if (ready < 0)
                 {
@@ -132,13 +167,24 @@ public sealed unsafe class Watcher : IDisposable
                     if (fds[i].REvents != 0 && i - 1 < _polled.Count)
                         ReadAll(_polled[i - 1]);
                 }
+                if (EndReads())
+                    return true;
             }
         }
         catch (Exception e)
         {
             _log.Fatal(e, "The fanotify read loop failed");
         }
-        finally
+        EndReading();
+        return false;
+    }
+
+    /// <summary>The batch is posted: true when the caller was handed the decoding (the daemon's decode thread slept).</summary>
+    private bool EndReads() => _handOff.EndReads(handOver: _decode is not null);
+
+    private void EndReading()
+    {
+        try
         {
             ApplyCommands();
             foreach (var group in _polled)
@@ -148,7 +194,11 @@ public sealed unsafe class Watcher : IDisposable
             _watches.Clear();
             _groups.Clear();
             _polled.Clear();
+        }
+        finally
+        {
             _handOff.Complete();
+            _readingEnded.Set();
         }
     }
 
@@ -299,7 +349,7 @@ public sealed unsafe class Watcher : IDisposable
                 {
                     Interlocked.Increment(ref member._eventsRead);
                     _log.Warning("Kernel event queue overflowed for {Superblock}: error events were lost", member.Superblock);
-                    _handOff.Post(FsErrorEvent.Lost(member.Superblock, now, timestamp, ev.Mask));
+                    _handOff.Post(FsErrorEvent.Lost(member.Superblock, now, timestamp, ev.Mask), deferWake: true);
                 }
                 continue;
             }
@@ -319,7 +369,7 @@ public sealed unsafe class Watcher : IDisposable
                     _log.Error("A FAN_FS_ERROR event without a file id in {Group} ({Problem}); each of its filesystems gets a lost-events report",
                         Name(members), records.Problem.ToString());
                     foreach (var member in MembersNow(group, members))
-                        _handOff.Post(FsErrorEvent.Lost(member.Superblock, now, timestamp, ev.Mask, records.Problem));
+                        _handOff.Post(FsErrorEvent.Lost(member.Superblock, now, timestamp, ev.Mask, records.Problem), deferWake: true);
                     continue;
                 }
                 // Only a superblock unwatched while its mark stayed in the spill group (a configuration
@@ -336,7 +386,7 @@ public sealed unsafe class Watcher : IDisposable
                 _log.Error("Malformed FAN_FS_ERROR event from {Superblock}: {Problem}; reported with what could be read", watch.Superblock, records.Problem.ToString());
             }
             Interlocked.Add(ref watch._errorsRead, records.ErrorCount);
-            _handOff.Post(FsErrorEvent.FromKernel(watch.Superblock, ev, records, now, timestamp));
+            _handOff.Post(FsErrorEvent.FromKernel(watch.Superblock, ev, records, now, timestamp), deferWake: true);
         }
         if (reader.Error.IsError)
         {
@@ -345,13 +395,14 @@ public sealed unsafe class Watcher : IDisposable
                 Name(members), buffer.Length, reader.Error.ToString());
             // Whatever followed is unknown: make that visible as a lost-events report, never silent.
             foreach (var member in MembersNow(group, members))
-                _handOff.Post(FsErrorEvent.Lost(member.Superblock, now, timestamp, 0, reader.Error));
+                _handOff.Post(FsErrorEvent.Lost(member.Superblock, now, timestamp, 0, reader.Error), deferWake: true);
         }
     }
 
     public void Dispose()
     {
-        Stop(TimeSpan.FromSeconds(2));
+        if (Stop(TimeSpan.FromSeconds(2)))
+            _pollSet.Dispose();
         _wake.Dispose();
     }
 }

@@ -2,11 +2,12 @@ using System.Diagnostics;
 using ErrorWatch.Cli.Demo;
 using ErrorWatch.Tests.Recovery;
 using ErrorWatch.Tests.Service;
+using ErrorWatch.Watching;
 
 namespace ErrorWatch.Tests.EndToEnd;
 
 /// <summary>
-/// [Watch] PriorityBoost on the shipped daemon: the read and decode threads run at nice −N with the
+/// [Watch] PriorityBoost on the shipped daemon: the two event threads (which trade the read and decode roles) run at nice −N with the
 /// 0.1 ms slice, every other thread of the daemon and every hook it starts at nice 0 with the default
 /// slice, and PriorityBoost=0 leaves the threads as the kernel made them.
 /// </summary>
@@ -93,9 +94,9 @@ public sealed class EventThreadPriorityTests : IDisposable
         using var process = Start(fs, "", notify);
         try
         {
-            var threads = Settled(process.Id, t => t.Any(x => x.Name == "decode" && x.Nice == -4));
-            var boosted = threads.Where(t => t.Name is "decode" or "errorwatch-read").ToList();
-            Assert.Equal(["decode", "errorwatch-read"], boosted.Select(t => t.Name).Order());
+            var threads = Settled(process.Id, t => t.Any(x => x.Name == EventThreadNames.Second && x.Nice == -4));
+            var boosted = threads.Where(t => t.Name is EventThreadNames.First or EventThreadNames.Second).ToList();
+            Assert.Equal([EventThreadNames.First, EventThreadNames.Second], boosted.Select(t => t.Name).Order());
             Assert.All(boosted, t => Assert.Equal((-4, ShortSlice), (t.Nice, t.Slice)));
             // The main thread, the runtime's, the health loop's, the mount tracker's: none raised.
             var others = threads.Except(boosted).ToList();
@@ -127,9 +128,9 @@ public sealed class EventThreadPriorityTests : IDisposable
         using var process = Start(fs, "PriorityBoost=0", notify);
         try
         {
-            var threads = Settled(process.Id, t => t.Any(x => x.Name == "decode"));
-            Assert.Contains(threads, t => t.Name == "decode");
-            Assert.Contains(threads, t => t.Name == "errorwatch-read");
+            var threads = Settled(process.Id, t => t.Any(x => x.Name == EventThreadNames.Second));
+            Assert.Contains(threads, t => t.Name == EventThreadNames.Second);
+            Assert.Contains(threads, t => t.Name == EventThreadNames.First);
             Assert.All(threads, t => Assert.True(t.Nice == 0 && t.Slice != ShortSlice, $"{t} is boosted"));
         }
         finally
@@ -148,10 +149,10 @@ public sealed class EventThreadPriorityTests : IDisposable
         using var process = Start(fs, "", notify, niced: 10);
         try
         {
-            var threads = Settled(process.Id, t => t.Any(x => x.Name == "decode" && x.Nice == 6));
-            Assert.All(threads.Where(t => t.Name is "decode" or "errorwatch-read"), t => Assert.Equal((6, ShortSlice), (t.Nice, t.Slice)));
-            Assert.Equal(2, threads.Count(t => t.Name is "decode" or "errorwatch-read"));
-            Assert.All(threads.Where(t => t.Name is not ("decode" or "errorwatch-read")), t => Assert.Equal(10, t.Nice));
+            var threads = Settled(process.Id, t => t.Any(x => x.Name == EventThreadNames.Second && x.Nice == 6));
+            Assert.All(threads.Where(t => t.Name is EventThreadNames.First or EventThreadNames.Second), t => Assert.Equal((6, ShortSlice), (t.Nice, t.Slice)));
+            Assert.Equal(2, threads.Count(t => t.Name is EventThreadNames.First or EventThreadNames.Second));
+            Assert.All(threads.Where(t => t.Name is not (EventThreadNames.First or EventThreadNames.Second)), t => Assert.Equal(10, t.Nice));
         }
         finally
         {

@@ -5,6 +5,7 @@ using System.Text.RegularExpressions;
 using ErrorWatch.Cli.Demo;
 using ErrorWatch.Tests.EndToEnd;
 using ErrorWatch.Tests.Service;
+using ErrorWatch.Watching;
 using Xunit.Abstractions;
 
 namespace ErrorWatch.Tests.Install;
@@ -470,7 +471,7 @@ public sealed partial class NspawnInstallTests(PackageBuild package, ITestOutput
     }
 
     /// <summary>Writes a root-owned file into the running container (its root is an overlay the host sees).</summary>
-    /// <summary>The nice value and slice (ns) of the service's read and decode threads, read inside the container (its pids).</summary>
+    /// <summary>The nice value and slice (ns) of the service's two event threads (read and decode), read inside the container (its pids).</summary>
     private static List<(string Name, int Nice, long Slice)> EventThreads(NspawnMachine machine)
     {
         var pid = Show(machine, "MainPID")["MainPID"];
@@ -478,7 +479,7 @@ public sealed partial class NspawnInstallTests(PackageBuild package, ITestOutput
         var lines = machine.Check("sh", "-c", $$"""
             for t in /proc/{{pid}}/task/*; do
               c=$(cat $t/comm)
-              case "$c" in decode|errorwatch-read) echo "$c $(awk '{print $19}' $t/stat) $(sed -n 's/^se.slice *: *//p' $t/sched)";; esac
+              case "$c" in {{EventThreadNames.First}}|{{EventThreadNames.Second}}) echo "$c $(awk '{print $19}' $t/stat) $(sed -n 's/^se.slice *: *//p' $t/sched)";; esac
             done
             """);
         return lines.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' '))

@@ -247,6 +247,139 @@ public class EventHandOffTests
         Assert.False(timedOut); // completed, not timed out
     }
 
+    /// <summary>What an event thread's take returned, on a thread of its own.</summary>
+    private sealed record EventThreadTake(HandOffItem? Item, bool Read, Exception? Failure);
+
+    /// <summary>Starts an event thread's take (one that may be handed the reading) and returns once it sleeps.</summary>
+    private static Task<EventThreadTake> SleepingEventThread(EventHandOff handOff, EventThreadWake own, CancellationToken cancel, TimeSpan? timeout = null)
+    {
+        var taking = Task.Factory.StartNew(() =>
+        {
+            try
+            {
+                var item = handOff.Take(timeout ?? Timeout.InfiniteTimeSpan, cancel, own, canRead: true, out _, out var read);
+                return new EventThreadTake(item, read, null);
+            }
+            catch (Exception e)
+            {
+                return new EventThreadTake(null, false, e);
+            }
+        }, TaskCreationOptions.LongRunning);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!handOff.TakerSleeps && !taking.IsCompleted && clock.Elapsed < Patience)
+            Thread.Sleep(1);
+        Assert.True(handOff.TakerSleeps, "the event thread never went to sleep");
+        return taking;
+    }
+
+    [Fact]
+    public async Task The_read_loop_hands_the_reading_to_a_sleeping_event_thread_and_decodes_its_own_batch()
+    {
+        using var handOff = new EventHandOff(capacity: 4);
+        using var asleep = new EventThreadWake();
+        var sleeper = SleepingEventThread(handOff, asleep, CancellationToken.None);
+
+        // The batch's posts leave it asleep: the reader decides once the batch is read.
+        var first = Queued(Ext4(), EUCLEAN, 1);
+        var second = Queued(Ext4(), EIO, 2);
+        handOff.Post(first, deferWake: true);
+        handOff.Post(second, deferWake: true);
+        await Task.Delay(50);
+        Assert.False(sleeper.IsCompleted);
+
+        Assert.True(handOff.EndReads(handOver: true));
+        var woken = await sleeper.WaitAsync(Patience);
+        Assert.Equal(new EventThreadTake(null, true, null), woken);
+        // It took nothing: the batch is the reader's, now the decoder, to take in order.
+        Assert.Equal(2, handOff.Count);
+        using var reader = new EventThreadWake();
+        Assert.Same(first, handOff.Take(TimeSpan.Zero, CancellationToken.None, reader, canRead: true, out _, out var read)?.Event);
+        Assert.False(read);
+        Assert.Same(second, handOff.Take(TimeSpan.Zero, CancellationToken.None, reader, canRead: true, out _, out read)?.Event);
+        Assert.False(read);
+    }
+
+    [Fact]
+    public async Task A_taker_that_cannot_read_is_woken_to_take_the_batch_instead()
+    {
+        using var handOff = new EventHandOff(capacity: 4);
+        using var timeout = new CancellationTokenSource(Patience);
+        var taking = handOff.TakeEventAsync(timeout.Token).AsTask();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!handOff.TakerSleeps && clock.Elapsed < Patience)
+            await Task.Delay(1);
+
+        var ev = Queued(Ext4(), EUCLEAN, 1);
+        handOff.Post(ev, deferWake: true);
+        await Task.Delay(50);
+        Assert.False(taking.IsCompleted);
+        Assert.False(handOff.EndReads(handOver: true));
+        Assert.Same(ev, await taking.WaitAsync(Patience));
+        // Nothing more was posted since: a second end of reads wakes nobody and hands nothing over.
+        Assert.False(handOff.EndReads(handOver: true));
+    }
+
+    [Fact]
+    public async Task A_sleeping_event_thread_is_woken_to_decode_when_the_reader_may_not_hand_over()
+    {
+        using var handOff = new EventHandOff(capacity: 4);
+        using var asleep = new EventThreadWake();
+        var sleeper = SleepingEventThread(handOff, asleep, CancellationToken.None);
+        var ev = Queued(Ext4(), EUCLEAN, 1);
+        handOff.Post(ev, deferWake: true);
+
+        Assert.False(handOff.EndReads(handOver: false));
+        Assert.Equal(new EventThreadTake(new HandOffItem(ev, null), false, null), await sleeper.WaitAsync(Patience));
+    }
+
+    [Fact]
+    public void A_busy_decoder_is_not_handed_the_reading_and_finds_the_batch_on_its_next_take()
+    {
+        using var handOff = new EventHandOff(capacity: 4);
+        var ev = Queued(Ext4(), EUCLEAN, 1);
+        handOff.Post(ev, deferWake: true);
+
+        Assert.False(handOff.EndReads(handOver: true));
+        using var decoder = new EventThreadWake();
+        Assert.Same(ev, handOff.Take(TimeSpan.Zero, CancellationToken.None, decoder, canRead: true, out var timedOut, out var read)?.Event);
+        Assert.False(timedOut || read);
+    }
+
+    [Fact]
+    public async Task An_event_thread_handed_the_reading_reads_even_when_stopped_in_the_same_instant()
+    {
+        // The reader that handed the reading over decodes by then: the thread it woke must not stop instead.
+        using var handOff = new EventHandOff(capacity: 4);
+        using var stop = new CancellationTokenSource();
+        using var asleep = new EventThreadWake();
+        var sleeper = SleepingEventThread(handOff, asleep, stop.Token);
+        handOff.Post(Queued(Ext4(), EUCLEAN, 1), deferWake: true);
+
+        Assert.True(handOff.EndReads(handOver: true));
+        stop.Cancel();
+        Assert.Equal(new EventThreadTake(null, true, null), await sleeper.WaitAsync(Patience));
+
+        // The decoder (the former reader), stopped, takes what is there and then throws rather than sleep.
+        using var decoder = new EventThreadWake();
+        Assert.NotNull(handOff.Take(Timeout.InfiniteTimeSpan, stop.Token, decoder, canRead: true, out _, out _));
+        Assert.Throws<OperationCanceledException>(() => handOff.Take(Timeout.InfiniteTimeSpan, stop.Token, decoder, canRead: true, out _, out _));
+    }
+
+    [Fact]
+    public async Task An_event_thread_whose_take_timed_out_is_not_handed_the_reading()
+    {
+        // Its timeout means work of the decoder's own (a correlation expiring): it is no longer asleep.
+        using var handOff = new EventHandOff(capacity: 4);
+        using var asleep = new EventThreadWake();
+        var sleeper = SleepingEventThread(handOff, asleep, CancellationToken.None, TimeSpan.FromMilliseconds(100));
+        Assert.Equal(new EventThreadTake(null, false, null), await sleeper.WaitAsync(Patience));
+        Assert.False(handOff.TakerSleeps);
+
+        handOff.Post(Queued(Ext4(), EUCLEAN, 1), deferWake: true);
+        Assert.False(handOff.EndReads(handOver: true));
+        Assert.Equal(1, handOff.Count);
+    }
+
     [Fact]
     public async Task Take_HonoursCancellation()
     {
