@@ -20,7 +20,7 @@ classes=(Faults.FaultTests Kernel.ParserFuzzTests Kernel.ParserPropertyTests Ker
   Watching.SpillGroupDispatchTests Watching.GroupLimitTests
   Service.ConfigurationLoaderTests Service.CheckConfigCommandTests EndToEnd.HostileNameTests
   DBus.BusLimitsTests DBus.ReportIdsTests DBus.BusStringTests DBus.BusPolicyTests
-  Service.PrivilegeTests Recovery.HookSafetyTests Store.ReportStoreTests Journal.JournalSinkTests)
+  Service.PrivilegeTests Recovery.HookSafetyTests Store.ReportStoreTests Store.DeliveryCursorTests Journal.JournalSinkTests)
 filter=$(printf 'FullyQualifiedName~ErrorWatch.Tests.%s.|' "${classes[@]}")
 status=0
 dotnet test tests/ErrorWatch.Tests -c Release --no-build --filter "${filter%|}" \

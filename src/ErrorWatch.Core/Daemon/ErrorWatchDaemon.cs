@@ -4,6 +4,7 @@ using ErrorWatch.Filesystems;
 using ErrorWatch.Health;
 using ErrorWatch.Publishing;
 using ErrorWatch.Reports;
+using ErrorWatch.Store;
 using ErrorWatch.Watching;
 using Serilog;
 
@@ -87,6 +88,7 @@ public sealed class ErrorWatchDaemon : IDisposable
     public HealthLoop Health => _health;
     private readonly LoopHeartbeat _decodeHeartbeat = new("decode loop");
     private readonly TaskCompletionSource _decoded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly List<DeliveryCursor> _cursors = new();
     private CancellationToken _stop;
 
     /// <summary>The loops the watchdog checks: a stuck one stops the pings, and systemd restarts the service.</summary>
@@ -133,6 +135,8 @@ public sealed class ErrorWatchDaemon : IDisposable
         var thread = new Thread(() =>
         {
             EventThreadPriority.Raise(_options.PriorityBoost, EventThreadNames.Second, _log);
+            // Before the first take: what the last run stored and did not deliver comes before anything new.
+            ReplayToDurableSinks();
             using var own = new EventThreadWake();
             while (Decode(own) && _watcher.Read())
             {
@@ -189,6 +193,61 @@ public sealed class ErrorWatchDaemon : IDisposable
             _decoded.TrySetException(e);
         }
         return false;
+    }
+
+    /// <summary>
+    /// Gives each durable output (<see cref="IDurableSink"/>) what the store holds after its cursor.
+    /// A new cursor starts at the store's end: the history before it was never that output's to repeat.
+    /// </summary>
+    private void ReplayToDurableSinks()
+    {
+        if (_store is null || _options.StateDirectory is not { } state)
+            return;
+        foreach (var sink in _sinks.OfType<IDurableSink>())
+        {
+            try
+            {
+                var cursor = DeliveryCursor.Open(state, sink.Name, _log);
+                _cursors.Add(cursor);
+                sink.Cursor = cursor;
+                var end = _store.End;
+                if (cursor.Position is not { } from)
+                {
+                    if (end is { } e)
+                        cursor.Advance(e);
+                    continue;
+                }
+                long replayed = 0, unreadable = 0;
+                var last = from;
+                var problems = ReportStoreReader.ReadAfter(state, from, (json, _, position) =>
+                {
+                    last = position;
+                    CorruptionReport report;
+                    try
+                    {
+                        report = ReportJson.Read(json);
+                    }
+                    catch (ReportFormatException e)
+                    {
+                        if (unreadable++ == 0)
+                            _log.Error("A stored report after the {Output} cursor cannot be read back ({Problem}); it is not replayed there", sink.Name, e.Message);
+                        return;
+                    }
+                    sink.Replay(report);
+                    replayed++;
+                });
+                foreach (var problem in problems)
+                    _log.Warning("Replaying the store to the {Output}: {Problem}", sink.Name, problem);
+                sink.Replayed(end is { } stop && stop > last ? stop : last);
+                if (replayed > 0)
+                    _log.Warning("Replayed {Count} stored report(s) to the {Output}: the last run ended before delivering them (from store position {From})", replayed, sink.Name, from);
+            }
+            catch (Exception e)
+            {
+                // A replay that fails costs duplicates or a gap in that output, never the daemon.
+                _log.Error(e, "Replaying the store to the {Output} failed", sink.Name);
+            }
+        }
     }
 
     private void Shutdown()
@@ -292,13 +351,13 @@ public sealed class ErrorWatchDaemon : IDisposable
         Interlocked.Increment(ref _reports);
         _idle.Worked();
         // The store first: once a report is out anywhere, it is also on disk (or held until the store can write).
-        _store?.Append(report);
+        var stored = _store?.Append(report);
         Ledger.Record(report);
         foreach (var sink in _sinks)
         {
             try
             {
-                sink.Publish(report);
+                sink.Publish(report, stored);
             }
             catch (Exception e)
             {
@@ -312,6 +371,8 @@ public sealed class ErrorWatchDaemon : IDisposable
     public void Dispose()
     {
         _idle.Dispose();
+        foreach (var cursor in _cursors)
+            cursor.Dispose();
         _store?.Dispose();
         _health.Dispose();
         _tracker.Dispose();

@@ -85,6 +85,9 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "pread", SetLastError = true)]
     public static partial nint PRead(int fd, byte* buf, nint count, long offset);
 
+    [LibraryImport(Lib, EntryPoint = "pwrite", SetLastError = true)]
+    public static partial nint PWrite(int fd, byte* buf, nint count, long offset);
+
     [LibraryImport(Lib, EntryPoint = "fsync", SetLastError = true)]
     public static partial int FSync(int fd);
 

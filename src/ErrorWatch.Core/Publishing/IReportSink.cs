@@ -1,4 +1,5 @@
 using ErrorWatch.Reports;
+using ErrorWatch.Store;
 
 namespace ErrorWatch.Publishing;
 
@@ -10,4 +11,27 @@ public interface IReportSink
 {
     string Name { get; }
     void Publish(CorruptionReport report);
+
+    /// <summary>As <see cref="Publish(CorruptionReport)"/>, told where the store holds the report (null: held in memory, not written yet).</summary>
+    void Publish(CorruptionReport report, StorePosition? stored) => Publish(report);
+}
+
+/// <summary>
+/// An output that accounts for every stored report after a crash too: it moves a
+/// <see cref="DeliveryCursor"/> over the store as it delivers, and at the next start it is given,
+/// before anything new, what was stored after the cursor (at least once).
+/// </summary>
+public interface IDurableSink : IReportSink
+{
+    /// <summary>Set by the daemon before the first report; null when there is no state directory.</summary>
+    DeliveryCursor? Cursor { get; set; }
+
+    /// <summary>
+    /// A report stored after the cursor that the output may never have had (the last run ended
+    /// without delivering it), oldest first, before any new one.
+    /// </summary>
+    void Replay(CorruptionReport missed);
+
+    /// <summary>The replay is over: what was stored up to <paramref name="end"/> has been given.</summary>
+    void Replayed(StorePosition end);
 }

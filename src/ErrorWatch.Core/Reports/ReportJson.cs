@@ -1,14 +1,17 @@
 using System.Buffers;
+using System.Collections.Immutable;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
 
 namespace ErrorWatch.Reports;
 
 /// <summary>
-/// Writes a report as one JSON object (schema: docs/report-schema.md). Paths that are not plain
-/// text (invalid UTF-8, or noncharacters D-Bus refuses) are written C-escaped with the exact bytes
-/// beside them in base64, so nothing is lost.
+/// Writes a report as one JSON object (schema: docs/report-schema.md), and reads one back
+/// (<see cref="Read"/>: the store's records, replayed to an output after a restart). Paths that are
+/// not plain text (invalid UTF-8, or noncharacters D-Bus refuses) are written C-escaped with the exact
+/// bytes beside them in base64, so nothing is lost.
 /// </summary>
 public static class ReportJson
 {
@@ -82,4 +85,151 @@ public static class ReportJson
         public void EndStrings() => w.WriteEndArray();
         public void Bytes(string name, ReadOnlySpan<byte> value) => w.WriteBase64String(name, value);
     }
+
+    /// <summary>
+    /// The report a record of <see cref="Write"/> holds: writing it again gives the same JSON. What the
+    /// JSON does not carry stays at its default (the decode time; a mount point's exact bytes when it
+    /// was written escaped).
+    /// </summary>
+    /// <exception cref="FormatException">Not a report's JSON; the message names the field.</exception>
+    public static CorruptionReport Read(ReadOnlySpan<byte> json)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json.ToArray());
+        }
+        catch (JsonException e)
+        {
+            throw new ReportFormatException($"not JSON: {e.Message}", e);
+        }
+        using (doc)
+        {
+            try
+            {
+                return FromElement(doc.RootElement);
+            }
+            catch (Exception e) when (e is InvalidOperationException or OverflowException or FormatException and not ReportFormatException)
+            {
+                throw new ReportFormatException($"a report's field is not what ErrorWatch writes: {e.Message}", e);
+            }
+        }
+
+        static CorruptionReport FromElement(JsonElement r)
+        {
+            if (r.ValueKind != JsonValueKind.Object || Text(r, "type") != "report")
+                throw new ReportFormatException("not a report (its \"type\" is not \"report\")");
+            var fs = Member(r, "filesystem");
+            var error = Member(r, "error");
+            var obj = Member(r, "object");
+            var process = Member(r, "process");
+            var path = OptionalText(obj, "path");
+            return new CorruptionReport
+            {
+                Id = Text(r, "id"),
+                Time = DateTimeOffset.TryParse(Text(r, "time"), System.Globalization.CultureInfo.InvariantCulture,
+                    System.Globalization.DateTimeStyles.AssumeUniversal, out var time)
+                    ? time.ToUniversalTime() : throw Bad("time"),
+                Host = Text(r, "host"),
+                Source = Text(r, "source"),
+                Category = CategoryOf(Text(r, "event")),
+                Severity = Text(r, "severity") switch
+                {
+                    "critical" => Severity.Critical,
+                    "error" => Severity.Error,
+                    "warning" => Severity.Warning,
+                    _ => throw Bad("severity"),
+                },
+                Finding = OptionalText(r, "finding"),
+                Filesystem = new FilesystemInfo
+                {
+                    Device = Text(fs, "device"),
+                    MajorMinor = DeviceNumber.TryParse(Text(fs, "major_minor"), out var device) ? device : throw Bad("filesystem.major_minor"),
+                    Uuid = OptionalText(fs, "uuid") is { } uuid ? Guid.TryParse(uuid, out var g) ? g : throw Bad("filesystem.uuid") : null,
+                    Label = OptionalText(fs, "label"),
+                    Type = Text(fs, "type"),
+                    Mountpoints = [.. Member(fs, "mountpoints").EnumerateArray().Select(m => FsPath.FromString(m.GetString() ?? throw Bad("filesystem.mountpoints")))],
+                    Fsid = Text(fs, "fsid"),
+                },
+                Error = new ErrorInfo
+                {
+                    Errno = Member(error, "errno").GetInt32(),
+                    RawErrno = Member(error, "raw_errno").GetInt32(),
+                    Name = Text(error, "name"),
+                    Description = Text(error, "description"),
+                    Meaning = Text(error, "meaning"),
+                    Alias = OptionalText(error, "alias"),
+                    Count = Member(error, "count").GetUInt64(),
+                    Folded = error.TryGetProperty("folded", out var folded)
+                        ? folded.EnumerateObject().ToImmutableDictionary(p => p.Name, p => p.Value.GetUInt64())
+                        : ImmutableDictionary<string, ulong>.Empty,
+                },
+                Object = new ObjectInfo
+                {
+                    WholeFilesystem = Text(obj, "scope") == "filesystem",
+                    Inode = OptionalNumber(obj, "inode"),
+                    Generation = OptionalNumber(obj, "generation") is { } generation ? checked((uint)generation) : null,
+                    ParentInode = OptionalNumber(obj, "parent_inode"),
+                    HandleType = Text(obj, "handle_type") is ['0', 'x', .. var hex] && int.TryParse(hex, System.Globalization.NumberStyles.AllowHexSpecifier, null, out var handleType)
+                        ? handleType : throw Bad("object.handle_type"),
+                    Handle = Text(obj, "handle"),
+                    Path = obj.TryGetProperty("path_base64", out var exact) ? new FsPath(exact.GetBytesFromBase64())
+                        : path is null ? null : FsPath.FromString(path),
+                    PathError = OptionalText(obj, "path_error"),
+                    Deleted = obj.TryGetProperty("deleted", out var deleted) && deleted.GetBoolean(),
+                    HandleProblem = OptionalText(obj, "handle_problem"),
+                    PathWithheld = obj.TryGetProperty("path_withheld", out var withheld) && withheld.GetBoolean(),
+                },
+                Decoder = Text(r, "decoder"),
+                Details = DetailsOf(Member(r, "details")),
+                Pid = Member(process, "pid").GetInt32(),
+                RaisedByErrorWatch = Member(process, "errorwatch").GetBoolean(),
+                KernelEvents = Member(r, "kernel_events").GetInt32(),
+                ParseProblem = OptionalText(r, "parse_problem"),
+            };
+        }
+
+        static FormatException Bad(string field) => new ReportFormatException($"a report's \"{field}\" is missing or not what ErrorWatch writes");
+
+        static JsonElement Member(JsonElement parent, string name) =>
+            parent.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null ? value : throw Bad(name);
+
+        static string Text(JsonElement parent, string name) =>
+            Member(parent, name) is { ValueKind: JsonValueKind.String } value ? value.GetString()! : throw Bad(name);
+
+        static string? OptionalText(JsonElement parent, string name) =>
+            parent.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+
+        static ulong? OptionalNumber(JsonElement parent, string name) =>
+            parent.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number ? value.GetUInt64() : null;
+
+        static ErrorCategory CategoryOf(string name)
+        {
+            foreach (var category in Enum.GetValues<ErrorCategory>())
+                if (CorruptionReport.EventNameOf(category) == name)
+                    return category;
+            throw Bad("event");
+        }
+
+        static ReportDetails DetailsOf(JsonElement element)
+        {
+            var details = new ReportDetails();
+            foreach (var property in element.EnumerateObject())
+            {
+                var value = property.Value;
+                switch (value.ValueKind)
+                {
+                    case JsonValueKind.String: details.Set(property.Name, value.GetString()!); break;
+                    case JsonValueKind.Number: details.Set(property.Name, value.TryGetInt64(out var l) ? l : value.GetUInt64()); break;
+                    case JsonValueKind.True or JsonValueKind.False: details.Set(property.Name, value.GetBoolean()); break;
+                    case JsonValueKind.Array: details.Set(property.Name, value.EnumerateArray().Select(i => i.GetString() ?? "").ToArray()); break;
+                    case JsonValueKind.Object: details.Set(property.Name, DetailsOf(value)); break;
+                }
+            }
+            return details;
+        }
+    }
 }
+
+/// <summary>JSON that is not a report as <see cref="ReportJson.Write"/> writes it; the message names what is wrong.</summary>
+public sealed class ReportFormatException(string message, Exception? inner = null) : FormatException(message, inner);

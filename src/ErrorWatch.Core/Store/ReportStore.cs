@@ -212,7 +212,8 @@ public sealed unsafe class ReportStore : IDisposable
     /// nothing); fdatasync follows within <see cref="StoreOptions.SyncInterval"/>. Never throws: a
     /// record the store cannot write is held until it can (see the class summary).
     /// </summary>
-    public void Append(CorruptionReport report)
+    /// <returns>Where the record ends in the store; null when it is held (not written yet).</returns>
+    public StorePosition? Append(CorruptionReport report)
     {
         var record = StoreRecord.Encode(ReportJson.Utf8Of(report).Span, report.Time);
         lock (_lock)
@@ -221,21 +222,32 @@ public sealed unsafe class ReportStore : IDisposable
             if (_failure is not null && !TryRecover())
             {
                 Hold(record, report);
-                return;
+                return null;
             }
             try
             {
-                AppendRecord(record, report.Time);
+                return AppendRecord(record, report.Time);
             }
             catch (IOException e)
             {
                 Fail(e.Message);
                 Hold(record, report);
+                return null;
             }
         }
     }
 
-    private void AppendRecord(byte[] record, DateTimeOffset time)
+    /// <summary>The end of the last record written (where the next one will start); null before the store ever opened.</summary>
+    public StorePosition? End
+    {
+        get
+        {
+            lock (_lock)
+                return _segments.Count == 0 ? null : new StorePosition(_segments[^1].Number, _fd >= 0 ? Libc.LSeek(_fd, 0, Libc.SEEK_END) : 0);
+        }
+    }
+
+    private StorePosition AppendRecord(byte[] record, DateTimeOffset time)
     {
         var segment = _segments[^1];
         if (segment.Records >= SegmentLimit)
@@ -245,7 +257,7 @@ public sealed unsafe class ReportStore : IDisposable
             _segments.Add(segment = next);
             ApplyRetention();
         }
-        WriteAll(record);
+        var end = WriteAll(record);
         segment.Records++;
         if (time > segment.Newest)
             segment.Newest = time;
@@ -258,9 +270,11 @@ public sealed unsafe class ReportStore : IDisposable
             var due = _options.SyncInterval - Stopwatch.GetElapsedTime(_lastSync);
             _syncTimer.Change(due > TimeSpan.Zero ? due : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
         }
+        return new StorePosition(segment.Number, end);
     }
 
-    private void WriteAll(byte[] record)
+    /// <summary>Writes the record at the segment's end; returns where it ends.</summary>
+    private long WriteAll(byte[] record)
     {
         // A full disk can take part of a record: cut it off again, or every later record would follow damage.
         var end = Libc.LSeek(_fd, 0, Libc.SEEK_END);
@@ -270,6 +284,7 @@ public sealed unsafe class ReportStore : IDisposable
                 Libc.FTruncate(_fd, end);
             throw new IOException($"cannot write to the report store: {ErrnoTable.Name(errno)}");
         }
+        return end + record.Length;
     }
 
     /// <summary>The store stopped writing: say so once, and keep trying on a timer.</summary>
@@ -444,6 +459,33 @@ public sealed unsafe class ReportStore : IDisposable
 /// <summary>Reads a store without taking its lock (the daemon may be appending meanwhile).</summary>
 public static class ReportStoreReader
 {
+    /// <summary>What a record holds, with where it ends.</summary>
+    public delegate void PositionedVisitor(ReadOnlySpan<byte> json, DateTimeOffset time, StorePosition end);
+
+    /// <summary>
+    /// Visits the whole records that end after <paramref name="after"/>, oldest first: what an output
+    /// whose <see cref="DeliveryCursor"/> stands there has not delivered. Segments retention dropped are
+    /// gone (their reports too); a segment that starts after the cursor is read whole.
+    /// </summary>
+    public static IReadOnlyList<string> ReadAfter(string stateDirectory, StorePosition after, PositionedVisitor visit)
+    {
+        var directory = Path.Combine(stateDirectory, ReportStore.DirectoryName);
+        var problems = new List<string>();
+        foreach (var (number, path) in ReportStore.SegmentFiles(directory))
+        {
+            if (number < after.Segment)
+                continue;
+            var scan = StoreRecord.Scan(path, (json, time, offset) =>
+            {
+                var end = new StorePosition(number, offset + StoreRecord.LengthOf(json));
+                if (end > after)
+                    visit(json, time, end);
+            });
+            problems.AddRange(scan.Problems.Select(p => $"{path}: {p}"));
+        }
+        return problems;
+    }
+
     /// <summary>
     /// Visits every whole record, oldest first. A torn record at the very end of the newest segment
     /// is a write in progress (or a kill the next daemon start will cut), not damage.

@@ -258,11 +258,11 @@ internal sealed class FaultRig : IDisposable
     }
 
     /// <summary>Polls until <paramref name="read"/> equals <paramref name="expected"/>; returns the last value read.</summary>
-    public ulong WaitFor(string what, Func<ulong> read, ulong expected, TimeSpan? timeout = null)
+    public ulong WaitFor(string what, Func<ulong> read, ulong expected, TimeSpan? timeout = null, bool atLeast = false)
     {
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
         ulong last;
-        while ((last = read()) != expected && DateTime.UtcNow < deadline)
+        while (!(atLeast ? (last = read()) >= expected : (last = read()) == expected) && DateTime.UtcNow < deadline)
             Thread.Sleep(200);
         if (last != expected)
             Note($"{what}: {last} of {expected}");

@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Globalization;
 using System.Text.Json;
 using ErrorWatch.Filesystems;
@@ -252,5 +253,85 @@ public class ReportJsonTests
             // Order of insertion is kept (stable output).
             Assert.Equal(new[] { "name", "big", "negative", "small", "list", "inner" }, acme.EnumerateObject().Select(p => p.Name));
         }
+    }
+
+    /// <summary>A report with every optional part: folded errnos, nested details of each type, a finding, a parse problem.</summary>
+    private static CorruptionReport EveryPartReport()
+    {
+        var report = HostileReport();
+        return report with
+        {
+            Finding = "errors_count grew by 2 more than fanotify announced",
+            ParseProblem = "record 2 at offset 48: length 3 is below the header",
+            KernelEvents = 7,
+            Pid = 4242,
+            RaisedByErrorWatch = true,
+            Error = report.Error with
+            {
+                Count = ulong.MaxValue - 1,
+                Alias = "EFSCORRUPTED",
+                Folded = new Dictionary<string, ulong> { ["EUCLEAN"] = 5, ["EIO"] = ulong.MaxValue - 6 }.ToImmutableDictionary(),
+            },
+            Object = report.Object with { ParentInode = 2, Deleted = true, HandleProblem = "handle too short", PathWithheld = true, PathError = "ESTALE" },
+            Details = new ReportDetails()
+                .Set("text", "é\n\"quoted\"")
+                .Set("negative", -3L)
+                .Set("huge", ulong.MaxValue)
+                .Set("small", 7)
+                .Set("flag", false)
+                .Set("list", new[] { "a", "", "c" })
+                .Set("ext4", new ReportDetails().Set("errors_count", 9L).Set("last_error", new ReportDetails().Set("func", "ext4_lookup"))),
+        };
+    }
+
+    public static TheoryData<string> ReportsToRoundTrip() => ["hostile", "every part", "whole filesystem", "test report"];
+
+    private static CorruptionReport Named(string name) => name switch
+    {
+        "hostile" => HostileReport(),
+        "every part" => EveryPartReport(),
+        "whole filesystem" => Decoder().Decode(FsError(Ext4(), EIO, 1)),
+        _ => ErrorWatch.Recovery.TestReport.For(HostileReport().Filesystem, "readonly", DateTimeOffset.UnixEpoch.AddTicks(1234567)),
+    };
+
+    [Theory]
+    [MemberData(nameof(ReportsToRoundTrip))]
+    public void A_report_read_back_from_its_JSON_writes_the_same_JSON(string name)
+    {
+        var report = Named(name);
+        var json = ReportJson.ToUtf8(report);
+
+        var read = ReportJson.Read(json);
+
+        Assert.Equal(System.Text.Encoding.UTF8.GetString(json), System.Text.Encoding.UTF8.GetString(ReportJson.ToUtf8(read)));
+        // The typed values themselves, not only their text.
+        Assert.Equal((report.Id, report.Category, report.Severity, report.Error.Count, report.Error.Errno, report.Object.Inode, report.Object.Generation),
+            (read.Id, read.Category, read.Severity, read.Error.Count, read.Error.Errno, read.Object.Inode, read.Object.Generation));
+        Assert.Equal(report.Filesystem.MajorMinor, read.Filesystem.MajorMinor);
+        Assert.Equal(report.Filesystem.Uuid, read.Filesystem.Uuid);
+        Assert.Equal(report.Object.Path, read.Object.Path); // the exact bytes, hostile or not
+        Assert.Equal(report.Object.WholeFilesystem || report.Object.Inode is not null ? report.Object.Scope : "unknown", read.Object.Scope);
+        Assert.Equal(report.Error.Folded.OrderBy(kv => kv.Key), read.Error.Folded.OrderBy(kv => kv.Key));
+        Assert.Equal(report.Summary, read.Summary);
+    }
+
+    [Theory]
+    [InlineData("", "not JSON")]
+    [InlineData("[1]", "not a report")]
+    [InlineData("{\"type\":\"summary\"}", "not a report")]
+    [InlineData("{\"type\":\"report\",\"id\":\"x\"}", "\"filesystem\" is missing")]
+    public void JSON_that_is_not_a_report_is_refused_naming_what_is_wrong(string json, string named)
+    {
+        var e = Assert.Throws<ReportFormatException>(() => ReportJson.Read(System.Text.Encoding.UTF8.GetBytes(json)));
+        Assert.Contains(named, e.Message);
+    }
+
+    [Fact]
+    public void A_field_of_the_wrong_type_is_refused_naming_the_problem()
+    {
+        var json = System.Text.Encoding.UTF8.GetString(ReportJson.ToUtf8(HostileReport()));
+        var broken = json.Replace("\"count\":3", "\"count\":\"three\"", StringComparison.Ordinal);
+        Assert.NotEqual(json, broken);
+        Assert.Throws<ReportFormatException>(() => ReportJson.Read(System.Text.Encoding.UTF8.GetBytes(broken)));
     }
 }

@@ -18,8 +18,12 @@ namespace ErrorWatch.Publishing.Journal;
 /// counted like a storm's, and their summary goes out as soon as journald takes entries again
 /// (retried every <see cref="RetryInterval"/>), so the journal still adds up once it is back.
 /// Nothing here wakes the process unless a summary is due.
+/// Its <see cref="DeliveryCursor"/> moves to a stored report once journald has it, as an entry or in a
+/// summary sent; after a crash the next start replays what was stored after it (<see cref="Replay"/>):
+/// entries within the same limits, marked ERRORWATCH_REPLAYED=1, and one summary per filesystem
+/// (reason "replay") for the rest.
 /// </summary>
-public sealed class JournalSink : IReportSink, IDisposable
+public sealed class JournalSink : IDurableSink, IDisposable
 {
     private readonly IJournal _journal;
     private readonly JournalFallback _fallback;
@@ -28,6 +32,8 @@ public sealed class JournalSink : IReportSink, IDisposable
     private readonly Dictionary<DeviceNumber, Window> _windows = new();
     private readonly ITimer _timer;
     private DateTimeOffset? _timerDue;
+    // The end of the latest stored report handed over: where the cursor goes once nothing is pending.
+    private Store.StorePosition? _latest;
 
     public JournalSink(IJournal journal, JournalFallback? fallback = null, TimeProvider? time = null)
     {
@@ -63,39 +69,100 @@ public sealed class JournalSink : IReportSink, IDisposable
     /// <summary>Reports counted into summaries instead of logged one by one.</summary>
     public long SuppressedReports { get; private set; }
 
-    public void Publish(CorruptionReport report)
+    /// <summary>Reports stored after the cursor and replayed at this start.</summary>
+    public long ReplayedReports { get; private set; }
+
+    public Store.DeliveryCursor? Cursor { get; set; }
+
+    public void Publish(CorruptionReport report) => Publish(report, null);
+
+    public void Publish(CorruptionReport report, Store.StorePosition? stored)
+    {
+        lock (_lock)
+        {
+            Handle(report, replayed: false);
+            _latest = stored ?? _latest;
+            MoveCursor();
+        }
+    }
+
+    /// <summary>
+    /// What the last run stored but may not have logged: an entry while the window has room (marked
+    /// ERRORWATCH_REPLAYED=1), else counted for the filesystem's summary, which <see cref="Replayed"/> sends.
+    /// </summary>
+    public void Replay(CorruptionReport missed)
+    {
+        lock (_lock)
+        {
+            Handle(missed, replayed: true);
+            ReplayedReports++;
+        }
+    }
+
+    /// <summary>Sends the replay's summaries at once and moves the cursor to <paramref name="end"/>.</summary>
+    public void Replayed(Store.StorePosition end)
     {
         lock (_lock)
         {
             var now = _time.GetUtcNow();
-            CloseEnded(now);
-            var fs = report.Filesystem;
-            if (!_windows.TryGetValue(fs.MajorMinor, out var window))
-                _windows.Add(fs.MajorMinor, window = new Window(now, fs));
-            window.Filesystem = fs; // the latest view (mountpoints change)
+            foreach (var window in _windows.Values)
+                if (window.ReplayedReports > 0)
+                    SendSummary(window, now);
+            _latest = end;
+            MoveCursor();
+        }
+    }
 
-            if (window.Entries < MaxEntriesPerInterval)
+    /// <summary>The cursor follows the latest stored report while no summary is pending (those reports are not in the journal yet).</summary>
+    private void MoveCursor()
+    {
+        if (_latest is not { } latest || Cursor is null)
+            return;
+        foreach (var window in _windows.Values)
+            if (window.SuppressedReports > 0)
+                return;
+        Cursor.Advance(latest);
+    }
+
+    /// <summary>One report: an entry while the filesystem's window has room, else counted for its summary. Under the lock.</summary>
+    private void Handle(CorruptionReport report, bool replayed)
+    {
+        var now = _time.GetUtcNow();
+        CloseEnded(now);
+        var fs = report.Filesystem;
+        if (!_windows.TryGetValue(fs.MajorMinor, out var window))
+            _windows.Add(fs.MajorMinor, window = new Window(now, fs));
+        window.Filesystem = fs; // the latest view (mountpoints change)
+
+        if (window.Entries < MaxEntriesPerInterval)
+        {
+            window.Entries++;
+            ReportEntries++;
+            if (!Deliver(() => Entry(report, replayed), () => ReportText.Format(report), out var reason))
             {
-                window.Entries++;
-                ReportEntries++;
-                if (!Deliver(() => ReportJournal.ToEntry(report, Documentation), () => ReportText.Format(report), out var reason))
-                {
-                    window.Suppress(report, unreachable: reason);
-                    UnreachableReports++;
-                    Arm(now + RetryInterval);
-                }
-                else if (window.UnreachableReports > 0)
-                {
-                    SendSummary(window, now); // journald is back: say at once what it missed
-                }
+                window.Suppress(report, unreachable: reason, replayed: false);
+                UnreachableReports++;
+                Arm(now + RetryInterval);
             }
-            else
+            else if (window.UnreachableReports > 0)
             {
-                window.Suppress(report, unreachable: null);
-                SuppressedReports++;
-                Arm(window.Start + Interval);
+                SendSummary(window, now); // journald is back: say at once what it missed
             }
         }
+        else
+        {
+            window.Suppress(report, unreachable: null, replayed);
+            SuppressedReports++;
+            Arm(window.Start + Interval);
+        }
+    }
+
+    private JournalEntry Entry(CorruptionReport report, bool replayed)
+    {
+        var entry = ReportJournal.ToEntry(report, Documentation);
+        if (replayed)
+            entry.Add("ERRORWATCH_REPLAYED", 1);
+        return entry;
     }
 
     /// <summary>Sends the summaries that are due: intervals that ended, and what journald missed once it answers again.</summary>
@@ -113,6 +180,7 @@ public sealed class JournalSink : IReportSink, IDisposable
             foreach (var window in _windows.Values)
                 if (window.SuppressedReports > 0)
                     Arm(window.UnreachableReports > 0 ? now + RetryInterval : window.Start + Interval);
+            MoveCursor();
         }
     }
 
@@ -133,6 +201,7 @@ public sealed class JournalSink : IReportSink, IDisposable
             var now = _time.GetUtcNow();
             foreach (var window in _windows.Values)
                 SendSummary(window, now);
+            MoveCursor();
         }
     }
 
@@ -200,6 +269,8 @@ public sealed class JournalSink : IReportSink, IDisposable
         public ulong SuppressedErrors { get; private set; }
         /// <summary>Of the suppressed reports, those journald did not take, and why.</summary>
         public long UnreachableReports { get; private set; }
+        /// <summary>Of the suppressed reports, those replayed from the store at this start.</summary>
+        public long ReplayedReports { get; private set; }
         private string? _unreachableReason;
         public bool SummaryInFallback { get; set; }
         public Severity Worst { get; private set; } = Severity.Warning;
@@ -207,12 +278,16 @@ public sealed class JournalSink : IReportSink, IDisposable
         private string? _firstId, _lastId;
         private string? _host;
 
-        public void Suppress(CorruptionReport report, string? unreachable)
+        public void Suppress(CorruptionReport report, string? unreachable, bool replayed)
         {
             if (unreachable is not null)
             {
                 UnreachableReports++;
                 _unreachableReason = unreachable;
+            }
+            else if (replayed)
+            {
+                ReplayedReports++;
             }
             SuppressedReports++;
             SuppressedErrors += report.Error.Count;
@@ -230,6 +305,7 @@ public sealed class JournalSink : IReportSink, IDisposable
             SuppressedReports = 0;
             SuppressedErrors = 0;
             UnreachableReports = 0;
+            ReplayedReports = 0;
             _unreachableReason = null;
             SummaryInFallback = false;
             Worst = Severity.Warning;
@@ -246,8 +322,25 @@ public sealed class JournalSink : IReportSink, IDisposable
             var why = UnreachableReports == 0 ? ""
                 : UnreachableReports == SuppressedReports ? $", journald was unreachable ({_unreachableReason})"
                 : $", {UnreachableReports} of them while journald was unreachable ({_unreachableReason})";
+            if (ReplayedReports > 0)
+                why += ReplayedReports == SuppressedReports
+                    ? ", replayed from the store: the last run ended before logging them"
+                    : $", {ReplayedReports} of them replayed from the store (the last run ended before logging them)";
             return ReportJournal.OneLine(
                 $"{fs.Type} {fs.Device}{where}: {reports} ({errors}) in the last {seconds} s not logged one by one{why}; every report is in the store (errorwatch list)");
+        }
+
+        /// <summary>Why the reports were summarized: storm, journald-unreachable, replay, or several, comma-separated.</summary>
+        private string Reason()
+        {
+            var reasons = new List<string>(3);
+            if (SuppressedReports - UnreachableReports - ReplayedReports > 0)
+                reasons.Add("storm");
+            if (UnreachableReports > 0)
+                reasons.Add("journald-unreachable");
+            if (ReplayedReports > 0)
+                reasons.Add("replay");
+            return string.Join(',', reasons);
         }
 
         public JournalEntry ToEntry(string message, long seconds, string documentation)
@@ -266,9 +359,11 @@ public sealed class JournalSink : IReportSink, IDisposable
             e.Add("ERRORWATCH_FIRST_REPORT_ID", _firstId!);
             e.Add("ERRORWATCH_LAST_REPORT_ID", _lastId!);
             e.Add("ERRORWATCH_INTERVAL_SEC", seconds);
-            e.Add("ERRORWATCH_SUMMARY_REASON", UnreachableReports == 0 ? "storm" : UnreachableReports == SuppressedReports ? "journald-unreachable" : "storm,journald-unreachable");
+            e.Add("ERRORWATCH_SUMMARY_REASON", Reason());
             // Always there (0 for a storm alone): the catalog text names it.
             e.Add("ERRORWATCH_UNREACHABLE_REPORTS", UnreachableReports);
+            if (ReplayedReports > 0)
+                e.Add("ERRORWATCH_REPLAYED_REPORTS", ReplayedReports);
             if (_host is not null)
                 e.Add("ERRORWATCH_HOST", _host);
             ReportJournal.AddFilesystem(e, Filesystem);
