@@ -435,7 +435,7 @@ public static class ConfigurationLoader
                 case ("Log", "Level"):
                     if (reset)
                         _log = _log with { Level = Defaults.Log.Level };
-                    else if (TryChoice(value, LogSettings.Levels, out var level))
+                    else if (TryChoice(LogSettings.Canonical(value), LogSettings.Levels, out var level))
                         _log = _log with { Level = level };
                     break;
             }

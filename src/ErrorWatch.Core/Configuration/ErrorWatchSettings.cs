@@ -280,6 +280,9 @@ public sealed record LogSettings
         ("warning", LogEventLevel.Warning), ("error", LogEventLevel.Error),
     ];
 
+    /// <summary>Other words for a level: "info" is the one syslog, systemd and journalctl (-p info) use.</summary>
+    internal static string Canonical(string word) => word == "info" ? "information" : word;
+
     internal static string Name(LogEventLevel level) =>
         Array.Find(Levels, l => l.Level == level).Name ?? level.ToString().ToLowerInvariant();
 }

@@ -69,6 +69,16 @@ public sealed class ConfigurationLoaderTests : IDisposable
         Assert.Equal(LogEventLevel.Debug, LoadClean().Log.Level);
     }
 
+    [Theory]
+    [InlineData("info", LogEventLevel.Information)]
+    [InlineData("information", LogEventLevel.Information)]
+    [InlineData("warning", LogEventLevel.Warning)]
+    public void Log_levels_take_the_words_admins_use_info_included(string word, LogEventLevel level)
+    {
+        _dir.Write("errorwatch.conf", $"[Log]\nLevel={word}\n");
+        Assert.Equal(level, LoadClean().Log.Level);
+    }
+
     [Fact]
     public void A_missing_file_given_explicitly_is_a_problem()
     {
