@@ -237,13 +237,13 @@ public sealed unsafe class ReportStore : IDisposable
         }
     }
 
-    /// <summary>The end of the last record written (where the next one will start); null before the store ever opened.</summary>
+    /// <summary>The end of the last record written (where the next one will start); null while the store is not open for writing.</summary>
     public StorePosition? End
     {
         get
         {
             lock (_lock)
-                return _segments.Count == 0 ? null : new StorePosition(_segments[^1].Number, _fd >= 0 ? Libc.LSeek(_fd, 0, Libc.SEEK_END) : 0);
+                return _segments.Count == 0 || _fd < 0 || Libc.LSeek(_fd, 0, Libc.SEEK_END) is not (>= 0 and var end) ? null : new StorePosition(_segments[^1].Number, end);
         }
     }
 

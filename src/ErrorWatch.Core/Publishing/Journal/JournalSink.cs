@@ -360,10 +360,9 @@ public sealed class JournalSink : IDurableSink, IDisposable
             e.Add("ERRORWATCH_LAST_REPORT_ID", _lastId!);
             e.Add("ERRORWATCH_INTERVAL_SEC", seconds);
             e.Add("ERRORWATCH_SUMMARY_REASON", Reason());
-            // Always there (0 for a storm alone): the catalog text names it.
+            // Always there (0 for a storm alone): the catalog text names them.
             e.Add("ERRORWATCH_UNREACHABLE_REPORTS", UnreachableReports);
-            if (ReplayedReports > 0)
-                e.Add("ERRORWATCH_REPLAYED_REPORTS", ReplayedReports);
+            e.Add("ERRORWATCH_REPLAYED_REPORTS", ReplayedReports);
             if (_host is not null)
                 e.Add("ERRORWATCH_HOST", _host);
             ReportJournal.AddFilesystem(e, Filesystem);
