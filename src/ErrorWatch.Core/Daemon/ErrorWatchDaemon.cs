@@ -211,6 +211,14 @@ public sealed class ErrorWatchDaemon : IDisposable
                 _cursors.Add(cursor);
                 sink.Cursor = cursor;
                 var end = _store.End;
+                if (cursor.Position is { } ahead && end is { } storeEnd && ahead > storeEnd)
+                {
+                    // No report would ever move it again: after a crash nothing would be replayed.
+                    _log.Warning("The {Output} delivery cursor ({Cursor}) is past the end of the store ({End}): the store was emptied or replaced; it starts again at the end",
+                        sink.Name, ahead, storeEnd);
+                    cursor.Restart(storeEnd);
+                    continue;
+                }
                 if (cursor.Position is not { } from)
                 {
                     if (end is { } e)
@@ -238,7 +246,8 @@ public sealed class ErrorWatchDaemon : IDisposable
                 });
                 foreach (var problem in problems)
                     _log.Warning("Replaying the store to the {Output}: {Problem}", sink.Name, problem);
-                sink.Replayed(end is { } stop && stop > last ? stop : last);
+                // Nothing is appended during the replay (no decoder runs yet): the store's end is past every record read.
+                sink.Replayed(end ?? last);
                 if (replayed > 0)
                     _log.Warning("Replayed {Count} stored report(s) to the {Output}: the last run ended before delivering them (from store position {From})", replayed, sink.Name, from);
             }

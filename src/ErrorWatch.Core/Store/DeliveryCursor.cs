@@ -10,8 +10,8 @@ namespace ErrorWatch.Store;
 /// <c>&lt;state&gt;/cursors/&lt;output&gt;</c> (0600, in a 0700 directory) and moved with one pwrite(2)
 /// of a checksummed 20-byte record per delivery: a killed process leaves the last one written, so at
 /// the next start the output is given what was stored after it (at least once: what was delivered
-/// after the last move comes again). Never fsynced: a power loss can only move it back, which means
-/// duplicates, not loss.
+/// after the last move comes again). Never fsynced: a power loss can move it back (duplicates), and
+/// one made in the seconds before it may be lost; it then starts again at the end of the store.
 /// </summary>
 public sealed unsafe class DeliveryCursor : IDisposable
 {
@@ -74,6 +74,17 @@ public sealed unsafe class DeliveryCursor : IDisposable
     {
         if (Position is { } at && position <= at)
             return;
+        Write(position);
+    }
+
+    /// <summary>
+    /// Starts again at <paramref name="position"/>, behind the cursor too: for a cursor past the end of
+    /// the store (the store was emptied or replaced), which no report would ever move again.
+    /// </summary>
+    public void Restart(StorePosition position) => Write(position);
+
+    private void Write(StorePosition position)
+    {
         Position = position;
         if (_fd < 0)
             return;

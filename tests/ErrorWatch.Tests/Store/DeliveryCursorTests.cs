@@ -138,3 +138,79 @@ public sealed class DeliveryCursorTests : IDisposable
         Assert.Equal(15, sink.ReplayedReports);
     }
 }
+
+/// <summary>The daemon's side of the journal's cursor: the replay at start, and a cursor the store fell behind.</summary>
+[Collection(ErrorWatch.Tests.EndToEnd.ScratchCollection.Name)]
+public sealed class JournalReplayTests : IDisposable
+{
+    private readonly string _state = Directory.CreateTempSubdirectory("errorwatch-replay-").FullName;
+
+    public void Dispose() => Directory.Delete(_state, recursive: true);
+
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+
+    private static void WaitUntil(Func<bool> condition, string what)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!condition() && clock.Elapsed < Patience)
+            Thread.Sleep(20);
+        Assert.True(condition(), what);
+    }
+
+    private ErrorWatch.Tests.EndToEnd.DaemonHarness Start(ErrorWatch.Cli.Demo.ScratchFilesystem fs, RecordingJournal journal) =>
+        new(new ErrorWatch.Daemon.DaemonOptions { Watch = new ErrorWatch.Watching.WatchOptions { Include = [fs.MountPoint] }, StateDirectory = _state },
+            sinks: [new JournalSink(journal, new JournalFallback(new LineWriter()))]);
+
+    [ErrorWatch.Tests.EndToEnd.LoopFact]
+    public void At_start_the_reports_stored_after_the_cursor_reach_the_journal_marked_replayed_before_anything_new()
+    {
+        var positions = new List<StorePosition>();
+        using (var store = ReportStore.Open(_state, new StoreOptions(), Serilog.Core.Logger.None))
+            for (var i = 1; i <= 3; i++)
+                positions.Add(store.Append(ReportStoreTests.Report(i))!.Value);
+        using (var cursor = DeliveryCursor.Open(_state, "journal", Serilog.Core.Logger.None))
+            cursor.Advance(positions[0]);
+
+        using var scratch = new ErrorWatch.Tests.EndToEnd.ScratchDirectory();
+        var fs = scratch.Ext4("replay");
+        var journal = new RecordingJournal();
+        using (var harness = Start(fs, journal))
+        {
+            WaitUntil(() => journal.WithMessageId(ReportJournal.ReportMessageId).Count() >= 2, "the two reports after the cursor were not replayed");
+            fs.TriggerFsErrors(1);
+            Assert.NotNull(harness.Collect(r => r.Count >= 1).FirstOrDefault());
+            WaitUntil(() => journal.WithMessageId(ReportJournal.ReportMessageId).Count() >= 3, "the new report was not logged");
+        }
+
+        var entries = journal.WithMessageId(ReportJournal.ReportMessageId).ToList();
+        Assert.Equal(["2", "3"], entries.Take(2).Select(e => e.GetText("ERRORWATCH_INODE")));
+        Assert.All(entries.Take(2), e => Assert.Equal("1", e.GetText("ERRORWATCH_REPLAYED")));
+        Assert.Null(entries[2].GetText("ERRORWATCH_REPLAYED"));
+        using var after = DeliveryCursor.Open(_state, "journal", Serilog.Core.Logger.None);
+        Assert.True(after.Position > positions[2], $"the cursor stands at {after.Position}, not past the new report");
+    }
+
+    [ErrorWatch.Tests.EndToEnd.LoopFact]
+    public void A_cursor_past_the_end_of_an_emptied_store_starts_again_at_its_end_and_follows_new_reports()
+    {
+        using (var cursor = DeliveryCursor.Open(_state, "journal", Serilog.Core.Logger.None))
+            cursor.Advance(new StorePosition(9, 999));
+
+        using var scratch = new ErrorWatch.Tests.EndToEnd.ScratchDirectory();
+        var fs = scratch.Ext4("restart");
+        var journal = new RecordingJournal();
+        using (var harness = Start(fs, journal))
+        {
+            fs.TriggerFsErrors(1);
+            Assert.NotNull(harness.Collect(r => r.Count >= 1).FirstOrDefault());
+            WaitUntil(() => journal.WithMessageId(ReportJournal.ReportMessageId).Any(), "the report was not logged");
+        }
+
+        StorePosition? end;
+        using (var store = ReportStore.Open(_state, new StoreOptions(), Serilog.Core.Logger.None))
+            end = store.End;
+        using var after = DeliveryCursor.Open(_state, "journal", Serilog.Core.Logger.None);
+        Assert.Equal(end, after.Position);
+        Assert.True(after.Position < new StorePosition(9, 999));
+    }
+}
