@@ -389,7 +389,12 @@ public static class ConfigurationLoader
                         Problem($"{Quote(value)} is not one of grpc, http/protobuf");
                     break;
                 case ("OpenTelemetry", "Headers"):
-                    _otel = _otel with { Headers = reset ? null : value };
+                    if (reset)
+                        _otel = _otel with { Headers = null };
+                    else if (Publishing.Otlp.OtlpDestination.ParseHeaders(value, out var headerProblem) is null)
+                        Problem($"{headerProblem} (name=value,name2=value2)");
+                    else
+                        _otel = _otel with { Headers = value };
                     break;
                 case ("OpenTelemetry", "Interval"):
                     if (reset)

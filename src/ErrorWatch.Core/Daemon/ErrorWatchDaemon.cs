@@ -196,35 +196,37 @@ public sealed class ErrorWatchDaemon : IDisposable
     }
 
     /// <summary>
-    /// Gives each durable output (<see cref="IDurableSink"/>) what the store holds after its cursor.
-    /// A new cursor starts at the store's end: the history before it was never that output's to repeat.
+    /// Gives each durable output (<see cref="IDurableSink"/>) what the store holds after its cursor,
+    /// and starts each output that follows the store (<see cref="IStoreFollower"/>) at its cursor.
     /// </summary>
     private void ReplayToDurableSinks()
     {
         if (_store is null || _options.StateDirectory is not { } state)
             return;
+        foreach (var follower in _sinks.OfType<IStoreFollower>())
+        {
+            try
+            {
+                // A store that could not open for writing has no End yet: its history ends where the disk's does.
+                var end = _store.End ?? ReportStoreReader.EndOnDisk(state);
+                var cursor = OpenCursor(state, follower.Name, end);
+                _store.HeldWritten += follower.StoreGrew;
+                follower.Follow(state, cursor, () => _store.End, end);
+            }
+            catch (Exception e)
+            {
+                _log.Error(e, "Starting the {Output} from the store failed", follower.Name);
+            }
+        }
         foreach (var sink in _sinks.OfType<IDurableSink>())
         {
             try
             {
-                var cursor = DeliveryCursor.Open(state, sink.Name, _log);
-                _cursors.Add(cursor);
-                sink.Cursor = cursor;
                 var end = _store.End;
-                if (cursor.Position is { } ahead && end is { } storeEnd && ahead > storeEnd)
-                {
-                    // No report would ever move it again: after a crash nothing would be replayed.
-                    _log.Warning("The {Output} delivery cursor ({Cursor}) is past the end of the store ({End}): the store was emptied or replaced; it starts again at the end",
-                        sink.Name, ahead, storeEnd);
-                    cursor.Restart(storeEnd);
+                var cursor = OpenCursor(state, sink.Name, end);
+                sink.Cursor = cursor;
+                if (cursor.Position is not { } from || (end is { } storeEnd && from >= storeEnd))
                     continue;
-                }
-                if (cursor.Position is not { } from)
-                {
-                    if (end is { } e)
-                        cursor.Advance(e);
-                    continue;
-                }
                 long replayed = 0, unreadable = 0;
                 var last = from;
                 var problems = ReportStoreReader.ReadAfter(state, from, (json, _, position) =>
@@ -257,6 +259,28 @@ public sealed class ErrorWatchDaemon : IDisposable
                 _log.Error(e, "Replaying the store to the {Output} failed", sink.Name);
             }
         }
+    }
+
+    /// <summary>
+    /// An output's cursor, kept for the daemon's lifetime. A new one starts at the store's
+    /// <paramref name="end"/> (the history before it was never that output's to repeat), as does one
+    /// past the end (the store was emptied or replaced: no report would ever move it again).
+    /// </summary>
+    private DeliveryCursor OpenCursor(string state, string output, StorePosition? end)
+    {
+        var cursor = DeliveryCursor.Open(state, output, _log);
+        _cursors.Add(cursor);
+        if (cursor.Position is { } ahead && end is { } storeEnd && ahead > storeEnd)
+        {
+            _log.Warning("The {Output} delivery cursor ({Cursor}) is past the end of the store ({End}): the store was emptied or replaced; it starts again at the end",
+                output, ahead, storeEnd);
+            cursor.Restart(storeEnd);
+        }
+        else if (cursor.Position is null && end is { } e)
+        {
+            cursor.Advance(e);
+        }
+        return cursor;
     }
 
     private void Shutdown()

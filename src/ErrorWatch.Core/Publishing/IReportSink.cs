@@ -35,3 +35,22 @@ public interface IDurableSink : IReportSink
     /// <summary>The replay is over: what was stored up to <paramref name="end"/> has been given.</summary>
     void Replayed(StorePosition end);
 }
+
+/// <summary>
+/// An output that reads what it delivers from the store itself, after its <see cref="DeliveryCursor"/>
+/// (OTLP log records): a report reaches it only once stored, so an outage of its own or a crash
+/// costs it nothing, and it never holds reports in memory. <see cref="IReportSink.Publish(CorruptionReport)"/>
+/// only tells it that the store has grown.
+/// </summary>
+public interface IStoreFollower : IReportSink
+{
+    /// <summary>
+    /// Called once, before the first report: deliver from <paramref name="cursor"/> on, up to
+    /// <paramref name="storeEnd"/> (whole records only) as it grows. What lies before
+    /// <paramref name="startEnd"/> was stored by an earlier run.
+    /// </summary>
+    void Follow(string stateDirectory, DeliveryCursor cursor, Func<StorePosition?> storeEnd, StorePosition? startEnd);
+
+    /// <summary>The store has grown without a report being published (it wrote reports it had held).</summary>
+    void StoreGrew();
+}

@@ -172,8 +172,9 @@ public sealed class FilesystemLedger
                 _log.Warning("A stored report could not be counted: {Reason}", e.Message);
             }
         });
+        // The store's open, just before, named the same damage (ReportStore.Problems): once is enough.
         foreach (var p in problems)
-            _log.Warning("Report store: {Problem}", p);
+            _log.Debug("Report store, read for the totals: {Problem}", p);
     }
 
     private void Add(ReportFacts facts)

@@ -97,6 +97,13 @@ public sealed unsafe class ReportStore : IDisposable
     /// <summary>What was found wrong when opening (torn tail, damaged records), for the capability report.</summary>
     public IReadOnlyList<string> Problems { get; private set; } = [];
 
+    /// <summary>
+    /// Reports held while the store could not write have just been written (on the retry timer or by an
+    /// append, under the store's lock: a handler only wakes someone). Outputs that follow the store hear
+    /// of them here, since no new report may come to tell them.
+    /// </summary>
+    public event Action? HeldWritten;
+
     /// <summary>Why the store cannot write now (reports are being held), or null when it writes.</summary>
     public string? Failure
     {
@@ -353,6 +360,8 @@ public sealed unsafe class ReportStore : IDisposable
                 _directory, Stopwatch.GetElapsedTime(_failedSince).TotalSeconds, _failure, written, folded);
             _failure = null;
             _retryTimer.Change(Timeout.Infinite, Timeout.Infinite);
+            if (written + folded > 0)
+                HeldWritten?.Invoke();
             return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -363,7 +372,6 @@ public sealed unsafe class ReportStore : IDisposable
         }
     }
 
-    /// <summary>fdatasync now if anything is unsynced (the daemon calls it on a timer and at shutdown).</summary>
     /// <summary>
     /// fdatasync of what was appended so far, outside the lock: a flush can take milliseconds on a busy
     /// disk, and appends (the decode thread's) go on meanwhile. A duplicate of the segment's descriptor
@@ -484,6 +492,88 @@ public static class ReportStoreReader
             problems.AddRange(scan.Problems.Select(p => $"{path}: {p}"));
         }
         return problems;
+    }
+
+    /// <summary>
+    /// The end of the newest segment on disk, or null for an empty store: where the history ends when
+    /// the store could not be opened for writing (<see cref="ReportStore.End"/> is null then).
+    /// </summary>
+    public static StorePosition? EndOnDisk(string stateDirectory)
+    {
+        var segments = ReportStore.SegmentFiles(Path.Combine(stateDirectory, ReportStore.DirectoryName)).ToList();
+        if (segments.Count == 0)
+            return null;
+        try
+        {
+            return new StorePosition(segments[^1].Number, new FileInfo(segments[^1].Path).Length);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Visits at most <paramref name="maxRecords"/> whole records after <paramref name="after"/> and not
+    /// past <paramref name="upTo"/> (a <see cref="ReportStore.End"/>: every record before it is whole),
+    /// oldest first, reading only from <paramref name="after"/> on: what an output that follows the store
+    /// (Publishing/Otlp) sends next. Returns where the reading stopped, for the next call; damage is
+    /// skipped to the next record and named in <paramref name="problems"/>, as are segments retention
+    /// dropped before they were read.
+    /// </summary>
+    public static StorePosition ReadBatch(string stateDirectory, StorePosition after, StorePosition upTo, int maxRecords, PositionedVisitor visit, List<string> problems)
+    {
+        var directory = Path.Combine(stateDirectory, ReportStore.DirectoryName);
+        var at = after;
+        var count = 0;
+        var seen = false;
+        byte[] buffer = [];
+        Span<byte> header = stackalloc byte[StoreRecord.HeaderSize];
+        foreach (var (number, path) in ReportStore.SegmentFiles(directory))
+        {
+            if (number < at.Segment)
+                continue;
+            if (number > upTo.Segment || count >= maxRecords)
+                break;
+            // Retention dropped what lies between (the reading fell 100,000 reports or 90 days behind).
+            if (number > at.Segment + 1)
+                problems.Add($"segment(s) {at.Segment + 1}..{number - 1} were removed by retention before they were read: their reports are missing here");
+            else if (number == at.Segment + 1 && !seen && at.Offset > 0)
+                problems.Add($"segment {at.Segment} was removed by retention before it was read to its end: reports after byte {at.Offset} may be missing here");
+            seen = true;
+            var from = number == at.Segment ? at.Offset : 0;
+            using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            var end = number == upTo.Segment ? Math.Min(upTo.Offset, RandomAccess.GetLength(file)) : RandomAccess.GetLength(file);
+            var pos = from;
+            while (count < maxRecords && pos + StoreRecord.HeaderSize <= end)
+            {
+                if (RandomAccess.Read(file, header, pos) < header.Length)
+                    break;
+                var length = StoreRecord.HeaderSize + (long)BinaryPrimitives.ReadUInt32LittleEndian(header[4..]);
+                if (BinaryPrimitives.ReadUInt32LittleEndian(header) == StoreRecord.Magic && length <= StoreRecord.HeaderSize + StoreRecord.MaxPayload && pos + length <= end)
+                {
+                    if (buffer.Length < length)
+                        buffer = new byte[Math.Max(length, 4096)];
+                    var record = buffer.AsSpan(0, (int)length);
+                    if (RandomAccess.Read(file, record, pos) == length
+                        && StoreRecord.TryRead(record, out var json, out var time, out _, out _))
+                    {
+                        pos += length;
+                        count++;
+                        visit(json, time, new StorePosition(number, pos));
+                        continue;
+                    }
+                }
+                // Damage (rare): find the next whole record in what is left of the segment.
+                var rest = new byte[end - pos];
+                var read = RandomAccess.Read(file, rest, pos);
+                var next = StoreRecord.FindMagic(rest.AsSpan(0, read), 1);
+                problems.Add($"{path}: damaged record at byte {pos}; {(next < 0 ? end - pos : next)} bytes skipped");
+                pos = next < 0 ? end : pos + next;
+            }
+            at = new StorePosition(number, pos);
+        }
+        return at;
     }
 
     /// <summary>

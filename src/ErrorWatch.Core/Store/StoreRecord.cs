@@ -117,7 +117,7 @@ public static class StoreRecord
         return new ScanResult(data.Length, valid, problems);
     }
 
-    private static bool TryRead(ReadOnlySpan<byte> data, out ReadOnlySpan<byte> json, out DateTimeOffset time, out int length, out string? problem)
+    internal static bool TryRead(ReadOnlySpan<byte> data, out ReadOnlySpan<byte> json, out DateTimeOffset time, out int length, out string? problem)
     {
         json = default;
         time = default;
@@ -151,7 +151,7 @@ public static class StoreRecord
         return true;
     }
 
-    private static int FindMagic(ReadOnlySpan<byte> data, int from)
+    internal static int FindMagic(ReadOnlySpan<byte> data, int from)
     {
         Span<byte> magic = stackalloc byte[4];
         BinaryPrimitives.WriteUInt32LittleEndian(magic, Magic);

@@ -29,7 +29,8 @@ internal sealed class FaultRig : IDisposable
     private NotifySocket? _notify;
     private string? _uuid;
 
-    public FaultRig(string name, string? stateDirectory = null, string extraConfig = "")
+    /// <param name="collector">Whether the OTLP receiver runs from the start (<see cref="StartCollector"/> otherwise).</param>
+    public FaultRig(string name, string? stateDirectory = null, string extraConfig = "", bool collector = true)
     {
         Scratch = new ScratchDirectory();
         try
@@ -39,6 +40,8 @@ internal sealed class FaultRig : IDisposable
             StateDirectory = stateDirectory ?? Path.Combine(Scratch.Path, "state");
             MetricsPort = Metrics.PrometheusServer.FreePort();
             OtlpPort = Metrics.PrometheusServer.FreePort();
+            if (collector)
+                StartCollector();
             HooksDirectory = Directory.CreateDirectory(Path.Combine(Scratch.Path, "hooks.d")).FullName;
             _config = Path.Combine(Scratch.Path, "errorwatch.conf");
             File.WriteAllText(_config, $"""
@@ -46,7 +49,7 @@ internal sealed class FaultRig : IDisposable
                 Filesystems={Fs.MountPoint}
                 [OpenTelemetry]
                 Endpoint=http://127.0.0.1:{OtlpPort}
-                Protocol=http/protobuf
+                Protocol=grpc
                 Interval=1s
                 [Journal]
                 Interval=2s
@@ -69,7 +72,15 @@ internal sealed class FaultRig : IDisposable
     public string StateDirectory { get; } = "";
     public string HooksDirectory { get; } = "";
     public int MetricsPort { get; }
+    /// <summary>The OTLP receiver's gRPC port (the rig pushes over grpc, the default protocol).</summary>
     public int OtlpPort { get; }
+    public Otlp.OtlpReceiver? Collector { get; private set; }
+
+    public void StartCollector()
+    {
+        Collector = new Otlp.OtlpReceiver(grpcPort: OtlpPort);
+        Note("OTLP collector up");
+    }
     public ulong Baseline { get; }
     public int Restarts { get; private set; }
     public int? Pid => _daemon is { HasExited: false } d ? d.Id : null;
@@ -247,6 +258,26 @@ internal sealed class FaultRig : IDisposable
         return (ulong)sum;
     }
 
+    /// <summary>
+    /// Error counts of the OTLP log records about this filesystem, each report once (by id), and how
+    /// many records came again (at least once: after a kill -9, what was sent after the cursor last moved).
+    /// </summary>
+    public ulong OtlpErrors(out int duplicates)
+    {
+        duplicates = 0;
+        if (Collector is not { } collector)
+            return 0;
+        var reports = new Dictionary<string, ulong>();
+        foreach (var record in collector.LogRecords.Where(r => r.Get("errorwatch.report.filesystem.device") == Fs.LoopDevice))
+        {
+            if (!reports.TryAdd(record["errorwatch.report.id"], ulong.Parse(record["errorwatch.report.error.count"], CultureInfo.InvariantCulture)))
+                duplicates++;
+        }
+        return reports.Values.Aggregate(0UL, (a, b) => a + b);
+    }
+
+    public ulong OtlpErrors() => OtlpErrors(out _);
+
     private string Uuid()
     {
         if (_uuid is null)
@@ -278,12 +309,13 @@ internal sealed class FaultRig : IDisposable
         }
         _notify?.Dispose();
         Bus?.Dispose();
+        Collector?.Dispose();
         Scratch.Dispose();
     }
 }
 
 /// <summary>One fault scenario's outcome: a row of docs/reliability.md.</summary>
-internal sealed record FaultResult(string Fault, string Load, ulong KernelErrors, ulong Store, ulong? Journal, ulong? Bus, ulong? Metrics, string Daemon, string Notes)
+internal sealed record FaultResult(string Fault, string Load, ulong KernelErrors, ulong Store, ulong? Journal, ulong? Bus, ulong? Metrics, ulong? Otlp, string Daemon, string Notes)
 {
     public ulong Lost => KernelErrors > Store ? KernelErrors - Store : 0;
     public ulong Duplicated => Store > KernelErrors ? Store - KernelErrors : 0;
@@ -303,6 +335,7 @@ internal sealed record FaultResult(string Fault, string Load, ulong KernelErrors
             journal = Journal,
             bus = Bus,
             metrics = Metrics,
+            otlp = Otlp,
             lost = Lost,
             duplicated = Duplicated,
             daemon = Daemon,

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Text;
 using ErrorWatch.Cli.Demo;
@@ -9,9 +10,8 @@ namespace ErrorWatch.Tests.Metrics;
 
 /// <summary>
 /// The real daemon (errorwatch run, a subprocess) on a scratch ext4: its scrape endpoint read by
-/// promtool and by a real Prometheus after real errors, and its OTLP push received by a local
-/// collector stand-in (HTTP/protobuf: the request bodies are checked for the metric names and
-/// the report's fields, which protobuf carries as plain UTF-8).
+/// promtool and by a real Prometheus after real errors, and its OTLP push received by a real
+/// receiver over gRPC and OTLP/HTTP (Otlp/OtlpReceiver).
 /// </summary>
 [Collection(ScratchCollection.Name)]
 public sealed class DaemonMetricsTests
@@ -66,48 +66,77 @@ public sealed class DaemonMetricsTests
         Assert.Contains(errorsLine, text.Split('\n'));
     }
 
-    [LoopFact]
-    public async Task Reports_and_metrics_are_pushed_over_OTLP_and_a_collector_outage_is_logged_once_each_way()
+    /// <summary>
+    /// Both OTLP transports to a real receiver (messages compiled from the .proto files): each report
+    /// one log record with its fields, the counter equal to the kernel's count, the configured headers
+    /// on every request; then the collector goes away and comes back on its port: detection goes on,
+    /// the outage is logged once each way per signal, and every report stored meanwhile arrives, once.
+    /// </summary>
+    [LoopTheory]
+    [InlineData("grpc")]
+    [InlineData("http/protobuf")]
+    public async Task Reports_and_metrics_reach_a_real_OTLP_receiver_with_headers_and_come_through_an_outage_whole(string protocol)
     {
         using var scratch = new ScratchDirectory();
         var fs = scratch.Ext4("otlp");
-        var port = PrometheusServer.FreePort();
+        var receiver = new Otlp.OtlpReceiver();
+        receiver.Require("authorization", "Bearer s3cret");
         var config = Path.Combine(scratch.Path, "errorwatch.conf");
         File.WriteAllText(config, $"""
             [Metrics]
             Listen=none
             [OpenTelemetry]
-            Endpoint=http://127.0.0.1:{port}
-            Protocol=http/protobuf
+            Endpoint={receiver.Endpoint(protocol)}
+            Protocol={protocol}
+            Headers=authorization=Bearer%20s3cret,x-tenant=ops
             Interval=1s
             """);
-        var collector = new OtlpCollector(port);
+        var before = fs.ErrorsCount;
         using var daemon = Daemon.Start(scratch.Path, "--config", config, "--filesystem", fs.MountPoint);
         try
         {
             fs.TriggerFsError("otlp");
-            var log = await collector.WaitForAsync("/v1/logs", body => body.Contains(fs.LoopDevice), TimeSpan.FromSeconds(20));
-            Assert.Contains("errorwatch.report.error.name", log);
-            Assert.Contains("EUCLEAN", log);
-            Assert.Contains("errorwatch.report.id", log);
-            Assert.Contains("service.instance.id", log);
-            var metrics = await collector.WaitForAsync("/v1/metrics", body => body.Contains("errorwatch.filesystem.errors"), TimeSpan.FromSeconds(20));
-            Assert.Contains("system.device", metrics);
-            Assert.True(metrics.Contains("service.instance.id"), new string(metrics.Select(c => c < (char)32 || c > (char)126 ? '.' : c).ToArray()));
+            receiver.WaitFor("the report's log record", r => r.LogRecords.Any(l => l.Get("errorwatch.report.filesystem.device") == fs.LoopDevice), TimeSpan.FromSeconds(20));
+            var log = Assert.Single(receiver.LogRecords);
+            Assert.Equal("EUCLEAN", log["errorwatch.report.error.name"]);
+            Assert.Equal(fs.MountPoint, log["errorwatch.report.filesystem.mountpoints"]);
+            Assert.Equal("errorwatch", log.Resource["service.name"]);
+            Assert.True(Guid.TryParse(log.Resource["service.instance.id"], out _));
+            Assert.False(log.Replayed);
+            receiver.WaitFor("the counter", r => r.LatestTotal("errorwatch.filesystem.errors") == fs.ErrorsCount - before, TimeSpan.FromSeconds(20));
+            Assert.All(receiver.Logs.Concat<object>(receiver.Metrics), r =>
+            {
+                var headers = r is Otlp.OtlpReceiver.Received<ErrorWatch.Publishing.Otlp.Proto.ExportLogsServiceRequest> l ? l.Headers : ((Otlp.OtlpReceiver.Received<Otlp.Proto.ExportMetricsServiceRequest>)r).Headers;
+                Assert.Equal(("Bearer s3cret", "ops"), (headers["authorization"], headers["x-tenant"]));
+            });
+            Assert.All(receiver.Logs, r => Assert.Equal(protocol, r.Transport));
 
-            // The collector goes away: detection goes on, and the outage is said once, not per export.
-            collector.Dispose();
-            fs.TriggerFsError("while the collector is away");
+            // The collector goes away: detection goes on, and the outage is said once per signal, not per export.
+            var (grpcPort, httpPort) = (receiver.GrpcPort, receiver.HttpPort);
+            receiver.Dispose();
+            fs.TriggerFsError("while the collector is away 1");
+            fs.TriggerFsError("while the collector is away 2");
             await Task.Delay(TimeSpan.FromSeconds(4.5));
             Assert.Equal(1, daemon.Count("collector is unreachable"));
-            collector = new OtlpCollector(port);
-            await collector.WaitForAsync("/v1/metrics", _ => true, TimeSpan.FromSeconds(20));
-            await daemon.WaitForAsync(() => Task.FromResult(daemon.Stderr), s => s.Contains("accepts exports again"));
+            Assert.Equal(1, daemon.Count("did not take them"));
+            receiver = new Otlp.OtlpReceiver(grpcPort, httpPort);
+            receiver.Require("authorization", "Bearer s3cret");
+            var growth = fs.ErrorsCountReaching(before + 3, TimeSpan.FromSeconds(10)) - before;
+            static long Errors(Otlp.OtlpReceiver r) => r.LogRecords.Sum(l => long.Parse(l["errorwatch.report.error.count"], CultureInfo.InvariantCulture));
+            // The first record came before the outage; those stored during it come now, from the store.
+            receiver.WaitFor("the records stored during the outage", r => Errors(r) >= (long)growth - 1, TimeSpan.FromSeconds(40));
+            receiver.WaitFor("the counter after the outage", r => r.LatestTotal("errorwatch.filesystem.errors") == growth, TimeSpan.FromSeconds(20));
+            await daemon.WaitForAsync(() => Task.FromResult(daemon.Stderr), s => s.Contains("accepts exports again") && s.Contains("takes them again"));
+            Thread.Sleep(500);
+            var records = receiver.LogRecords;
+            Assert.Equal((long)growth - 1, Errors(receiver));
+            Assert.Equal(records.Count, records.Select(r => r["errorwatch.report.id"]).Distinct().Count());
             Assert.Equal(1, daemon.Count("collector is unreachable"));
+            Assert.Equal(0, receiver.Refusals);
         }
         finally
         {
-            collector.Dispose();
+            receiver.Dispose();
         }
         Assert.True(daemon.Stop() < TimeSpan.FromSeconds(2), "SIGTERM to exit took 2 s or more");
     }

@@ -357,6 +357,7 @@ public sealed class ConfigurationLoaderTests : IDisposable
     [InlineData("Metrics", "Listen", "unix:metrics.sock", "a unix socket needs an absolute path")]
     [InlineData("OpenTelemetry", "Endpoint", "collector:4317", "is not an http:// or https:// URL")]
     [InlineData("OpenTelemetry", "Protocol", "udp", "'udp' is not one of grpc, http/protobuf")]
+    [InlineData("OpenTelemetry", "Headers", "x-tenant=ops,Authorization Bearer s3cret", "header 2 is not name=value")]
     [InlineData("Watch", "RescanInterval", "50ms", "50ms is outside 100ms..1d")]
     [InlineData("Watch", "PriorityBoost", "20", "outside 0..19")]
     [InlineData("Watch", "PriorityBoost", "-4", "'-4' is not a whole number")]

@@ -38,6 +38,64 @@ public sealed class ReportStoreTests : IDisposable
     private string OnlySegment() => Assert.Single(Directory.GetFiles(Path.Combine(_state, ReportStore.DirectoryName), "*.log"));
 
     [Fact]
+    public void Damage_found_when_the_daemon_starts_is_named_once_not_again_by_the_totals_read_after_the_open()
+    {
+        using (var store = ReportStore.Open(_state, new StoreOptions(), Serilog.Core.Logger.None))
+            for (var i = 0; i < 3; i++)
+                store.Append(Report(i));
+        var segment = OnlySegment();
+        var bytes = File.ReadAllBytes(segment);
+        var second = StoreRecord.HeaderSize + BitConverter.ToInt32(bytes, 4) + StoreRecord.HeaderSize + 10;
+        bytes[second] ^= 0x20;
+        File.WriteAllBytes(segment, bytes);
+
+        var log = new Recovery.LogCapture();
+        // The daemon's order: the store opens, then the ledger reads it for the totals.
+        using var reopened = ReportStore.Open(_state, new StoreOptions(), log.Logger);
+        _ = new FilesystemLedger(_state, log.Logger);
+        Assert.Single(log.Messages(Serilog.Events.LogEventLevel.Warning), m => m.Contains("damaged record"));
+        Assert.Single(reopened.Problems, p => p.Contains("damaged record"));
+    }
+
+    [Fact]
+    public void A_batch_read_starts_at_its_position_stops_at_the_bound_and_the_count_and_crosses_segments()
+    {
+        var ends = new List<StorePosition>();
+        using var store = ReportStore.Open(_state, new StoreOptions { SegmentRecords = 3 }, Serilog.Core.Logger.None);
+        var start = store.End!.Value;
+        for (var i = 0; i < 8; i++)
+            ends.Add(store.Append(Report(i))!.Value);
+
+        // In batches of 2 up to the 7th record's end: every record once, in order, the 8th not yet.
+        var seen = new List<ulong>();
+        var at = start;
+        var problems = new List<string>();
+        for (var calls = 0; calls < 10; calls++)
+        {
+            var batch = new List<StorePosition>();
+            var next = ReportStoreReader.ReadBatch(_state, at, ends[6], 2, (json, _, end) =>
+            {
+                seen.Add(ReportJson.Read(json).Object.Inode!.Value);
+                batch.Add(end);
+            }, problems);
+            Assert.True(batch.Count <= 2);
+            if (batch.Count > 0)
+                Assert.Equal(batch[^1], next);
+            at = next;
+        }
+        Assert.Empty(problems);
+        Assert.Equal(Enumerable.Range(0, 7).Select(i => (ulong)i), seen);
+        Assert.Equal(ends[6], at);
+
+        // Retention took the first segment before it was read: named, and the reading goes on after it.
+        File.Delete(Path.Combine(_state, ReportStore.DirectoryName, $"{start.Segment:D10}.log"));
+        var after = new List<ulong>();
+        ReportStoreReader.ReadBatch(_state, ends[0], ends[7], 100, (json, _, _) => after.Add(ReportJson.Read(json).Object.Inode!.Value), problems);
+        Assert.Equal([3UL, 4, 5, 6, 7], after);
+        Assert.Contains(problems, p => p.Contains("removed by retention"));
+    }
+
+    [Fact]
     public void Reports_come_back_in_order_byte_exact_across_reopen()
     {
         var hostile = new FsPath([.. "/srv/a\nb"u8, 0xff]); // a newline and a byte that is not UTF-8

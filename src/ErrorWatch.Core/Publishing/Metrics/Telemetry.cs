@@ -1,10 +1,6 @@
 using System.Diagnostics;
-using System.Text.Json;
-using ErrorWatch.Reports;
-using Microsoft.Extensions.Logging;
 using OpenTelemetry;
 using OpenTelemetry.Exporter;
-using OpenTelemetry.Logs;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 
@@ -30,26 +26,21 @@ public sealed record TelemetryOptions
 
 /// <summary>
 /// The OpenTelemetry side of ErrorWatch: one MeterProvider for the ErrorWatch meter, read by the
-/// Prometheus endpoint (pull) and the OTLP exporter (push), plus one OTLP log record per report.
+/// Prometheus endpoint (pull) and the OTLP exporter (push), plus one OTLP log record per report,
+/// delivered from the store (<see cref="ErrorWatch.Publishing.Otlp.OtlpLogDelivery"/>).
 /// Exports run on the SDK's own threads, never on the daemon's; a collector outage is logged
 /// once when it starts and once when it ends.
 /// </summary>
 public sealed class Telemetry : IDisposable
 {
     private readonly MeterProvider _meters;
-    private readonly ILoggerFactory? _logs;
     private readonly Serilog.ILogger _log;
 
     public Telemetry(TelemetryOptions options, Serilog.ILogger log, Action<MeterProviderBuilder>? addReaders = null)
     {
         _log = log;
-        var resource = ResourceBuilder.CreateEmpty().AddAttributes(
-        [
-            new("service.name", "errorwatch"),
-            new("service.version", Daemon.ProductVersion.Text),
-            new("service.instance.id", InstanceId()),
-            new("host.name", Environment.MachineName),
-        ]);
+        var attributes = ResourceAttributes();
+        var resource = ResourceBuilder.CreateEmpty().AddAttributes(attributes.Select(a => new KeyValuePair<string, object>(a.Key, a.Value)));
         var builder = Sdk.CreateMeterProviderBuilder().SetResourceBuilder(resource).AddMeter(ErrorWatchMetrics.MeterName);
         addReaders?.Invoke(builder);
         if (options.PushesOtlp)
@@ -59,22 +50,37 @@ public sealed class Telemetry : IDisposable
             {
                 TemporalityPreference = MetricReaderTemporalityPreference.Cumulative,
             });
-            _logs = LoggerFactory.Create(b => b.AddOpenTelemetry(o =>
+            try
             {
-                o.SetResourceBuilder(resource);
-                // The same collector as the metrics, whose exporter reports outages; the stock log
-                // exporter keeps the resource (a wrapper would hide the provider it reads it from).
-                o.AddOtlpExporter(e => Configure(e, Otlp(options, "v1/logs")));
-            }));
-            ReportLog = new OtlpReportSink(_logs.CreateLogger("ErrorWatch.Reports"));
-            log.Information("OpenTelemetry: pushing metrics every {Interval} and one log record per report to {Endpoint}",
-                options.OtlpInterval, options.OtlpEndpoint ?? Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT"));
+                if (ErrorWatch.Publishing.Otlp.OtlpDestination.Resolve(options, Environment.GetEnvironmentVariable) is { } destination)
+                {
+                    ReportLog = new ErrorWatch.Publishing.Otlp.OtlpLogDelivery(destination, attributes, log);
+                    log.Information("OpenTelemetry: pushing metrics every {Interval} to {Endpoint}; one log record per report, from the store, over {Protocol}",
+                        options.OtlpInterval, options.OtlpEndpoint ?? Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT"), destination.Grpc ? "grpc" : "http/protobuf");
+                }
+            }
+            catch (FormatException e)
+            {
+                log.Error("OpenTelemetry: no log records ({Problem}); metrics are still pushed", e.Message);
+            }
         }
         _meters = builder.Build()!;
     }
 
-    /// <summary>The report output for OTLP logs, or null when OTLP is not configured.</summary>
-    public IReportSink? ReportLog { get; }
+    /// <summary>
+    /// The resource every OTLP export carries: ErrorWatch and this machine, the same for metrics and log
+    /// records, so a collector joins them.
+    /// </summary>
+    private static List<KeyValuePair<string, string>> ResourceAttributes() =>
+    [
+        new("service.name", "errorwatch"),
+        new("service.version", Daemon.ProductVersion.Text),
+        new("service.instance.id", InstanceId()),
+        new("host.name", Environment.MachineName),
+    ];
+
+    /// <summary>The report output for OTLP log records (from the store), or null when OTLP is not configured.</summary>
+    public ErrorWatch.Publishing.Otlp.OtlpLogDelivery? ReportLog { get; }
 
 
     private static OtlpExporterOptions Otlp(TelemetryOptions options, string signalPath)
@@ -120,24 +126,18 @@ public sealed class Telemetry : IDisposable
     public void Shutdown(TimeSpan budget)
     {
         var watch = Stopwatch.StartNew();
+        // Both at once: the last log records and the last metrics each get the whole budget.
+        var logs = Task.Run(() => ReportLog?.Stop(budget));
         _meters.Shutdown((int)budget.TotalMilliseconds);
-        (_logs as IDisposable)?.Dispose();
-        if (watch.Elapsed > budget)
+        logs.Wait(budget + TimeSpan.FromMilliseconds(200));
+        if (watch.Elapsed > budget + TimeSpan.FromMilliseconds(200))
             _log.Warning("OpenTelemetry shutdown took {Elapsed}", watch.Elapsed);
     }
 
     public void Dispose()
     {
         _meters.Dispose();
-        _logs?.Dispose();
-    }
-
-    private static void Configure(OtlpExporterOptions target, OtlpExporterOptions from)
-    {
-        target.Protocol = from.Protocol;
-        target.Endpoint = from.Endpoint;
-        target.Headers = from.Headers;
-        target.TimeoutMilliseconds = from.TimeoutMilliseconds;
+        ReportLog?.Dispose();
     }
 
     /// <summary>
@@ -157,50 +157,6 @@ public sealed class Telemetry : IDisposable
             else if (result == ExportResult.Success && Interlocked.Exchange(ref _failing, 0) == 1)
                 log.Information("OpenTelemetry: the collector accepts exports again");
             return result;
-        }
-    }
-}
-
-/// <summary>One OTLP log record per report, every report field an attribute (dotted names, as in the JSON).</summary>
-public sealed class OtlpReportSink(ILogger logger) : IReportSink
-{
-    public string Name => "otlp-logs";
-
-    public void Publish(CorruptionReport report)
-    {
-        var attributes = new List<KeyValuePair<string, object?>>(48);
-        using (var doc = JsonDocument.Parse(ReportJson.Utf8Of(report)))
-            Flatten(doc.RootElement, "errorwatch.report", attributes);
-        attributes.Add(new("{OriginalFormat}", report.Summary));
-        var level = report.Severity switch
-        {
-            Severity.Critical => LogLevel.Critical,
-            Severity.Error => LogLevel.Error,
-            _ => LogLevel.Warning,
-        };
-        logger.Log(level, default, attributes, null, (_, _) => report.Summary);
-    }
-
-    private static void Flatten(JsonElement e, string prefix, List<KeyValuePair<string, object?>> into)
-    {
-        switch (e.ValueKind)
-        {
-            case JsonValueKind.Object:
-                foreach (var p in e.EnumerateObject())
-                    Flatten(p.Value, prefix + "." + p.Name, into);
-                break;
-            case JsonValueKind.Array:
-                into.Add(new(prefix, e.EnumerateArray().Select(x => x.ValueKind == JsonValueKind.String ? x.GetString() : x.GetRawText()).ToArray()));
-                break;
-            case JsonValueKind.String:
-                into.Add(new(prefix, e.GetString()));
-                break;
-            case JsonValueKind.Number:
-                into.Add(new(prefix, e.TryGetInt64(out var l) ? l : e.GetDouble()));
-                break;
-            case JsonValueKind.True or JsonValueKind.False:
-                into.Add(new(prefix, e.GetBoolean()));
-                break;
         }
     }
 }
