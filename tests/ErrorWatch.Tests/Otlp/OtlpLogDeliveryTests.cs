@@ -197,7 +197,7 @@ public sealed class OtlpLogDeliveryTests : IDisposable
             Assert.DoesNotContain("s3cret", string.Join("\n", _log.Messages()));
             Assert.Empty(receiver.LogRecords);
 
-            // Fixed (as by a reload or a restart): the record the refusal left in the store goes now.
+            // Fixed (the configuration, then a restart): the record the refusal left in the store goes now.
             using var right = Delivery(receiver, protocol, "Authorization=Bearer%20s3cret%20token, x-tenant=ops");
             using (Follow(right, _state, store))
                 receiver.WaitFor("the record", r => r.LogRecords.Count == 1, Patience);

@@ -26,7 +26,7 @@ public sealed class OtlpLogDelivery : IStoreFollower, IDisposable
     private static readonly TimeSpan Gather = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan FirstRetry = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan LastRetry = TimeSpan.FromSeconds(30);
-    /// <summary>A collector that refuses (wrong headers, endpoint, data) is asked again this rarely: an admin's fix or a reload gets the records through.</summary>
+    /// <summary>A collector that refuses (wrong headers, endpoint, data) is asked again this rarely: fixed there, or in the configuration and a restart, it gets every record.</summary>
     private static readonly TimeSpan RefusedRetry = TimeSpan.FromSeconds(60);
 
     private readonly OtlpLogSender _sender;
@@ -119,7 +119,7 @@ public sealed class OtlpLogDelivery : IStoreFollower, IDisposable
         {
             try
             {
-                records.Add(OtlpLogRecords.Record(ReportJson.Read(json), replayed: position <= replayedUpTo, observed));
+                records.Add(_records.Record(ReportJson.Read(json), replayed: position <= replayedUpTo, observed));
             }
             catch (ReportFormatException e)
             {

@@ -18,6 +18,10 @@ internal sealed class OtlpLogRecords(IEnumerable<KeyValuePair<string, string>> r
     public const string ReplayedAttribute = "errorwatch.replayed";
 
     private readonly Resource _resource = ResourceOf(resource);
+    // Attribute names ("errorwatch.report.error.count"), made once rather than per record: a storm
+    // sends thousands of records of the same few dozen names. Used by one thread (otlp-logs).
+    private readonly Dictionary<(string Prefix, string Name), string> _names = new();
+    private readonly Stack<string> _prefix = new();
 
     /// <summary>One request carrying <paramref name="records"/>, under ErrorWatch's resource and scope.</summary>
     public ExportLogsServiceRequest Request(IEnumerable<LogRecord> records)
@@ -31,7 +35,7 @@ internal sealed class OtlpLogRecords(IEnumerable<KeyValuePair<string, string>> r
         return request;
     }
 
-    public static LogRecord Record(CorruptionReport report, bool replayed, DateTimeOffset observed)
+    public LogRecord Record(CorruptionReport report, bool replayed, DateTimeOffset observed)
     {
         var record = new LogRecord
         {
@@ -46,9 +50,9 @@ internal sealed class OtlpLogRecords(IEnumerable<KeyValuePair<string, string>> r
             SeverityText = report.Severity.Word(),
             Body = new AnyValue { StringValue = report.Summary },
         };
-        var prefix = new Stack<string>();
-        prefix.Push(Prefix);
-        var fields = new Attributes(record.Attributes, prefix);
+        _prefix.Clear();
+        _prefix.Push(Prefix);
+        var fields = new Attributes(record.Attributes, _prefix, _names);
         ReportFields.Write(ref fields, report);
         if (replayed)
             record.Attributes.Add(new KeyValue { Key = ReplayedAttribute, Value = new AnyValue { BoolValue = true } });
@@ -66,11 +70,24 @@ internal sealed class OtlpLogRecords(IEnumerable<KeyValuePair<string, string>> r
     }
 
     /// <summary>Report fields as flat attributes: objects become a dotted prefix, a null is left out.</summary>
-    private readonly struct Attributes(Google.Protobuf.Collections.RepeatedField<KeyValue> into, Stack<string> prefix) : IReportFieldWriter
+    private readonly struct Attributes(Google.Protobuf.Collections.RepeatedField<KeyValue> into, Stack<string> prefix,
+        Dictionary<(string Prefix, string Name), string> names) : IReportFieldWriter
     {
-        private void Add(string name, AnyValue value) => into.Add(new KeyValue { Key = prefix.Peek() + "." + name, Value = value });
+        private string Name(string name)
+        {
+            var key = (prefix.Peek(), name);
+            if (names.TryGetValue(key, out var dotted))
+                return dotted;
+            dotted = key.Item1 + "." + name;
+            // The names are the schema's, a few dozen; the bound is for detail keys nobody foresaw.
+            if (names.Count < 4096)
+                names[key] = dotted;
+            return dotted;
+        }
 
-        public void StartObject(string name) => prefix.Push(prefix.Peek() + "." + name);
+        private void Add(string name, AnyValue value) => into.Add(new KeyValue { Key = Name(name), Value = value });
+
+        public void StartObject(string name) => prefix.Push(Name(name));
         public void EndObject() => prefix.Pop();
 
         public void String(string name, string? value)
