@@ -208,6 +208,28 @@ public sealed class OtlpLogDeliveryTests : IDisposable
     }
 
     [Theory]
+    [InlineData("grpc")]
+    [InlineData("http/protobuf")]
+    public void A_partial_success_is_named_with_the_collectors_reason_and_the_rejected_records_are_not_sent_again(string protocol)
+    {
+        using var receiver = new OtlpReceiver { RejectLogRecords = 1 };
+        using var store = ReportStore.Open(_state, new StoreOptions(), Serilog.Core.Logger.None);
+        using var delivery = Delivery(receiver, protocol);
+        using var cursor = Follow(delivery, _state, store);
+        store.Append(ReportStoreTests.Report(1));
+        delivery.Publish(ReportStoreTests.Report(1));
+        receiver.WaitFor("the record", r => r.LogRecords.Count == 1, Patience);
+        var deadline = DateTime.UtcNow + Patience;
+        while (cursor.Position != store.End && DateTime.UtcNow < deadline)
+            Thread.Sleep(50);
+        Thread.Sleep(1500); // a retry would have come by now
+        Assert.Single(receiver.LogRecords);
+        Assert.Equal(store.End, cursor.Position);
+        var warning = Assert.Single(_log.Messages(), m => m.Contains("rejected"));
+        Assert.Contains("record too old", warning);
+    }
+
+    [Theory]
     [InlineData("x-a=1,x-b=two%20words", "x-a:1|x-b:two words")]
     [InlineData(" Authorization = Basic abc== , ", "authorization:Basic abc==")]
     [InlineData("", "")]

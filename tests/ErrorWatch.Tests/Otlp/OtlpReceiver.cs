@@ -47,7 +47,7 @@ internal sealed class OtlpReceiver : IAsyncDisposable, IDisposable
         _app = builder.Build();
         _app.MapGrpcService<LogsEndpoint>();
         _app.MapGrpcService<MetricsEndpoint>();
-        _app.MapPost("/v1/logs", context => Http(context, ExportLogsServiceRequest.Parser, _logs, new ExportLogsServiceResponse()));
+        _app.MapPost("/v1/logs", context => Http(context, ExportLogsServiceRequest.Parser, _logs, LogsResponse()));
         _app.MapPost("/v1/metrics", context => Http(context, ExportMetricsServiceRequest.Parser, _metrics, new ExportMetricsServiceResponse()));
         _app.StartAsync().GetAwaiter().GetResult();
     }
@@ -64,6 +64,9 @@ internal sealed class OtlpReceiver : IAsyncDisposable, IDisposable
         lock (_lock)
             _required[header.ToLowerInvariant()] = value;
     }
+
+    /// <summary>Log requests are answered with a partial success rejecting this many records (kept all the same).</summary>
+    public long RejectLogRecords { get; set; }
 
     /// <summary>While true, every request is answered "unavailable" (retry later) and not kept.</summary>
     public bool Unavailable { get; set; }
@@ -110,6 +113,10 @@ internal sealed class OtlpReceiver : IAsyncDisposable, IDisposable
             Thread.Sleep(100);
         }
     }
+
+    private ExportLogsServiceResponse LogsResponse() => RejectLogRecords > 0
+        ? new ExportLogsServiceResponse { PartialSuccess = new ExportLogsPartialSuccess { RejectedLogRecords = RejectLogRecords, ErrorMessage = "record too old" } }
+        : new ExportLogsServiceResponse();
 
     /// <summary>Why a request is refused (null: accepted).</summary>
     private (StatusCode Grpc, int Http, string Why)? Refusal(IReadOnlyDictionary<string, string> headers)
@@ -166,7 +173,7 @@ internal sealed class OtlpReceiver : IAsyncDisposable, IDisposable
     private sealed class LogsEndpoint(OtlpReceiver receiver) : LogsService.LogsServiceBase
     {
         public override Task<ExportLogsServiceResponse> Export(ExportLogsServiceRequest request, ServerCallContext context) =>
-            receiver.Grpc(request, context, receiver._logs, new ExportLogsServiceResponse());
+            receiver.Grpc(request, context, receiver._logs, receiver.LogsResponse());
     }
 
     private sealed class MetricsEndpoint(OtlpReceiver receiver) : MetricsService.MetricsServiceBase

@@ -9,7 +9,7 @@ namespace ErrorWatch.Publishing.Otlp;
 /// One OTLP log record per report, delivered from the store rather than from memory: a thread of
 /// its own (<c>otlp-logs</c>) reads the records stored after its <see cref="DeliveryCursor"/>, sends
 /// them in batches and moves the cursor once the collector has taken a batch. So a collector outage,
-/// a full export queue or a kill -9 loses no record: whatever was not taken is sent again, from the
+/// a refusal or a kill -9 loses no record: whatever was not taken is sent again, from the
 /// store, when the collector answers again or at the next start (marked
 /// <c>errorwatch.replayed=true</c> when an earlier run stored it). At least once: a batch taken just
 /// before a crash, whose cursor move was lost, is sent again (at most <see cref="MaxBatch"/> records).
@@ -39,7 +39,6 @@ public sealed class OtlpLogDelivery : IStoreFollower, IDisposable
     private DeliveryCursor? _cursor;
     private Func<StorePosition?>? _storeEnd;
     private StorePosition _replayedUpTo;
-    private long _sent, _batches, _rejected;
     private string? _outage;
     private volatile bool _stopping;
 
@@ -50,12 +49,8 @@ public sealed class OtlpLogDelivery : IStoreFollower, IDisposable
         _log = log;
     }
 
-    public string Name => "otlp-logs";
-    /// <summary>Log records the collector has taken since the start (replayed ones included).</summary>
-    public long Sent => Interlocked.Read(ref _sent);
-    public long Batches => Interlocked.Read(ref _batches);
-    /// <summary>Records the collector took but said it rejected (partial success).</summary>
-    public long Rejected => Interlocked.Read(ref _rejected);
+    /// <summary>The output's name, and its cursor's file: <c>&lt;state&gt;/cursors/otlp-logs</c>.</summary>
+    public string Name => ThreadName;
 
     // The report is in the store already (or held there until it can write): only the thread's wake-up.
     public void Publish(CorruptionReport report) => _wake.Set();
@@ -149,11 +144,9 @@ public sealed class OtlpLogDelivery : IStoreFollower, IDisposable
             }
             return outcome;
         }
-        Interlocked.Add(ref _sent, records.Count);
-        Interlocked.Increment(ref _batches);
         if (outcome.Rejected > 0)
         {
-            Interlocked.Add(ref _rejected, outcome.Rejected);
+            // Taken, and some refused for good (the collector says so): sending them again would not help.
             _log.Warning("OTLP log records: the collector took a batch but rejected {Rejected} of its {Count} record(s): {Message}", outcome.Rejected, records.Count, outcome.Problem ?? "no reason given");
         }
         if (_outage is not null)
