@@ -34,6 +34,7 @@ public sealed class OtlpLogDelivery : IStoreFollower, IDisposable
     private readonly ILogger _log;
     private readonly AutoResetEvent _wake = new(false);
     private readonly CancellationTokenSource _stop = new();
+    private readonly ManualResetEventSlim _stopRequested = new(false);
     private Thread? _thread;
     private string? _state;
     private DeliveryCursor? _cursor;
@@ -75,11 +76,15 @@ public sealed class OtlpLogDelivery : IStoreFollower, IDisposable
         var at = _cursor!.Position ?? default;
         while (true)
         {
-            var result = SendBatch(ref at, _stop.Token);
+            var result = SendBatch(ref at, _stop.Token, out var sent);
             if (result is { Delivered: true })
             {
                 delay = FirstRetry;
-                continue; // more may follow a full batch
+                // A short batch took all there was: let the next reports gather, so that a storm goes out
+                // in full requests rather than in many small ones.
+                if (sent < MaxBatch)
+                    Gathering();
+                continue;
             }
             if (_stopping)
                 return; // sent what was pending, or the collector did not take it: the next start sends it
@@ -87,8 +92,7 @@ public sealed class OtlpLogDelivery : IStoreFollower, IDisposable
             {
                 // Nothing after the cursor: sleep until a report comes (an idle daemon never wakes here).
                 Wait(Timeout.InfiniteTimeSpan);
-                if (!_stopping)
-                    Wait(Gather);
+                Gathering();
                 continue;
             }
             var wait = !failed.Retryable ? RefusedRetry : failed.RetryAfter is { } asked && asked > TimeSpan.Zero ? Min(asked, LastRetry * 4) : delay;
@@ -102,8 +106,9 @@ public sealed class OtlpLogDelivery : IStoreFollower, IDisposable
     /// there was nothing. A taken batch moves the cursor and <paramref name="at"/>; a failed one leaves
     /// both, so the same records go again.
     /// </summary>
-    private ExportOutcome? SendBatch(ref StorePosition at, CancellationToken cancel)
+    private ExportOutcome? SendBatch(ref StorePosition at, CancellationToken cancel, out int sent)
     {
+        sent = 0;
         if (_storeEnd!() is not { } end || end <= at)
             return null;
         var records = new List<LogRecord>(MaxBatch);
@@ -126,8 +131,9 @@ public sealed class OtlpLogDelivery : IStoreFollower, IDisposable
         if (records.Count == 0)
         {
             // Only damage or dropped segments lay there: step over them.
+            var moved = next > at;
             Advance(ref at, next);
-            return next > at ? new ExportOutcome(true, false, null) : null;
+            return moved ? new ExportOutcome(true, false, null) : null;
         }
         var outcome = _sender.Send(_records.Request(records), cancel);
         if (!outcome.Delivered)
@@ -144,6 +150,7 @@ public sealed class OtlpLogDelivery : IStoreFollower, IDisposable
             }
             return outcome;
         }
+        sent = records.Count;
         if (outcome.Rejected > 0)
         {
             // Taken, and some refused for good (the collector says so): sending them again would not help.
@@ -170,6 +177,12 @@ public sealed class OtlpLogDelivery : IStoreFollower, IDisposable
             _wake.WaitOne(timeout);
     }
 
+    /// <summary>
+    /// <see cref="Gather"/>, or less when stopping. Not ended by a wake: in a storm a report is stored
+    /// every few microseconds, and each one's wake would end the gathering at once.
+    /// </summary>
+    private void Gathering() => _stopRequested.Wait(Gather);
+
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
     /// <summary>
@@ -183,6 +196,7 @@ public sealed class OtlpLogDelivery : IStoreFollower, IDisposable
         // The last send is cut off at the budget: a gone collector must not hold up SIGTERM.
         _stopping = true;
         _stop.CancelAfter(budget);
+        _stopRequested.Set();
         _wake.Set();
         if (!_thread.Join(budget + TimeSpan.FromMilliseconds(100)))
             _log.Warning("OTLP log records: still sending at shutdown; what was not taken is sent at the next start");
@@ -194,6 +208,7 @@ public sealed class OtlpLogDelivery : IStoreFollower, IDisposable
         Stop(TimeSpan.Zero);
         _sender.Dispose();
         _stop.Dispose();
+        _stopRequested.Dispose();
         _wake.Dispose();
     }
 }
