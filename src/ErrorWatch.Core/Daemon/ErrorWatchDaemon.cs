@@ -136,7 +136,7 @@ public sealed class ErrorWatchDaemon : IDisposable
         {
             EventThreadPriority.Raise(_options.PriorityBoost, EventThreadNames.Second, _log);
             // Before the first take: what the last run stored and did not deliver comes before anything new.
-            ReplayToDurableSinks();
+            StartDurableOutputs();
             using var own = new EventThreadWake();
             while (Decode(own) && _watcher.Read())
             {
@@ -199,7 +199,7 @@ public sealed class ErrorWatchDaemon : IDisposable
     /// Gives each durable output (<see cref="IDurableSink"/>) what the store holds after its cursor,
     /// and starts each output that follows the store (<see cref="IStoreFollower"/>) at its cursor.
     /// </summary>
-    private void ReplayToDurableSinks()
+    private void StartDurableOutputs()
     {
         if (_store is null || _options.StateDirectory is not { } state)
             return;

@@ -471,26 +471,15 @@ public static class ReportStoreReader
     public delegate void PositionedVisitor(ReadOnlySpan<byte> json, DateTimeOffset time, StorePosition end);
 
     /// <summary>
-    /// Visits the whole records that end after <paramref name="after"/>, oldest first: what an output
-    /// whose <see cref="DeliveryCursor"/> stands there has not delivered. Segments retention dropped are
-    /// gone (their reports too); a segment that starts after the cursor is read whole.
+    /// Visits the whole records that end after <paramref name="after"/>, oldest first, up to the end
+    /// of the store on disk: what an output whose <see cref="DeliveryCursor"/> stands there has not
+    /// delivered (<see cref="ReadBatch"/> without a bound on the count).
     /// </summary>
     public static IReadOnlyList<string> ReadAfter(string stateDirectory, StorePosition after, PositionedVisitor visit)
     {
-        var directory = Path.Combine(stateDirectory, ReportStore.DirectoryName);
         var problems = new List<string>();
-        foreach (var (number, path) in ReportStore.SegmentFiles(directory))
-        {
-            if (number < after.Segment)
-                continue;
-            var scan = StoreRecord.Scan(path, (json, time, offset) =>
-            {
-                var end = new StorePosition(number, offset + StoreRecord.LengthOf(json));
-                if (end > after)
-                    visit(json, time, end);
-            });
-            problems.AddRange(scan.Problems.Select(p => $"{path}: {p}"));
-        }
+        if (EndOnDisk(stateDirectory) is { } end)
+            ReadBatch(stateDirectory, after, end, int.MaxValue, visit, problems);
         return problems;
     }
 
@@ -550,7 +539,12 @@ public static class ReportStoreReader
                 if (RandomAccess.Read(file, header, pos) < header.Length)
                     break;
                 var length = StoreRecord.HeaderSize + (long)BinaryPrimitives.ReadUInt32LittleEndian(header[4..]);
-                if (BinaryPrimitives.ReadUInt32LittleEndian(header) == StoreRecord.Magic && length <= StoreRecord.HeaderSize + StoreRecord.MaxPayload && pos + length <= end)
+                var magic = BinaryPrimitives.ReadUInt32LittleEndian(header) == StoreRecord.Magic && length <= StoreRecord.HeaderSize + StoreRecord.MaxPayload;
+                // The newest segment's last record, not whole yet: a write in progress (or a torn tail the
+                // next open cuts), not damage.
+                if (magic && pos + length > end && number == upTo.Segment)
+                    break;
+                if (magic && pos + length <= end)
                 {
                     if (buffer.Length < length)
                         buffer = new byte[Math.Max(length, 4096)];

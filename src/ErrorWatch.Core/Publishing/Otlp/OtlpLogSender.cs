@@ -99,9 +99,7 @@ internal sealed class OtlpLogSender : IDisposable
         if (!response.IsSuccessStatusCode)
         {
             // Not a gRPC answer (a proxy, or no gRPC there): the HTTP status mapped as gRPC clients map it.
-            var unavailable = response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.BadGateway
-                or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout;
-            return new ExportOutcome(false, unavailable, $"HTTP {(int)response.StatusCode} {response.ReasonPhrase} (not a gRPC answer)");
+            return new ExportOutcome(false, Retryable(response.StatusCode), $"HTTP {(int)response.StatusCode} {response.ReasonPhrase} (not a gRPC answer)");
         }
         // The status is in the trailers, or in the headers of a trailers-only answer.
         var status = Single(response.TrailingHeaders, "grpc-status") ?? Single(response.Headers, "grpc-status");
@@ -150,16 +148,18 @@ internal sealed class OtlpLogSender : IDisposable
                 return new ExportOutcome(true, false, null);
             }
         }
-        var retryable = response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.BadGateway
-            or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout;
         TimeSpan? retryAfter = response.Headers.RetryAfter switch
         {
             { Delta: { } delta } => delta,
             { Date: { } date } => date - DateTimeOffset.UtcNow,
             _ => null,
         };
-        return new ExportOutcome(false, retryable, $"HTTP {(int)response.StatusCode} {response.ReasonPhrase}", retryAfter);
+        return new ExportOutcome(false, Retryable(response.StatusCode), $"HTTP {(int)response.StatusCode} {response.ReasonPhrase}", retryAfter);
     }
+
+    /// <summary>The HTTP answers OTLP says to retry (and gRPC clients map to UNAVAILABLE): the collector or a proxy before it is overloaded or down.</summary>
+    private static bool Retryable(HttpStatusCode status) =>
+        status is HttpStatusCode.TooManyRequests or HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout;
 
     private void AddHeaders(HttpRequestMessage message)
     {
