@@ -1,5 +1,5 @@
 using System.CommandLine;
-using System.Text.Json;
+using ErrorWatch.Reports;
 using ErrorWatch.Store;
 
 namespace ErrorWatch.Cli;
@@ -75,18 +75,26 @@ internal static class ListCommand
         Interop.Libc.Close(fd);
         var json = parse.GetValue(Json);
         var stdout = Console.OpenStandardOutput();
-        var problems = ReportStoreReader.Read(state, (record, time, _) =>
+        var problems = StoredReports.Query(state, query, (in StoredRecord record) =>
         {
-            if (!query.Matches(record, time))
-                return;
             if (json)
             {
-                stdout.Write(record);
+                stdout.Write(record.Json);
                 stdout.WriteByte((byte)'\n');
-                return;
+                return true;
             }
-            stdout.Write(System.Text.Encoding.UTF8.GetBytes(TextLine(record) + "\n"));
-        });
+            string line;
+            try
+            {
+                line = TextLine(record.Report());
+            }
+            catch (Reports.ReportFormatException e)
+            {
+                line = $"(a stored report that cannot be read back: {e.Message})";
+            }
+            stdout.Write(System.Text.Encoding.UTF8.GetBytes(line + "\n"));
+            return true;
+        }).Problems;
         stdout.Flush();
         foreach (var problem in problems)
             Console.Error.WriteLine($"errorwatch list: {problem}");
@@ -97,13 +105,10 @@ internal static class ListCommand
         return 1;
     }
 
-    /// <summary>The same line `run --output text` prints, from the stored JSON.</summary>
-    internal static string TextLine(ReadOnlySpan<byte> record)
-    {
-        using var doc = JsonDocument.Parse(record.ToArray());
-        var r = doc.RootElement;
-        string Get(string name) => r.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : "?";
-        var time = DateTimeOffset.TryParse(Get("time"), out var t) ? t.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ") : Get("time");
-        return $"{time} {Get("severity").ToUpperInvariant()} {Get("summary")} [{Get("source")}] id={Get("id")}";
-    }
+    /// <summary>One stored report on one line: time, severity, summary, where it was learnt, id.</summary>
+    internal static string TextLine(Reports.CorruptionReport r) => TextLine(r.Time, r.Severity.Word(), r.Summary, r.Source, r.Id);
+
+    /// <summary>The same line for a report received over D-Bus (<c>errorwatch watch</c>, <c>list --live</c>).</summary>
+    internal static string TextLine(DateTimeOffset time, string severity, string summary, string source, string id) =>
+        $"{time.UtcDateTime:yyyy-MM-ddTHH:mm:ss.fffZ} {severity.ToUpperInvariant()} {summary} [{source}] id={id}";
 }

@@ -53,7 +53,6 @@ internal static class WatchCommand
             return 1;
         }
 
-        var query = new ReportQuery { Filesystem = filesystem };
         var stdout = Console.OpenStandardOutput();
         var stop = new ManualResetEventSlim(); // never disposed: the loop thread may still set it as the process exits
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; stop.Set(); });
@@ -61,15 +60,15 @@ internal static class WatchCommand
         // Not disposed: its thread may still be in a call when the process exits, which ends it anyway.
         var follower = new ReportFollower(bus, log, report =>
         {
-            var record = report.ToJson();
-            if (!query.Matches(record, DateTimeOffset.UtcNow))
+            if (filesystem is not null && !report.IsOn(filesystem))
                 return;
             try
             {
                 if (json)
-                    stdout.Write(record);
+                    stdout.Write(report.ToJson());
                 else
-                    stdout.Write(System.Text.Encoding.UTF8.GetBytes(ListCommand.TextLine(record)));
+                    stdout.Write(System.Text.Encoding.UTF8.GetBytes(ListCommand.TextLine(
+                        report.Time ?? DateTimeOffset.UtcNow, report.Severity, report.Summary, report.Source, report.Id)));
                 stdout.WriteByte((byte)'\n');
                 stdout.Flush();
             }

@@ -1,6 +1,7 @@
 using ErrorWatch.Bus;
 using ErrorWatch.Publishing.DBus;
 using ErrorWatch.Reports;
+using ErrorWatch.Store;
 
 namespace ErrorWatch.Cli.Clients;
 
@@ -26,6 +27,9 @@ public sealed record AddedReport(string FilesystemPath, IReadOnlyDictionary<stri
     private IReadOnlyDictionary<string, object?> Filesystem =>
         Fields.TryGetValue("filesystem", out var fs) && fs is IReadOnlyDictionary<string, object?> d ? d : new Dictionary<string, object?>();
 
+    public string Severity => Text(Fields, "severity") ?? "";
+    public string Source => Text(Fields, "source") ?? "";
+
     public string Device => Text(Filesystem, "device") ?? "";
     public string FilesystemType => Text(Filesystem, "type") ?? "";
 
@@ -40,6 +44,11 @@ public sealed record AddedReport(string FilesystemPath, IReadOnlyDictionary<stri
         Fields.TryGetValue("error", out var e) && e is IReadOnlyDictionary<string, object?> error && error.TryGetValue("count", out var c)
             ? c switch { long l when l > 0 => (ulong)l, ulong u => u, int i when i > 0 => (ulong)i, uint u => u, _ => 0 }
             : 0;
+
+    /// <summary>Whether the report is about the filesystem an admin named (as <c>errorwatch list --filesystem</c> takes it).</summary>
+    public bool IsOn(string wanted) =>
+        ReportQuery.IsOn(Device, Text(Filesystem, "major_minor") ?? "", Text(Filesystem, "label"), Mountpoints,
+            Guid.TryParse(Text(Filesystem, "uuid"), out var uuid) ? uuid : null, wanted);
 
     /// <summary>The report as one JSON object, members in the order of the signal.</summary>
     public byte[] ToJson() => BusValueJson.ToUtf8(Fields);

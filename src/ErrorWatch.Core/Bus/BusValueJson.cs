@@ -3,8 +3,8 @@ using System.Text.Json;
 namespace ErrorWatch.Bus;
 
 /// <summary>
-/// Writes what <see cref="BusMessage.ReadValue"/> returns as JSON, the way back from
-/// <see cref="JsonVariant"/>: dictionaries (a{..}) → objects in their order on the bus, lists and
+/// Writes what <see cref="BusMessage.ReadValue"/> returns as JSON, the way back from a report's
+/// <c>a{sv}</c> (Publishing/DBus/ReportVariant): dictionaries (a{..}) → objects in their order on the bus, lists and
 /// structs → arrays, strings and object paths → strings, numbers → numbers, booleans → booleans.
 /// </summary>
 public static class BusValueJson

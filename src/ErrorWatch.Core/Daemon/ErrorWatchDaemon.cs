@@ -208,7 +208,7 @@ public sealed class ErrorWatchDaemon : IDisposable
             try
             {
                 // A store that could not open for writing has no End yet: its history ends where the disk's does.
-                var end = _store.End ?? ReportStoreReader.EndOnDisk(state);
+                var end = _store.End ?? StoredReports.EndOnDisk(state);
                 var cursor = OpenCursor(state, follower.Name, end);
                 _store.HeldWritten += follower.StoreGrew;
                 follower.Follow(state, cursor, () => _store.End, end);
@@ -229,22 +229,23 @@ public sealed class ErrorWatchDaemon : IDisposable
                     continue;
                 long replayed = 0, unreadable = 0;
                 var last = from;
-                var problems = ReportStoreReader.ReadAfter(state, from, (json, _, position) =>
+                var problems = StoredReports.ReadAfter(state, from, (in StoredRecord record) =>
                 {
-                    last = position;
+                    last = record.End;
                     CorruptionReport report;
                     try
                     {
-                        report = ReportJson.Read(json);
+                        report = record.Report();
                     }
                     catch (ReportFormatException e)
                     {
                         if (unreadable++ == 0)
                             _log.Error("A stored report after the {Output} cursor cannot be read back ({Problem}); it is not replayed there", sink.Name, e.Message);
-                        return;
+                        return true;
                     }
                     sink.Replay(report);
                     replayed++;
+                    return true;
                 });
                 foreach (var problem in problems)
                     _log.Warning("Replaying the store to the {Output}: {Problem}", sink.Name, problem);

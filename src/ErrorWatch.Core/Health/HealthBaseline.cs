@@ -1,6 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using ErrorWatch.Interop;
+using ErrorWatch.Reports;
+using ErrorWatch.Store;
 using Serilog;
 
 namespace ErrorWatch.Health;
@@ -172,57 +174,53 @@ public sealed class HealthBaseline
         string? last;
         lock (_lock)
             last = _file.LastReportId;
-        var segments = Store.ReportStore.SegmentFiles(Path.Combine(stateDirectory, Store.ReportStore.DirectoryName)).ToList();
-        var after = new List<(Guid? Uuid, Filesystems.DeviceNumber Device, ulong Count, string Id)>();
+        var after = new List<ReportFacts>();
         string? newest = null;
+        var problems = new List<string>();
         // "": saved before any report was stored, so every stored report is after it. No baseline at all
         // (deleted, or set aside as unreadable): every stored report counts, or its errors would be
         // reported again as history (and fire history- hooks).
-        var found = last == "" || last is null && _lost;
-        if (last is null && !found)
+        var all = last == "" || last is null && _lost;
+        if (last is null && !all)
         {
             // A baseline from before this field: its counts include every stored report already.
-            for (var i = segments.Count - 1; i >= 0 && newest is null; i--)
-                Store.StoreRecord.Scan(segments[i].Path, (json, _, _) => newest = IdOf(json) ?? newest);
-        }
-        else if (found)
-        {
-            foreach (var segment in segments)
-                Store.StoreRecord.Scan(segment.Path, (json, _, _) => Collect(json));
+            newest = StoredReports.NewestId(stateDirectory, problems);
         }
         else
         {
-            var lastBytes = System.Text.Encoding.ASCII.GetBytes($"\"id\":\"{last}\"");
-            // Newest segments first: the last report counted is almost always in the newest one.
-            for (var i = segments.Count - 1; i >= 0 && !found; i--)
+            var read = StoredReports.Query(stateDirectory, new ReportQuery { AfterId = all ? null : last }, (in StoredRecord record) =>
             {
-                after.Clear();
-                Store.StoreRecord.Scan(segments[i].Path, (json, _, _) =>
+                try
                 {
-                    if (found)
-                        Collect(json);
-                    else
-                        found = json.IndexOf(lastBytes) >= 0;
-                });
-                if (!found)
-                    continue;
-                for (var j = i + 1; j < segments.Count; j++) // later segments are wholly after it
-                    Store.StoreRecord.Scan(segments[j].Path, (json, _, _) => Collect(json));
-            }
-            if (!found)
+                    var facts = record.Facts();
+                    newest = facts.Id;
+                    if (MovesExt4Baseline(facts))
+                        after.Add(facts);
+                }
+                catch (ReportFormatException)
+                {
+                    // Named by the store's open and the ledger's read already.
+                }
+                return true;
+            });
+            problems.AddRange(read.Problems);
+            if (!all && !read.AfterIdFound)
             {
                 after.Clear();
+                newest = null;
                 _log.Warning("The last report the health baseline counted ({Id}) is not in the report store; errors stored after it may be reported again", last);
             }
         }
-        foreach (var (uuid, device, count, _) in after)
+        foreach (var problem in problems)
+            _log.Debug("Report store, read for the health baseline: {Problem}", problem);
+        foreach (var facts in after)
         {
-            var key = Ext4Key(uuid, device);
+            var key = Ext4Key(facts.Uuid, facts.MajorMinor);
             lock (_lock)
             {
                 if (!_file.Ext4.TryGetValue(key, out var entry))
                     _file.Ext4[key] = entry = new Ext4Baseline();
-                entry.Reported += count;
+                entry.Reported += facts.Count;
             }
         }
         lock (_lock)
@@ -236,50 +234,11 @@ public sealed class HealthBaseline
         else if (after.Count > 0)
             _log.Information("Health baseline: counted in {Count} stored report(s) it had not saved yet (the last run ended without saving it)", after.Count);
         return after.Count;
-
-        void Collect(ReadOnlySpan<byte> json)
-        {
-            if (IdOf(json) is { } id)
-                newest = id;
-            if (Ext4Errors(json) is { } e)
-                after.Add(e);
-        }
     }
 
-    private static string? IdOf(ReadOnlySpan<byte> json)
-    {
-        var reader = new Utf8JsonReader(json);
-        while (reader.Read())
-            if (reader.TokenType == JsonTokenType.PropertyName && reader.CurrentDepth == 1 && reader.ValueTextEquals("id"u8) && reader.Read())
-                return reader.GetString();
-        return null;
-    }
-
-    /// <summary>(UUID, device, error count, id) of a stored report that moves an ext4 baseline, as <see cref="Ext4Health"/>.Published does.</summary>
-    private static (Guid? Uuid, Filesystems.DeviceNumber Device, ulong Count, string Id)? Ext4Errors(ReadOnlySpan<byte> json)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(json.ToArray());
-            var root = doc.RootElement;
-            var fs = root.GetProperty("filesystem");
-            if (fs.GetProperty("type").GetString() is not ("ext4" or "ext3" or "ext2"))
-                return null;
-            if (root.GetProperty("source").GetString() == ReportSource.Ext4State)
-                return null;
-            var count = root.GetProperty("error").GetProperty("count").GetUInt64();
-            if (count == 0)
-                return null;
-            Guid? uuid = fs.TryGetProperty("uuid", out var u) && u.ValueKind == JsonValueKind.String && Guid.TryParse(u.GetString(), out var g) ? g : null;
-            if (!Filesystems.DeviceNumber.TryParse(fs.GetProperty("major_minor").GetString(), out var device))
-                return null;
-            return (uuid, device, count, root.GetProperty("id").GetString()!);
-        }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
-        {
-            return null;
-        }
-    }
+    /// <summary>A stored report that moves an ext4 baseline, as <see cref="Ext4Health"/>.Published counts one.</summary>
+    private static bool MovesExt4Baseline(ReportFacts facts) =>
+        facts.FsType is "ext4" or "ext3" or "ext2" && facts.Source != ReportSource.Ext4State && facts.Count != 0;
 
     /// <summary>A filesystem is being watched now: no other filesystem with its UUID takes its entry.</summary>
     public void Present(Guid? uuid, Filesystems.DeviceNumber device)

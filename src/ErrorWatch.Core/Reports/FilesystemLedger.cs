@@ -1,4 +1,3 @@
-using System.Text.Json;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Health;
 using ErrorWatch.Store;
@@ -16,25 +15,6 @@ public enum FilesystemHealth : uint
     ReadOnly = 2,
     /// <summary>The filesystem shut down (until it is mounted again).</summary>
     ShutDown = 3,
-}
-
-/// <summary>What a report says about its filesystem, read from its JSON (live or stored alike).</summary>
-public readonly record struct ReportFacts(string Id, DateTimeOffset Time, string FilesystemKey, string Event, ulong Count)
-{
-    public static ReportFacts Read(ReadOnlySpan<byte> json, DateTimeOffset time)
-    {
-        var reader = new Utf8JsonReader(json);
-        using var doc = JsonDocument.ParseValue(ref reader);
-        var report = doc.RootElement;
-        var fs = report.GetProperty("filesystem");
-        var uuid = fs.TryGetProperty("uuid", out var u) && u.ValueKind == JsonValueKind.String ? u.GetString() : null;
-        var count = report.GetProperty("error").TryGetProperty("count", out var c) && c.TryGetUInt64(out var n) ? n : 1;
-        return new ReportFacts(report.GetProperty("id").GetString() ?? "", time,
-            FilesystemLedger.Key(uuid, fs.GetProperty("major_minor").GetString() ?? ""), report.GetProperty("event").GetString() ?? "", count);
-    }
-
-    public static ReportFacts Of(CorruptionReport r) =>
-        new(r.Id, r.Time, FilesystemLedger.Key(r.Filesystem.Uuid?.ToString(), r.Filesystem.MajorMinor.ToString()), r.EventName, r.Error.Count);
 }
 
 /// <summary>One filesystem's standing at a moment: counts over its stored and live reports, and its health.</summary>
@@ -161,17 +141,18 @@ public sealed class FilesystemLedger
 
     private void LoadHistory(string stateDirectory)
     {
-        var problems = ReportStoreReader.Read(stateDirectory, (json, time, _) =>
+        var problems = StoredReports.Query(stateDirectory, new ReportQuery(), (in StoredRecord record) =>
         {
             try
             {
-                Add(ReportFacts.Read(json, time));
+                Add(record.Facts());
             }
-            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+            catch (ReportFormatException e)
             {
                 _log.Warning("A stored report could not be counted: {Reason}", e.Message);
             }
-        });
+            return true;
+        }).Problems;
         // The store's open, just before, named the same damage (ReportStore.Problems): once is enough.
         foreach (var p in problems)
             _log.Debug("Report store, read for the totals: {Problem}", p);

@@ -1,8 +1,10 @@
 namespace ErrorWatch.Reports;
 
 /// <summary>
-/// A decoder's per-filesystem detail: an ordered tree of named values (string, long, ulong, bool,
-/// string[] or nested details). Ordered so that JSON and journald output are stable.
+/// A decoder's per-filesystem detail: an ordered tree of named values (string, integer, bool,
+/// string[] or nested details). Ordered so that JSON and journald output are stable. Every integer
+/// that fits a long is kept as one (D-Bus <c>x</c>), so a detail read back from the store has the type
+/// it had live; only a ulong above that range (no detail ErrorWatch writes comes near it) stays a ulong.
 /// </summary>
 public sealed class ReportDetails
 {
@@ -14,8 +16,16 @@ public sealed class ReportDetails
     public ReportDetails Set(string key, object value)
     {
         ArgumentNullException.ThrowIfNull(value);
-        if (value is not (string or long or ulong or int or uint or bool or string[] or ReportDetails))
-            throw new ArgumentException($"detail '{key}' has unsupported type {value.GetType().Name}", nameof(value));
+        value = value switch
+        {
+            int i => (long)i,
+            uint u => (long)u,
+            ushort us => (long)us,
+            byte b => (long)b,
+            ulong ul when ul <= long.MaxValue => (long)ul,
+            string or long or ulong or bool or string[] or ReportDetails => value,
+            _ => throw new ArgumentException($"detail '{key}' has unsupported type {value.GetType().Name}", nameof(value)),
+        };
         var index = _items.FindIndex(kv => kv.Key == key);
         var item = new KeyValuePair<string, object>(key, value);
         if (index >= 0)

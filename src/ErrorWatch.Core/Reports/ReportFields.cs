@@ -6,7 +6,9 @@ namespace ErrorWatch.Reports;
 /// Where a report's fields go, one encoding each: the JSON of the store, stdout and hooks
 /// (<see cref="ReportJson"/>), and D-Bus <c>a{sv}</c> (Publishing/DBus/ReportVariant). A struct,
 /// so <see cref="ReportFields.Write{TWriter}"/> is compiled once per encoding with direct calls.
-/// A null string is a JSON null, and absent from an <c>a{sv}</c> (which has no null).
+/// A null string is a JSON null, and absent from an <c>a{sv}</c> (which has no null). Each integer
+/// field has one width and sign, whatever its value, so that an encoding with types (D-Bus: i, u,
+/// x, t) gives a key one type everywhere.
 /// </summary>
 public interface IReportFieldWriter
 {
@@ -14,8 +16,14 @@ public interface IReportFieldWriter
     void EndObject();
     void String(string name, string? value);
     void String(string name, ReadOnlySpan<char> value);
-    void Number(string name, long value);
-    void Number(string name, ulong value);
+    /// <summary>D-Bus <c>i</c>.</summary>
+    void Int32(string name, int value);
+    /// <summary>D-Bus <c>u</c>.</summary>
+    void UInt32(string name, uint value);
+    /// <summary>D-Bus <c>x</c>.</summary>
+    void Int64(string name, long value);
+    /// <summary>D-Bus <c>t</c>.</summary>
+    void UInt64(string name, ulong value);
     void Boolean(string name, bool value);
     /// <summary>An array of strings (possibly empty): <see cref="StringItem"/> for each, then <see cref="EndStrings"/>.</summary>
     void StartStrings(string name);
@@ -61,18 +69,18 @@ public static class ReportFields
 
         var e = r.Error;
         w.StartObject("error");
-        w.Number("errno", e.Errno);
-        w.Number("raw_errno", e.RawErrno);
+        w.Int32("errno", e.Errno);
+        w.Int32("raw_errno", e.RawErrno);
         w.String("name", e.Name);
         w.String("description", e.Description);
         w.String("meaning", e.Meaning);
         w.String("alias", e.Alias);
-        w.Number("count", e.Count);
+        w.UInt64("count", e.Count);
         if (!e.Folded.IsEmpty)
         {
             w.StartObject("folded");
             foreach (var kv in e.Folded.OrderBy(kv => kv.Key, StringComparer.Ordinal))
-                w.Number(kv.Key, kv.Value);
+                w.UInt64(kv.Key, kv.Value);
             w.EndObject();
         }
         w.EndObject();
@@ -80,10 +88,10 @@ public static class ReportFields
         var o = r.Object;
         w.StartObject("object");
         w.String("scope", o.Scope);
-        if (o.Inode is { } inode) w.Number("inode", inode); else w.String("inode", null);
-        if (o.Generation is { } generation) w.Number("generation", generation); else w.String("generation", null);
+        if (o.Inode is { } inode) w.UInt64("inode", inode); else w.String("inode", null);
+        if (o.Generation is { } generation) w.UInt32("generation", generation); else w.String("generation", null);
         if (o.ParentInode is { } parent)
-            w.Number("parent_inode", parent);
+            w.UInt64("parent_inode", parent);
         Span<char> handleType = stackalloc char[10];
         "0x".CopyTo(handleType);
         o.HandleType.TryFormat(handleType[2..], out var handleTypeLength, "x", System.Globalization.CultureInfo.InvariantCulture);
@@ -103,10 +111,10 @@ public static class ReportFields
         Details(ref w, "details", r.Details);
 
         w.StartObject("process");
-        w.Number("pid", r.Pid);
+        w.Int32("pid", r.Pid);
         w.Boolean("errorwatch", r.RaisedByErrorWatch);
         w.EndObject();
-        w.Number("kernel_events", r.KernelEvents);
+        w.Int32("kernel_events", r.KernelEvents);
         if (r.ParseProblem is { } problem)
             w.String("parse_problem", problem);
     }
@@ -132,10 +140,8 @@ public static class ReportFields
             switch (value)
             {
                 case string s: w.String(key, s); break;
-                case long l: w.Number(key, l); break;
-                case ulong ul: w.Number(key, ul); break;
-                case int i: w.Number(key, i); break;
-                case uint ui: w.Number(key, ui); break;
+                case long l: w.Int64(key, l); break;
+                case ulong ul: w.UInt64(key, ul); break;
                 case bool b: w.Boolean(key, b); break;
                 case string[] array:
                     w.StartStrings(key);

@@ -77,8 +77,10 @@ public static class ReportJson
             if (value is null) w.WriteNull(name); else w.WriteString(name, value);
         }
         public void String(string name, ReadOnlySpan<char> value) => w.WriteString(name, value);
-        public void Number(string name, long value) => w.WriteNumber(name, value);
-        public void Number(string name, ulong value) => w.WriteNumber(name, value);
+        public void Int32(string name, int value) => w.WriteNumber(name, value);
+        public void UInt32(string name, uint value) => w.WriteNumber(name, value);
+        public void Int64(string name, long value) => w.WriteNumber(name, value);
+        public void UInt64(string name, ulong value) => w.WriteNumber(name, value);
         public void Boolean(string name, bool value) => w.WriteBoolean(name, value);
         public void StartStrings(string name) => w.WriteStartArray(name);
         public void StringItem(string value) => w.WriteStringValue(value);
@@ -227,6 +229,78 @@ public static class ReportJson
                 }
             }
             return details;
+        }
+    }
+
+    /// <summary>
+    /// The <see cref="ReportFacts"/> of a report's JSON, read in one pass without building the report
+    /// or a document (the ledger reads every stored report at start: docs/performance.md, store reads).
+    /// A missing count is taken as 1 error.
+    /// </summary>
+    /// <exception cref="ReportFormatException">Not a report's JSON, or without its id, event or filesystem.</exception>
+    public static ReportFacts ReadFacts(ReadOnlySpan<byte> json, DateTimeOffset time)
+    {
+        string? id = null, source = null, eventWord = null, fsType = null, majorMinor = null;
+        Guid? uuid = null;
+        ulong count = 1;
+        try
+        {
+            var r = new Utf8JsonReader(json);
+            if (!r.Read() || r.TokenType != JsonTokenType.StartObject)
+                throw new ReportFormatException("not a report (not a JSON object)");
+            while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
+            {
+                if (r.ValueTextEquals("id"u8)) id = NextString(ref r);
+                else if (r.ValueTextEquals("source"u8)) source = NextString(ref r);
+                else if (r.ValueTextEquals("event"u8)) eventWord = NextString(ref r);
+                else if (r.ValueTextEquals("filesystem"u8) && r.Read() && r.TokenType == JsonTokenType.StartObject)
+                {
+                    while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
+                    {
+                        if (r.ValueTextEquals("type"u8)) fsType = NextString(ref r);
+                        else if (r.ValueTextEquals("major_minor"u8)) majorMinor = NextString(ref r);
+                        else if (r.ValueTextEquals("uuid"u8))
+                            uuid = NextString(ref r) is { } text ? Guid.TryParse(text, out var g) ? g : throw new ReportFormatException("a report's \"filesystem.uuid\" is not a UUID") : null;
+                        else
+                            SkipValue(ref r);
+                    }
+                }
+                else if (r.ValueTextEquals("error"u8) && r.Read() && r.TokenType == JsonTokenType.StartObject)
+                {
+                    while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
+                    {
+                        if (r.ValueTextEquals("count"u8) && r.Read() && r.TokenType == JsonTokenType.Number)
+                            count = r.GetUInt64();
+                        else
+                            SkipValue(ref r);
+                    }
+                }
+                else
+                    SkipValue(ref r);
+            }
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException and not ReportFormatException)
+        {
+            throw new ReportFormatException($"not a report's JSON: {e.Message}", e);
+        }
+        if (id is null || eventWord is null || fsType is null || !DeviceNumber.TryParse(majorMinor, out var device))
+            throw new ReportFormatException("a report's \"id\", \"event\", \"filesystem.type\" or \"filesystem.major_minor\" is missing");
+        return new ReportFacts(id, time, source ?? "", eventWord, fsType, uuid, device, count);
+
+        static string? NextString(ref Utf8JsonReader r) =>
+            r.Read() && r.TokenType == JsonTokenType.String ? r.GetString() : SkipTo(ref r);
+
+        static string? SkipTo(ref Utf8JsonReader r)
+        {
+            r.Skip();
+            return null;
+        }
+
+        // On a property name: past its value (a nested object or array whole).
+        static void SkipValue(ref Utf8JsonReader r)
+        {
+            r.Read();
+            r.Skip();
         }
     }
 }

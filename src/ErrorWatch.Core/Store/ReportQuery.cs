@@ -1,12 +1,11 @@
 using System.Globalization;
-using System.Text.Json;
 
 namespace ErrorWatch.Store;
 
-/// <summary>Which stored reports <c>errorwatch list</c> shows: after a report id or a time, on one filesystem.</summary>
+/// <summary>Which stored reports to read (<see cref="StoredReports.Query"/>): after a report id or since a time, on one filesystem.</summary>
 public sealed record ReportQuery
 {
-    /// <summary>Only reports after this id (ids are time-ordered UUIDv7s).</summary>
+    /// <summary>Only reports stored after the one with this id.</summary>
     public string? AfterId { get; init; }
     public DateTimeOffset? Since { get; init; }
     /// <summary>Device, major:minor, UUID, label or mount point.</summary>
@@ -53,25 +52,30 @@ public sealed record ReportQuery
         return true;
     }
 
-    public bool Matches(ReadOnlySpan<byte> json, DateTimeOffset time)
+    /// <summary>
+    /// Whether the record is on the filesystem asked for (the time and id bounds are the store's to
+    /// apply: <see cref="StoredReports.Query"/>). A record that holds no report is not on any.
+    /// </summary>
+    public bool Selects(in StoredRecord record)
     {
-        if (Since is { } since && time < since)
-            return false;
-        if (AfterId is null && Filesystem is null)
+        if (Filesystem is not { } wanted)
             return true;
-        using var doc = JsonDocument.Parse(json.ToArray());
-        var root = doc.RootElement;
-        if (AfterId is { } after && string.CompareOrdinal(root.GetProperty("id").GetString(), after) <= 0)
-            return false;
-        if (Filesystem is { } wanted && root.TryGetProperty("filesystem", out var fs))
+        try
         {
-            bool Is(string name) => fs.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String && v.GetString() == wanted;
-            var onMount = fs.TryGetProperty("mountpoints", out var mounts) && mounts.EnumerateArray().Any(m => m.GetString() == wanted);
-            var uuid = Guid.TryParse(wanted, out var u) && fs.TryGetProperty("uuid", out var fu) && fu.ValueKind == JsonValueKind.String
-                && Guid.TryParse(fu.GetString(), out var have) && have == u;
-            if (!(Is("device") || Is("major_minor") || Is("label") || onMount || uuid))
-                return false;
+            return IsOn(record.Report().Filesystem, wanted);
         }
-        return true;
+        catch (Reports.ReportFormatException)
+        {
+            return false;
+        }
     }
+
+    /// <summary>Device, major:minor, label, a mount point or the UUID names this filesystem.</summary>
+    public static bool IsOn(Reports.FilesystemInfo fs, string wanted) =>
+        IsOn(fs.Device, fs.MajorMinor.ToString(), fs.Label, fs.Mountpoints.Select(m => m.TextOrEscaped), fs.Uuid, wanted);
+
+    /// <summary>The same, from a report's fields as text (a report a client received over D-Bus).</summary>
+    public static bool IsOn(string device, string majorMinor, string? label, IEnumerable<string> mountpoints, Guid? uuid, string wanted) =>
+        device == wanted || majorMinor == wanted || label == wanted || mountpoints.Contains(wanted)
+        || Guid.TryParse(wanted, out var asked) && uuid == asked;
 }

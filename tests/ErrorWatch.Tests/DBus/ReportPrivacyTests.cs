@@ -32,14 +32,14 @@ public sealed class ReportPrivacyTests
     [Theory]
     [InlineData("/srv/data/plain.txt")]
     [InlineData("/srv/data/a\nb\tc\x1b")] // escaped in the summary, and bytes in path_base64
-    public void Withholding_the_typed_report_gives_what_taking_its_json_apart_gives(string path)
+    public void Withholding_a_stored_report_gives_what_withholding_the_live_one_gives(string path)
     {
         var report = JournalTestReports.Full("01935f2a-0000-7000-8000-000000000001", path: [.. System.Text.Encoding.UTF8.GetBytes(path), 0xff]);
         Assert.NotNull(report.Object.Path);
         var stored = ReportJson.ToUtf8(report);
 
         var live = Flattened(ReportJson.ToUtf8(ReportPrivacy.Withheld(report)));
-        var fromJson = Flattened(ReportPrivacy.WithoutPath(stored));
+        var fromJson = Flattened(ReportJson.ToUtf8(ReportPrivacy.Withheld(ReportJson.Read(stored))));
 
         Assert.Equal(fromJson, live);
         Assert.DoesNotContain("object.path", live.Keys);

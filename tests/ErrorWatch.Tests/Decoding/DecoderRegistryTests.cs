@@ -138,7 +138,7 @@ public class DecoderRegistryTests
         Assert.Equal(RecordBytes, call.Record);
 
         var details = Section(report, "vendor");
-        Assert.Equal(2u, details["version"]);
+        Assert.Equal(2L, details["version"]);
         Assert.Equal("0xcafe", details["code"]);
         Assert.Null(report.Details["unknown_records"]); // handled, so not dumped as unknown
 
@@ -273,7 +273,7 @@ public class DecoderRegistryTests
         Assert.Equal(9u, report.Object.Generation);
         Assert.Null(report.Object.HandleProblem);
         Assert.Equal(1, mine.DetailsCalls);
-        Assert.Equal(5ul, Section(report, "test-btrfs")["root_objectid"]);
+        Assert.Equal(5L, Section(report, "test-btrfs")["root_objectid"]);
         Assert.Contains("btrfs says the tree is broken", report.Summary);
         Assert.Equal("btrfs", report.Filesystem.Type);
     }

@@ -184,16 +184,15 @@ internal sealed class FaultRig : IDisposable
     public ulong StoreErrors(out IReadOnlyList<string> problems)
     {
         ulong sum = 0;
-        problems = ReportStoreReader.Read(StateDirectory, (json, _, _) =>
+        problems = StoredReports.Query(StateDirectory, new ReportQuery(), (in StoredRecord record) =>
         {
-            using var doc = JsonDocument.Parse(json.ToArray());
-            var fs = doc.RootElement.GetProperty("filesystem");
-            if (fs.GetProperty("device").GetString() != Fs.LoopDevice)
-                return;
-            if (fs.TryGetProperty("uuid", out var uuid) && uuid.ValueKind == JsonValueKind.String)
-                _uuid ??= uuid.GetString();
-            sum += doc.RootElement.GetProperty("error").GetProperty("count").GetUInt64();
-        });
+            var report = record.Report();
+            if (report.Filesystem.Device != Fs.LoopDevice)
+                return true;
+            _uuid ??= report.Filesystem.Uuid?.ToString();
+            sum += report.Error.Count;
+            return true;
+        }).Problems;
         return sum;
     }
 
@@ -201,15 +200,16 @@ internal sealed class FaultRig : IDisposable
     public string StoreBreakdown()
     {
         var parts = new List<(string Key, ulong Count, int Reports)>();
-        ReportStoreReader.Read(StateDirectory, (json, _, _) =>
+        StoredReports.Query(StateDirectory, new ReportQuery(), (in StoredRecord record) =>
         {
-            using var doc = JsonDocument.Parse(json.ToArray());
-            var key = doc.RootElement.GetProperty("source").GetString() + (doc.RootElement.TryGetProperty("finding", out var f) && f.ValueKind == JsonValueKind.String ? $" ({f.GetString()})" : "");
-            var count = doc.RootElement.GetProperty("error").GetProperty("count").GetUInt64();
+            var report = record.Report();
+            var key = report.Source + (report.Finding is { } f ? $" ({f})" : "");
+            var count = report.Error.Count;
             if (parts.Count > 0 && parts[^1].Key == key)
                 parts[^1] = (key, parts[^1].Count + count, parts[^1].Reports + 1);
             else
                 parts.Add((key, count, 1));
+            return true;
         });
         return string.Join(", ", parts.Select(p => $"{p.Key}×{p.Reports}={p.Count}"));
     }

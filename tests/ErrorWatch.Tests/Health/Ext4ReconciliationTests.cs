@@ -125,7 +125,7 @@ public sealed class Ext4ReconciliationTests : IDisposable
         Assert.Equal(3UL, sysfs.Count);
         var last = Assert.IsType<ReportDetails>(sysfs.Details["last_error"]);
         Assert.Equal("ext4_mb_generate_buddy", last["function"]);
-        Assert.Equal(1317u, last["line"]);
+        Assert.Equal(1317L, last["line"]);
     }
 
     [Fact]

@@ -98,8 +98,8 @@ public sealed class XfsMonitorFindingTests : IDisposable
         Assert.Equal(5, f.Errno);
         Assert.Equal(200UL, f.Inode);
         Assert.Equal(9u, f.Generation);
-        Assert.Equal(4096UL, f.Details["position"]);
-        Assert.Equal(8192UL, f.Details["length"]);
+        Assert.Equal(4096L, f.Details["position"]);
+        Assert.Equal(8192L, f.Details["length"]);
         Assert.Equal(1UL, f.Count);
     }
 
@@ -112,7 +112,7 @@ public sealed class XfsMonitorFindingTests : IDisposable
             BinaryPrimitives.WriteUInt64LittleEndian(u[8..], 8);
         }))));
         Assert.Equal(ErrorCategory.Io, f.Category);
-        Assert.Equal(4096UL, f.Details["daddr"]);
+        Assert.Equal(4096L, f.Details["daddr"]);
     }
 
     [Fact]

@@ -68,7 +68,11 @@ public sealed class OtlpLogDeliveryTests : IDisposable
 
         var record = receiver.LogRecords[3];
         var stored = new List<CorruptionReport>();
-        ReportStoreReader.Read(_state, (json, _, _) => stored.Add(ReportJson.Read(json)));
+        StoredReports.Query(_state, new ReportQuery(), (in StoredRecord r) =>
+        {
+            stored.Add(r.Report());
+            return true;
+        });
         var report3 = stored[3];
         Assert.Equal(report3.Summary, record.Record.Body.StringValue);
         Assert.Equal((ulong)(report3.Time - DateTimeOffset.UnixEpoch).Ticks * 100, record.Record.TimeUnixNano);

@@ -36,7 +36,11 @@ public sealed class DeliveryCursorTests : IDisposable
         for (var from = 0; from < positions.Count; from++)
         {
             var seen = new List<(ulong Inode, StorePosition End)>();
-            var problems = ReportStoreReader.ReadAfter(_state, positions[from], (json, _, end) => seen.Add((ReportJson.Read(json).Object.Inode!.Value, end)));
+            var problems = StoredReports.ReadAfter(_state, positions[from], (in StoredRecord r) =>
+            {
+                seen.Add((r.Report().Object.Inode!.Value, r.End));
+                return true;
+            });
             Assert.Empty(problems);
             Assert.Equal(Enumerable.Range(from + 1, positions.Count - from - 1).Select(i => ((ulong)i, positions[i])), seen);
         }

@@ -31,7 +31,11 @@ public sealed class ReportStoreTests : IDisposable
     private List<JsonElement> ReadAll(out IReadOnlyList<string> problems)
     {
         var all = new List<JsonElement>();
-        problems = ReportStoreReader.Read(_state, (json, _, _) => all.Add(JsonDocument.Parse(json.ToArray()).RootElement.Clone()));
+        problems = StoredReports.Query(_state, new ReportQuery(), (in StoredRecord r) =>
+        {
+            all.Add(JsonDocument.Parse(r.Json.ToArray()).RootElement.Clone());
+            return true;
+        }).Problems;
         return all;
     }
 
@@ -73,10 +77,11 @@ public sealed class ReportStoreTests : IDisposable
         for (var calls = 0; calls < 10; calls++)
         {
             var batch = new List<StorePosition>();
-            var next = ReportStoreReader.ReadBatch(_state, at, ends[6], 2, (json, _, end) =>
+            var next = StoredReports.ReadBatch(_state, at, ends[6], 2, (in StoredRecord r) =>
             {
-                seen.Add(ReportJson.Read(json).Object.Inode!.Value);
-                batch.Add(end);
+                seen.Add(r.Report().Object.Inode!.Value);
+                batch.Add(r.End);
+                return true;
             }, problems);
             Assert.True(batch.Count <= 2);
             if (batch.Count > 0)
@@ -90,7 +95,11 @@ public sealed class ReportStoreTests : IDisposable
         // Retention took the first segment before it was read: named, and the reading goes on after it.
         File.Delete(Path.Combine(_state, ReportStore.DirectoryName, $"{start.Segment:D10}.log"));
         var after = new List<ulong>();
-        ReportStoreReader.ReadBatch(_state, ends[0], ends[7], 100, (json, _, _) => after.Add(ReportJson.Read(json).Object.Inode!.Value), problems);
+        StoredReports.ReadBatch(_state, ends[0], ends[7], 100, (in StoredRecord r) =>
+        {
+            after.Add(r.Report().Object.Inode!.Value);
+            return true;
+        }, problems);
         Assert.Equal([3UL, 4, 5, 6, 7], after);
         Assert.Contains(problems, p => p.Contains("removed by retention"));
     }
@@ -258,20 +267,126 @@ public sealed class ReportStoreTests : IDisposable
         Assert.Equal(isTime, query.Since is not null);
     }
 
-    [Fact]
-    public void Query_filters_by_id_and_filesystem()
+    /// <summary>Ten segments of five reports, an hour apart each segment, the first ten hours ago.</summary>
+    private List<CorruptionReport> HoursOfReports(ReportStore store)
     {
+        var start = DateTimeOffset.UtcNow.AddHours(-10);
+        var reports = new List<CorruptionReport>();
+        for (var i = 0; i < 50; i++)
+        {
+            var report = Report(i + 1, device: i % 2 == 0 ? "/dev/sdb1" : "/dev/sdc1", time: start.AddHours(i / 5).AddSeconds(i % 5));
+            store.Append(report);
+            reports.Add(report);
+        }
+        return reports;
+    }
+
+    /// <summary>Every record of segment <paramref name="number"/> but its first made unreadable: a read that goes there names damage.</summary>
+    private void Damage(long number)
+    {
+        var path = Path.Combine(_state, ReportStore.DirectoryName, $"{number:D10}.log");
+        var bytes = File.ReadAllBytes(path);
+        var first = StoreRecord.HeaderSize + BitConverter.ToInt32(bytes, 4);
+        for (var i = first; i < bytes.Length; i++)
+            bytes[i] = 0x55;
+        File.WriteAllBytes(path, bytes);
+    }
+
+    private List<string> Ids(ReportQuery query, out QueryResult result)
+    {
+        var ids = new List<string>();
+        result = StoredReports.Query(_state, query, (in StoredRecord r) =>
+        {
+            ids.Add(r.Report().Id);
+            return true;
+        });
+        return ids;
+    }
+
+    [Fact]
+    public void A_report_is_found_by_id_reading_only_the_segments_its_time_allows()
+    {
+        using var store = ReportStore.Open(_state, new StoreOptions { SegmentRecords = 5 }, Serilog.Core.Logger.None);
+        var reports = HoursOfReports(store);
+        Assert.Equal(10, ReportStore.SegmentFiles(Path.Combine(_state, ReportStore.DirectoryName)).Count());
+        // Segments 2 to 9 damaged: a whole-store scan would name them.
+        for (var segment = 2; segment <= 9; segment++)
+            Damage(segment);
+
+        var problems = new List<string>();
+        var found = StoredReports.Find(_state, reports[47].Id, problems);
+        Assert.Equal(reports[47].Id, found?.Id);
+        Assert.Equal(reports[47].Object.Inode, found!.Object.Inode);
+        Assert.Equal(reports[1].Id, StoredReports.Find(_state, reports[1].Id, problems)?.Id);
+        Assert.Empty(problems);
+
+        // One in a damaged segment is not found, and the damage met is named.
+        Assert.Null(StoredReports.Find(_state, reports[22].Id, problems));
+        Assert.Contains(problems, p => p.Contains("0000000005.log") && p.Contains("damaged record"));
+        Assert.DoesNotContain(problems, p => p.Contains("0000000002.log") || p.Contains("0000000009.log"));
+
+        // An id of a time within the store that no report has: only the segment of that time is read.
+        problems.Clear();
+        Assert.Null(StoredReports.Find(_state, Guid.CreateVersion7(reports[45].Time.AddMinutes(30)).ToString(), problems));
+        Assert.Empty(problems);
+    }
+
+    [Fact]
+    public void Since_a_time_reads_from_the_segment_that_time_falls_in()
+    {
+        using var store = ReportStore.Open(_state, new StoreOptions { SegmentRecords = 5 }, Serilog.Core.Logger.None);
+        var reports = HoursOfReports(store);
+        for (var segment = 1; segment <= 6; segment++)
+            Damage(segment);
+
+        var since = reports[35].Time.AddMilliseconds(-1);
+        var ids = Ids(new ReportQuery { Since = since }, out var result);
+        Assert.Equal(reports.Skip(35).Select(r => r.Id), ids);
+        Assert.Empty(result.Problems);
+    }
+
+    [Fact]
+    public void After_an_id_means_stored_after_it_even_within_one_millisecond()
+    {
+        using var store = ReportStore.Open(_state, new StoreOptions { SegmentRecords = 3 }, Serilog.Core.Logger.None);
+        var time = DateTimeOffset.UtcNow;
+        // Two reports of one millisecond whose random id bits order them against the store's order.
+        var millisecond = Guid.CreateVersion7(time).ToString()[..15];
+        var first = Report(1, time: time) with { Id = millisecond + "fff-8000-000000000001" };
+        var second = Report(2, time: time) with { Id = millisecond + "000-8000-000000000001" };
+        first = first with { Time = StoredReports.IdTime(first.Id)!.Value };
+        second = second with { Time = first.Time };
+        store.Append(Report(0, time: first.Time.AddSeconds(-1)));
+        store.Append(first);
+        store.Append(second);
+        store.Append(Report(3, time: first.Time.AddSeconds(1)));
+
+        var ids = Ids(new ReportQuery { AfterId = first.Id }, out var result);
+        Assert.True(result.AfterIdFound);
+        Assert.Equal(2, ids.Count);
+        Assert.Equal(second.Id, ids[0]);
+
+        // An id the store no longer holds: the reports made after the time it carries.
+        var gone = Guid.CreateVersion7(first.Time.AddMilliseconds(500)).ToString();
+        ids = Ids(new ReportQuery { AfterId = gone }, out result);
+        Assert.False(result.AfterIdFound);
+        Assert.Single(ids);
+    }
+
+    [Fact]
+    public void Per_filesystem_by_device_number_mount_point_label_or_uuid()
+    {
+        using var store = ReportStore.Open(_state, new StoreOptions(), Serilog.Core.Logger.None);
         var early = Report(1, time: DateTimeOffset.UtcNow.AddMinutes(-5));
-        var late = Report(2, device: "/dev/sdc1");
-        var early2 = ReportJson.ToUtf8(early);
-        var late2 = ReportJson.ToUtf8(late);
-        var afterEarly = new ReportQuery { AfterId = early.Id };
-        Assert.False(afterEarly.Matches(early2, early.Time));
-        Assert.True(afterEarly.Matches(late2, late.Time));
-        foreach (var name in new[] { "/dev/sdc1", "8:17", "/srv", "6b1a2f4e-0a39-4e4c-9d76-4f1c2a0b7e11" })
-            Assert.True(new ReportQuery { Filesystem = name }.Matches(late2, late.Time), name);
-        Assert.False(new ReportQuery { Filesystem = "/dev/sdc1" }.Matches(early2, early.Time));
-        Assert.False(new ReportQuery { Filesystem = "/home" }.Matches(late2, late.Time));
+        var late = Report(2, device: "/dev/sdc1") with { Filesystem = Report(2).Filesystem with { Device = "/dev/sdc1", Label = "data", MajorMinor = new DeviceNumber(8, 33) } };
+        store.Append(early);
+        store.Append(late);
+        foreach (var name in new[] { "/dev/sdc1", "8:33", "data" })
+            Assert.Equal([late.Id], Ids(new ReportQuery { Filesystem = name }, out _));
+        Assert.Equal([early.Id, late.Id], Ids(new ReportQuery { Filesystem = "/srv" }, out _));
+        Assert.Equal([early.Id, late.Id], Ids(new ReportQuery { Filesystem = "6b1a2f4e-0a39-4e4c-9d76-4f1c2a0b7e11" }, out _));
+        Assert.Empty(Ids(new ReportQuery { Filesystem = "/home" }, out _));
+        Assert.Equal([late.Id], Ids(new ReportQuery { Filesystem = "/srv", AfterId = early.Id }, out _));
     }
 
     [EndToEnd.LoopFact]
@@ -343,7 +458,11 @@ public sealed class ReportStoreTests : IDisposable
     private static List<JsonElement> ReadAllIn(string state, out IReadOnlyList<string> problems)
     {
         var all = new List<JsonElement>();
-        problems = ReportStoreReader.Read(state, (json, _, _) => all.Add(JsonDocument.Parse(json.ToArray()).RootElement.Clone()));
+        problems = StoredReports.Query(state, new ReportQuery(), (in StoredRecord r) =>
+        {
+            all.Add(JsonDocument.Parse(r.Json.ToArray()).RootElement.Clone());
+            return true;
+        }).Problems;
         return all;
     }
 }

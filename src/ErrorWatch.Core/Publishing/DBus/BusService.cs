@@ -327,13 +327,13 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
                 var max = m.ReadUInt32();
                 max = max == 0 ? DefaultMax : Math.Min(max, MaxMax);
                 WithPathAccess(m, (reply, paths) => ReadThenReply(reply,
-                    () => ReadStore((json, time) => Microseconds(time) >= since, (int)max, ReplyBudgetBytes),
+                    () => ReadStore(since, (int)max, ReplyBudgetBytes),
                     (held, reports) =>
                     {
                         var r = BusConnection.NewReturn(held);
                         r.Open('a', "a{sv}");
-                        foreach (var json in reports)
-                            WriteReport(r, json, paths);
+                        foreach (var report in reports)
+                            WriteReport(r, report, paths);
                         r.Close();
                         BusConnection.Reply(r);
                     }));
@@ -399,7 +399,7 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
             BusConnection.ReplyError(reply, BusNames.NoSuchReport, $"no stored report {id}");
             return;
         }
-        var facts = ReportFacts.Read(found, DateTimeOffset.UnixEpoch);
+        var facts = ReportFacts.Of(found);
         if (_ledger is null || !_ledger.Acknowledge(facts))
         {
             BusConnection.ReplyError(reply, "org.freedesktop.DBus.Error.Failed", "the acknowledgement could not be saved");
@@ -525,35 +525,50 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
         });
     }
 
-    private static void WriteReport(BusMessage m, byte[] json, bool paths)
-    {
-        using var doc = JsonDocument.Parse(paths ? json : ReportPrivacy.WithoutPath(json));
-        JsonVariant.WriteDictionary(m, doc.RootElement);
-    }
+    /// <summary>A stored report as GetReport(s) answer it: the same keys and types as ReportAdded, the path only for callers who may see it.</summary>
+    private static void WriteReport(BusMessage m, CorruptionReport report, bool paths) =>
+        ReportVariant.Write(m, paths ? report : ReportPrivacy.Withheld(report));
 
-    /// <summary>Up to <paramref name="max"/> matching reports, oldest first, until they add up to <paramref name="budget"/> bytes (the one crossing it included, so a large report is never unreachable).</summary>
-    private List<byte[]> ReadStore(Func<ReadOnlySpan<byte>, DateTimeOffset, bool> match, int max, long budget)
+    /// <summary>
+    /// Up to <paramref name="max"/> reports from <paramref name="sinceMicroseconds"/> on, oldest first,
+    /// until their JSON adds up to <paramref name="budget"/> bytes (the one crossing it included, so a
+    /// large report is never unreachable).
+    /// </summary>
+    private List<CorruptionReport> ReadStore(ulong sinceMicroseconds, int max, long budget)
     {
-        var found = new List<byte[]>();
+        var found = new List<CorruptionReport>();
         if (_stateDirectory is null)
             return found;
         long bytes = 0;
-        ReportStoreReader.Read(_stateDirectory, (json, time, _) =>
+        var since = DateTimeOffset.UnixEpoch.AddTicks((long)Math.Min(sinceMicroseconds, (ulong)(DateTimeOffset.MaxValue - DateTimeOffset.UnixEpoch).Ticks / 10) * 10);
+        var result = StoredReports.Query(_stateDirectory, new ReportQuery { Since = since }, (in StoredRecord record) =>
         {
-            if (found.Count < max && bytes < budget && match(json, time))
+            try
             {
-                found.Add(json.ToArray());
-                bytes += json.Length;
+                found.Add(record.Report());
+                bytes += record.Json.Length;
             }
+            catch (ReportFormatException e)
+            {
+                _log.Warning("A stored report cannot be read back for GetReports: {Reason}", e.Message);
+            }
+            return found.Count < max && bytes < budget;
         });
+        foreach (var problem in result.Problems)
+            _log.Debug("Report store, read for GetReports: {Problem}", problem);
         return found;
     }
 
     /// <summary>The stored report with this id; <paramref name="id"/> has passed <see cref="ReportIds.TryParse"/>.</summary>
-    private byte[]? FindReport(string id)
+    private CorruptionReport? FindReport(string id)
     {
-        var needle = System.Text.Encoding.UTF8.GetBytes($"\"id\":\"{id}\"");
-        return ReadStore((json, _) => json.IndexOf(needle) >= 0, 1, long.MaxValue).FirstOrDefault();
+        if (_stateDirectory is null)
+            return null;
+        var problems = new List<string>();
+        var report = StoredReports.Find(_stateDirectory, id, problems);
+        foreach (var problem in problems)
+            _log.Debug("Report store, read for {Id}: {Problem}", id, problem);
+        return report;
     }
 
     /// <summary>µs since the epoch (systemd's usec_t), 0 for none.</summary>

@@ -4,12 +4,11 @@ using ErrorWatch.Reports;
 namespace ErrorWatch.Publishing.DBus;
 
 /// <summary>
-/// A live report as D-Bus <c>a{sv}</c>, written from the report itself (<see cref="ReportFields"/>)
-/// rather than encoded to JSON and parsed back: on the way from the kernel to subscribers that
-/// was a second encoding and a parse (docs/performance.md, latency). The value types are those
-/// <see cref="JsonVariant"/> gives the same report's stored JSON (GetReport, GetReports), so a
-/// client sees one shape either way: integers <c>x</c> (<c>t</c> above int64), strings <c>s</c>,
-/// booleans <c>b</c>, string arrays <c>as</c>, objects <c>a{sv}</c>, nulls left out.
+/// A report as D-Bus <c>a{sv}</c>, written from the typed report (<see cref="ReportFields"/>), live
+/// (ReportAdded) or read back from the store (GetReport, GetReports) alike: each key has one type
+/// whatever its value (docs/dbus-api.md): counts and inodes <c>t</c>, errnos and pids <c>i</c>,
+/// generations <c>u</c>, integers in details <c>x</c>, strings <c>s</c>, booleans <c>b</c>, string
+/// arrays <c>as</c>, objects <c>a{sv}</c>; a null is left out.
 /// </summary>
 public static class ReportVariant
 {
@@ -46,20 +45,29 @@ public static class ReportVariant
 
         public void String(string name, ReadOnlySpan<char> value) => String(name, value.ToString());
 
-        public void Number(string name, long value)
+        public void Int32(string name, int value)
+        {
+            Entry(name, "i");
+            m.Append(value);
+            EndEntry();
+        }
+
+        public void UInt32(string name, uint value)
+        {
+            Entry(name, "u");
+            m.Append(value);
+            EndEntry();
+        }
+
+        public void Int64(string name, long value)
         {
             Entry(name, "x");
             m.Append(value);
             EndEntry();
         }
 
-        public void Number(string name, ulong value)
+        public void UInt64(string name, ulong value)
         {
-            if (value <= long.MaxValue)
-            {
-                Number(name, (long)value);
-                return;
-            }
             Entry(name, "t");
             m.Append(value);
             EndEntry();

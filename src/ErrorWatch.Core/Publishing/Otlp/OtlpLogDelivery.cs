@@ -115,16 +115,17 @@ public sealed class OtlpLogDelivery : IStoreFollower, IDisposable
         var problems = new List<string>();
         var observed = DateTimeOffset.UtcNow;
         var replayedUpTo = _replayedUpTo;
-        var next = ReportStoreReader.ReadBatch(_state!, at, end, MaxBatch, (json, _, position) =>
+        var next = StoredReports.ReadBatch(_state!, at, end, MaxBatch, (in StoredRecord record) =>
         {
             try
             {
-                records.Add(_records.Record(ReportJson.Read(json), replayed: position <= replayedUpTo, observed));
+                records.Add(_records.Record(record.Report(), replayed: record.End <= replayedUpTo, observed));
             }
             catch (ReportFormatException e)
             {
                 problems.Add($"a stored report cannot be read back ({e.Message}); it is not sent");
             }
+            return true;
         }, problems);
         foreach (var problem in problems)
             _log.Warning("OTLP log records: {Problem}", problem);

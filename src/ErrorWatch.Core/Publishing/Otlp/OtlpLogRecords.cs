@@ -97,10 +97,12 @@ internal sealed class OtlpLogRecords(IEnumerable<KeyValuePair<string, string>> r
         }
 
         public void String(string name, ReadOnlySpan<char> value) => Add(name, new AnyValue { StringValue = value.ToString() });
-        public void Number(string name, long value) => Add(name, new AnyValue { IntValue = value });
+        public void Int32(string name, int value) => Add(name, new AnyValue { IntValue = value });
+        public void UInt32(string name, uint value) => Add(name, new AnyValue { IntValue = value });
+        public void Int64(string name, long value) => Add(name, new AnyValue { IntValue = value });
 
         // OTLP integers are int64: a larger one (an inode number near 2^64) is kept exact as text.
-        public void Number(string name, ulong value) =>
+        public void UInt64(string name, ulong value) =>
             Add(name, value <= long.MaxValue ? new AnyValue { IntValue = (long)value } : new AnyValue { StringValue = value.ToString(System.Globalization.CultureInfo.InvariantCulture) });
 
         public void Boolean(string name, bool value) => Add(name, new AnyValue { BoolValue = value });

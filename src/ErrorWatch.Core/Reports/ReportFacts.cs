@@ -1,0 +1,19 @@
+using ErrorWatch.Filesystems;
+
+namespace ErrorWatch.Reports;
+
+/// <summary>
+/// The few facts of a report that totals and baselines are made of: which filesystem, which
+/// source and event, how many errors. Taken from a live report (<see cref="Of"/>) or read from a
+/// stored one without building the whole report (<see cref="ReportJson.ReadFacts"/>: the ledger
+/// reads every stored report at start).
+/// </summary>
+public readonly record struct ReportFacts(
+    string Id, DateTimeOffset Time, string Source, string Event, string FsType, Guid? Uuid, DeviceNumber MajorMinor, ulong Count)
+{
+    /// <summary>The filesystem as the ledger and acknowledgements key it (<see cref="FilesystemLedger.Key(string?, string)"/>).</summary>
+    public string FilesystemKey => FilesystemLedger.Key(Uuid?.ToString(), MajorMinor.ToString());
+
+    public static ReportFacts Of(CorruptionReport r) =>
+        new(r.Id, r.Time, r.Source, r.EventName, r.Filesystem.Type, r.Filesystem.Uuid, r.Filesystem.MajorMinor, r.Error.Count);
+}
