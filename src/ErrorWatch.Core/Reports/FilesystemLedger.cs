@@ -1,6 +1,7 @@
 using System.Text.Json;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Health;
+using ErrorWatch.Modules.Ext4;
 using ErrorWatch.Store;
 using Serilog;
 

@@ -1,4 +1,5 @@
 using ErrorWatch.Decoding;
+using ErrorWatch.Modules.Ext4;
 using ErrorWatch.Tests.EndToEnd;
 
 namespace ErrorWatch.Tests.Decoding;

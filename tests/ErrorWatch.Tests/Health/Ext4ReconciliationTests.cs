@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Health;
+using ErrorWatch.Modules.Ext4;
 using ErrorWatch.Reports;
 using ErrorWatch.Watching;
 
@@ -22,7 +23,7 @@ public sealed class Ext4ReconciliationTests : IDisposable
 
     public Ext4ReconciliationTests()
     {
-        _sb = new Superblock(new DeviceNumber(7, 99), "ext4", []) { KernelName = Name, Uuid = Guid.NewGuid(), DevicePath = "/nonexistent", Magic = Ext4Decoder.Magic };
+        _sb = new Superblock(new DeviceNumber(7, 99), "ext4", []) { KernelName = Name, Uuid = Guid.NewGuid(), DevicePath = "/nonexistent", Magic = Ext4Module.SuperMagic };
         Directory.CreateDirectory(Path.Combine(_root, "sys", Name));
         Directory.CreateDirectory(Path.Combine(_root, "proc", Name));
         SetOptions("rw\nerrors=continue\n");

@@ -1,5 +1,5 @@
 using System.Text;
-using ErrorWatch.Health.Ext4;
+using ErrorWatch.Modules.Ext4;
 
 namespace ErrorWatch.Tests.Health;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Text;
-using ErrorWatch.Health.Ext4;
+using ErrorWatch.Modules.Ext4;
 
 namespace ErrorWatch.Tests.Health;
 

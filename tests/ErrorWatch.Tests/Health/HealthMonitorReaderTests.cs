@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using ErrorWatch.Health.Xfs;
+using ErrorWatch.Modules.Xfs;
 
 namespace ErrorWatch.Tests.Health;
 

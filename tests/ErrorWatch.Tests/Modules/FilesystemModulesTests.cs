@@ -2,11 +2,14 @@ using System.Buffers.Binary;
 using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Kernel;
+using ErrorWatch.Modules;
+using ErrorWatch.Modules.Ext4;
+using ErrorWatch.Modules.Xfs;
 using ErrorWatch.Reports;
 using ErrorWatch.Tests.Kernel;
 using static ErrorWatch.Tests.Decoding.TestEvents;
 
-namespace ErrorWatch.Tests.Decoding;
+namespace ErrorWatch.Tests.Modules;
 
 /// <summary>
 /// The extensibility requirement: "A test registers a decoder from outside the core assembly and sees
@@ -128,12 +131,12 @@ public class DecoderRegistryTests
     public void RecordDecoderForExt4_IsCalledWithTheExactRecordBytes()
     {
         var vendor = new VendorRecordDecoder();
-        var registry = DecoderRegistry.CreateDefault().RegisterRecord(Ext4Decoder.Magic, VendorRecord, vendor);
+        var registry = FilesystemModules.CreateDefault().RegisterRecord(Ext4Module.SuperMagic, VendorRecord, vendor);
 
         var report = Decoder(registry).Decode(Ext4EventWithVendorRecord());
 
         var call = Assert.Single(vendor.Calls);
-        Assert.Equal(Ext4Decoder.Magic, call.Magic);
+        Assert.Equal(Ext4Module.SuperMagic, call.Magic);
         Assert.Equal(VendorRecord, call.Type);
         Assert.Equal(RecordBytes, call.Record);
 
@@ -154,7 +157,7 @@ public class DecoderRegistryTests
     {
         // filesystem-monitoring.rst: record order is not guaranteed.
         var vendor = new VendorRecordDecoder();
-        var registry = DecoderRegistry.CreateDefault().RegisterRecord(Ext4Decoder.Magic, VendorRecord, vendor);
+        var registry = FilesystemModules.CreateDefault().RegisterRecord(Ext4Module.SuperMagic, VendorRecord, vendor);
         var sb = Ext4();
         var ev = Parse(sb, new EventBuilder()
             .Event()
@@ -173,7 +176,7 @@ public class DecoderRegistryTests
     public void RecordOnXfs_WithNoDecoderForXfs_LandsInUnknownRecordsAsHex()
     {
         var ext4Only = new VendorRecordDecoder();
-        var registry = DecoderRegistry.CreateDefault().RegisterRecord(Ext4Decoder.Magic, VendorRecord, ext4Only);
+        var registry = FilesystemModules.CreateDefault().RegisterRecord(Ext4Module.SuperMagic, VendorRecord, ext4Only);
 
         var report = Decoder(registry).Decode(XfsEventWithVendorRecord());
 
@@ -188,22 +191,22 @@ public class DecoderRegistryTests
     public void RegistryLookup_FallsBackOnlyWhereNothingIsRegistered()
     {
         var vendor = new VendorRecordDecoder();
-        var registry = DecoderRegistry.CreateDefault().RegisterRecord(Ext4Decoder.Magic, VendorRecord, vendor);
+        var registry = FilesystemModules.CreateDefault().RegisterRecord(Ext4Module.SuperMagic, VendorRecord, vendor);
 
-        Assert.Same(vendor, registry.ForRecord(Ext4Decoder.Magic, VendorRecord));
-        Assert.Null(registry.ForRecord(XfsDecoder.Magic, VendorRecord));
-        Assert.Null(registry.ForRecord(Ext4Decoder.Magic, (byte)(VendorRecord + 1)));
-        Assert.IsType<Ext4Decoder>(registry.For(Ext4Decoder.Magic));
-        Assert.IsType<XfsDecoder>(registry.For(XfsDecoder.Magic));
+        Assert.Same(vendor, registry.ForRecord(Ext4Module.SuperMagic, VendorRecord));
+        Assert.Null(registry.ForRecord(XfsModule.SuperMagic, VendorRecord));
+        Assert.Null(registry.ForRecord(Ext4Module.SuperMagic, (byte)(VendorRecord + 1)));
+        Assert.IsType<Ext4Decoder>(registry.For(Ext4Module.SuperMagic).Decoder);
+        Assert.IsType<XfsDecoder>(registry.For(XfsModule.SuperMagic).Decoder);
         Assert.Same(registry.Fallback, registry.For(BtrfsMagic));
-        Assert.Equal("generic", registry.Fallback.Name);
+        Assert.Equal("generic", registry.Fallback.Decoder.Name);
     }
 
     [Fact]
     public void RecordDecoderForAnyFilesystem_AppliesToEveryFilesystem()
     {
         var any = new VendorRecordDecoder();
-        var registry = DecoderRegistry.CreateDefault().RegisterRecord(DecoderRegistry.AnyFilesystem, VendorRecord, any);
+        var registry = FilesystemModules.CreateDefault().RegisterRecord(FilesystemModules.AnyFilesystem, VendorRecord, any);
         var decoder = Decoder(registry);
         var btrfs = Make(new DeviceNumber(0, 40), "btrfs", BtrfsMagic, "/dev/vdb", new FilesystemId(9, 9));
 
@@ -214,7 +217,7 @@ public class DecoderRegistryTests
             decoder.Decode(EventWithVendorRecord(btrfs, EventBuilder.FileIdInvalid, [])),
         };
 
-        Assert.Equal(new[] { Ext4Decoder.Magic, XfsDecoder.Magic, BtrfsMagic }, any.Calls.Select(c => c.Magic));
+        Assert.Equal(new[] { Ext4Module.SuperMagic, XfsModule.SuperMagic, BtrfsMagic }, any.Calls.Select(c => c.Magic));
         Assert.All(any.Calls, c => Assert.Equal(RecordBytes, c.Record));
         Assert.All(reports, r => Assert.Equal("0xcafe", Section(r, "vendor")["code"]));
         Assert.All(reports, r => Assert.Null(r.Details["unknown_records"]));
@@ -226,16 +229,16 @@ public class DecoderRegistryTests
     {
         var specific = new VendorRecordDecoder("specific");
         var any = new VendorRecordDecoder("any");
-        var registry = DecoderRegistry.CreateDefault()
-            .RegisterRecord(DecoderRegistry.AnyFilesystem, VendorRecord, any)
-            .RegisterRecord(Ext4Decoder.Magic, VendorRecord, specific);
+        var registry = FilesystemModules.CreateDefault()
+            .RegisterRecord(FilesystemModules.AnyFilesystem, VendorRecord, any)
+            .RegisterRecord(Ext4Module.SuperMagic, VendorRecord, specific);
         var decoder = Decoder(registry);
 
         var ext4Report = decoder.Decode(Ext4EventWithVendorRecord());
         var xfsReport = decoder.Decode(XfsEventWithVendorRecord());
 
-        Assert.Equal(new[] { Ext4Decoder.Magic }, specific.Calls.Select(c => c.Magic));
-        Assert.Equal(new[] { XfsDecoder.Magic }, any.Calls.Select(c => c.Magic));
+        Assert.Equal(new[] { Ext4Module.SuperMagic }, specific.Calls.Select(c => c.Magic));
+        Assert.Equal(new[] { XfsModule.SuperMagic }, any.Calls.Select(c => c.Magic));
         Assert.NotNull(ext4Report.Details["specific"]);
         Assert.Null(ext4Report.Details["any"]);
         Assert.NotNull(xfsReport.Details["any"]);
@@ -258,10 +261,10 @@ public class DecoderRegistryTests
         Assert.Null(before.Object.Inode);
 
         var mine = new TestBtrfsDecoder();
-        var registry = DecoderRegistry.CreateDefault().Register(BtrfsMagic, mine);
+        var registry = FilesystemModules.CreateDefault().Add(new DecoderModule(BtrfsMagic, mine));
         var report = Decoder(registry).Decode(ev);
 
-        Assert.Same(mine, registry.For(BtrfsMagic));
+        Assert.Same(mine, registry.For(BtrfsMagic).Decoder);
         Assert.Contains("test-btrfs", registry.Names);
         Assert.Equal("test-btrfs", report.Decoder);
         Assert.Equal("btrfs says the tree is broken", report.Error.Meaning);
@@ -283,7 +286,7 @@ public class DecoderRegistryTests
     {
         const ulong magic = 0x01021994;
         var sb = Make(new DeviceNumber(8, 16), "fragilefs", magic, "/dev/sdb", new FilesystemId(1, 2), P("/mnt/f"));
-        var registry = DecoderRegistry.CreateDefault().Register(magic, new ThrowingDetailsDecoder());
+        var registry = FilesystemModules.CreateDefault().Add(new DecoderModule(magic, new ThrowingDetailsDecoder()));
 
         var report = Decoder(registry).Decode(FsError(sb, EIO, count: 4, handleType: EventBuilder.FileIdIno32Gen, handle: EventBuilder.Ino32Gen(77, 1)));
 
@@ -298,7 +301,7 @@ public class DecoderRegistryTests
     [Fact]
     public void RecordDecoderThatThrows_StillYieldsAReport()
     {
-        var registry = DecoderRegistry.CreateDefault().RegisterRecord(Ext4Decoder.Magic, VendorRecord, new ThrowingRecordDecoder());
+        var registry = FilesystemModules.CreateDefault().RegisterRecord(Ext4Module.SuperMagic, VendorRecord, new ThrowingRecordDecoder());
 
         var report = Decoder(registry).Decode(Ext4EventWithVendorRecord());
 
@@ -312,12 +315,40 @@ public class DecoderRegistryTests
     {
         const ulong magic = 0x01021995;
         var sb = Make(new DeviceNumber(8, 32), "fragilefs", magic, "/dev/sdc", new FilesystemId(1, 3));
-        var registry = DecoderRegistry.CreateDefault().Register(magic, new ThrowingHandleDecoder());
+        var registry = FilesystemModules.CreateDefault().Add(new DecoderModule(magic, new ThrowingHandleDecoder()));
 
         var report = Decoder(registry).Decode(FsError(sb, EUCLEAN, count: 3, handleType: EventBuilder.FileIdIno32Gen, handle: EventBuilder.Ino32Gen(12, 1)));
 
         // "A decoder bug must cost its details, never the report."
         Assert.Equal(EUCLEAN, report.Error.Errno);
         Assert.Equal(3ul, report.Error.Count);
+    }
+
+    [Fact]
+    public void AModuleIsRegisteredOnce_ASecondForItsMagicIsRefused()
+    {
+        var modules = FilesystemModules.CreateDefault();
+
+        var twice = Assert.Throws<InvalidOperationException>(() => modules.Add(new DecoderModule(Ext4Module.SuperMagic, new TestBtrfsDecoder())));
+        Assert.Contains("0xef53", twice.Message);
+        Assert.IsType<Ext4Decoder>(modules.For(Ext4Module.SuperMagic).Decoder);
+        Assert.Throws<InvalidOperationException>(() => modules.Add(new DecoderModule(FilesystemModules.AnyFilesystem, new TestBtrfsDecoder())));
+    }
+
+    [Fact]
+    public void ModulesAreFoundByEveryMountTypeTheyServe()
+    {
+        var modules = FilesystemModules.CreateDefault();
+
+        Assert.All(new[] { "ext4", "ext3", "ext2" }, t => Assert.Equal(Ext4Module.SuperMagic, modules.ForType(t)!.Magic));
+        Assert.Equal(XfsModule.SuperMagic, modules.ForType("xfs")!.Magic);
+        Assert.Null(modules.ForType("btrfs"));
+        Assert.Equal(["ext4", "xfs"], modules.Registered.Select(m => m.TypeNames[0]).Order());
+    }
+
+    /// <summary>A module that is only a decoder, for the tests that register one for a new magic.</summary>
+    private sealed record DecoderModule(ulong Magic, IFilesystemDecoder Decoder) : IFilesystemModule
+    {
+        public IReadOnlyList<string> TypeNames => [];
     }
 }
