@@ -7,6 +7,7 @@ using ErrorWatch.Modules.Ext4;
 using ErrorWatch.Modules.Xfs;
 using ErrorWatch.Reports;
 using ErrorWatch.Tests.Kernel;
+using ErrorWatch.Watching;
 using static ErrorWatch.Tests.Decoding.TestEvents;
 
 namespace ErrorWatch.Tests.Modules;
@@ -107,10 +108,10 @@ public class DecoderRegistryTests
             .Build());
 
     private static FsErrorEvent Ext4EventWithVendorRecord() =>
-        EventWithVendorRecord(Ext4(), EventBuilder.FileIdIno32Gen, EventBuilder.Ino32Gen(12, 3));
+        EventWithVendorRecord(Decoding.TestEvents.Ext4(), EventBuilder.FileIdIno32Gen, EventBuilder.Ino32Gen(12, 3));
 
     private static FsErrorEvent XfsEventWithVendorRecord() =>
-        EventWithVendorRecord(Xfs(), EventBuilder.FileIdIno64Gen, EventBuilder.Ino64Gen(0x1_0000_0083, 3));
+        EventWithVendorRecord(Decoding.TestEvents.Xfs(), EventBuilder.FileIdIno64Gen, EventBuilder.Ino64Gen(0x1_0000_0083, 3));
 
     private static ReportDetails Section(CorruptionReport report, string name) =>
         Assert.IsType<ReportDetails>(report.Details[name]);
@@ -158,7 +159,7 @@ public class DecoderRegistryTests
         // filesystem-monitoring.rst: record order is not guaranteed.
         var vendor = new VendorRecordDecoder();
         var registry = FilesystemModules.CreateDefault().RegisterRecord(Ext4Module.SuperMagic, VendorRecord, vendor);
-        var sb = Ext4();
+        var sb = Decoding.TestEvents.Ext4();
         var ev = Parse(sb, new EventBuilder()
             .Event()
             .Record(VendorRecord, Payload)
@@ -344,6 +345,8 @@ public class DecoderRegistryTests
         Assert.Equal(XfsModule.SuperMagic, modules.ForType("xfs")!.Magic);
         Assert.Null(modules.ForType("btrfs"));
         Assert.Equal(["ext4", "xfs"], modules.Registered.Select(m => m.TypeNames[0]).Order());
+        // What is watched by default is what the shipped modules serve.
+        Assert.Equal(WatchOptions.DefaultTypes.Order(), modules.Registered.SelectMany(m => m.TypeNames).Order());
     }
 
     /// <summary>A module that is only a decoder, for the tests that register one for a new magic.</summary>

@@ -95,7 +95,7 @@ public sealed class ThirdModuleTests
 
         var report = Decoder(modules).Decode(ev);
         // The same record on ext4 is nobody's: ext4's module has no decoder for it.
-        var onExt4 = Decoder(modules).Decode(Parse(Ext4(), new EventBuilder()
+        var onExt4 = Decoder(modules).Decode(Parse(Decoding.TestEvents.Ext4(), new EventBuilder()
             .Event()
             .Fid(Ext4Fsid, EventBuilder.FileIdIno32Gen, EventBuilder.Ino32Gen(12, 3))
             .Error(EUCLEAN)

@@ -6,7 +6,7 @@ using ErrorWatch.Modules.Ext4;
 using ErrorWatch.Reports;
 using ErrorWatch.Watching;
 
-namespace ErrorWatch.Tests.Health;
+namespace ErrorWatch.Tests.Modules.Ext4;
 
 /// <summary>
 /// The ext4 reconciliation rules on a fake /sys/fs/ext4 and /proc/fs/ext4 tree: counter growth minus

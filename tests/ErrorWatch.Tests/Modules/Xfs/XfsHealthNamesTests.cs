@@ -1,7 +1,7 @@
 using ErrorWatch.Modules.Xfs;
 using ErrorWatch.Interop;
 
-namespace ErrorWatch.Tests.Health;
+namespace ErrorWatch.Tests.Modules.Xfs;
 
 /// <summary>Sick masks (xfs_fs.h XFS_*_SICK_*, kernel-abi.md §7.2–7.4) to names an admin can read.</summary>
 public class XfsHealthNamesTests

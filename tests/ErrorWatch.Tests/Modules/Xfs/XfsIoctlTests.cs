@@ -4,7 +4,7 @@ using ErrorWatch.Modules.Xfs;
 using ErrorWatch.Interop;
 using ErrorWatch.Tests.EndToEnd;
 
-namespace ErrorWatch.Tests.Health;
+namespace ErrorWatch.Tests.Modules.Xfs;
 
 /// <summary>
 /// The XFS health ioctls against the real kernel, on scratch XFS images of our own (root, loop

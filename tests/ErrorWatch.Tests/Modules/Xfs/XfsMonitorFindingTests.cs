@@ -5,9 +5,9 @@ using ErrorWatch.Health;
 using ErrorWatch.Modules;
 using ErrorWatch.Modules.Xfs;
 using ErrorWatch.Watching;
-using static ErrorWatch.Tests.Health.HealthMonitorReaderTests;
+using static ErrorWatch.Tests.Modules.Xfs.HealthMonitorReaderTests;
 
-namespace ErrorWatch.Tests.Health;
+namespace ErrorWatch.Tests.Modules.Xfs;
 
 /// <summary>
 /// Synthetic: Linux 7.0 ABI (XFS_IOC_HEALTH_MONITOR, kernel-abi.md §7.5); this machine runs 6.18,
