@@ -16,14 +16,14 @@ namespace ErrorWatch.Health.KernelLog;
 /// </remarks>
 public sealed class KernelLogMatcher
 {
+    /// <summary>CONSOLE_EXT_LOG_MAX: no kernel record is longer, so a longer message is not one worth parsing.</summary>
+    public const int MaxMessageBytes = 8192;
+
     private readonly (string FsType, IKernelLogDialect Dialect)[] _dialects;
 
     public KernelLogMatcher(FilesystemModules modules) =>
         _dialects = modules.Registered.Where(m => m.KernelLog is not null && m.TypeNames.Count > 0)
             .Select(m => (m.TypeNames[0], m.KernelLog!)).ToArray();
-
-    /// <summary>CONSOLE_EXT_LOG_MAX: no kernel record is longer, so a longer message is not one worth parsing.</summary>
-    public const int MaxMessageBytes = 8192;
 
     public bool TryMatch(in KmsgRecord record, [NotNullWhen(true)] out KernelLogSignal? signal)
     {
