@@ -39,10 +39,10 @@ public sealed record HealthOptions
 
 /// <summary>
 /// The native health stage: one thread that polls the sources' fds (ext4 errors_count for
-/// POLLPRI, XFS health monitors: each made by the filesystem's module), the kernel log (/dev/kmsg, or the journal's inotify fd: lines
+/// POLLPRI, XFS health monitors), the kernel log (/dev/kmsg, or the journal's inotify fd: lines
 /// that call for a prompt look) and a timer for periodic and scheduled checks, and posts what the
-/// checks find to the hand-off. Checks run on this thread only, so a source needs no locking except
-/// for what <see cref="Published"/> touches.
+/// checks find to the hand-off. Each source is made by its filesystem's module. Checks run on this
+/// thread only, so a source needs no locking except for what <see cref="Published"/> touches.
 /// </summary>
 public sealed unsafe class HealthLoop : IDisposable
 {
