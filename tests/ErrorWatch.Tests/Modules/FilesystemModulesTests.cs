@@ -18,7 +18,7 @@ namespace ErrorWatch.Tests.Modules;
 /// the filesystem-specific error blob of the original FAN_FS_ERROR proposal (kernel-abi.md §9);
 /// unknown record types must be skipped by hdr.len (§2.2).
 /// </summary>
-public class DecoderRegistryTests
+public class FilesystemModulesTests
 {
     private const byte VendorRecord = 200;
 
