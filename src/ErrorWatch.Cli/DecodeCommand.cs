@@ -3,6 +3,7 @@ using System.Diagnostics;
 using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Kernel;
+using ErrorWatch.Modules;
 using ErrorWatch.Publishing;
 
 namespace ErrorWatch.Cli;
@@ -41,9 +42,9 @@ internal static class DecodeCommand
             return 2;
         }
 
-        var registry = DecoderRegistry.CreateDefault();
+        var modules = FilesystemModules.CreateDefault();
         // No reader PID: the PID in a capture is another process's, whatever this one's happens to be.
-        var decoder = new EventDecoder(registry, new PathResolver { Enabled = false, DisabledReason = "not resolved: decoded offline from a file" }, readerPid: null);
+        var decoder = new EventDecoder(modules, new PathResolver { Enabled = false, DisabledReason = "not resolved: decoded offline from a file" }, readerPid: null);
         IReportSink sink = output == "json" ? new JsonLinesSink(Console.OpenStandardOutput()) : new TextSink(Console.Out);
         var now = DateTimeOffset.UtcNow;
         var failed = false;
@@ -52,7 +53,7 @@ internal static class DecodeCommand
         while (reader.TryRead(out var ev))
         {
             var records = ev.ReadRecords();
-            var superblock = OfflineSuperblock(file, fsType, records);
+            var superblock = OfflineSuperblock(modules, file, fsType, records);
             FsErrorEvent fsEvent;
             if (ev.IsOverflow)
                 fsEvent = FsErrorEvent.Lost(superblock, now, Stopwatch.GetTimestamp(), ev.Mask);
@@ -79,12 +80,13 @@ internal static class DecodeCommand
         return failed ? 1 : 0;
     }
 
-    private static Superblock OfflineSuperblock(FileInfo file, string fsType, in EventRecords records)
+    private static Superblock OfflineSuperblock(FilesystemModules modules, FileInfo file, string fsType, in EventRecords records)
     {
         var type = fsType == "auto"
             ? (records.HandleType & 0x80) != 0 && records.HandleType != Interop.Fanotify.FILEID_INVALID ? "xfs" : "ext4"
             : fsType;
-        var magic = type switch { "ext4" => Ext4Decoder.Magic, "xfs" => XfsDecoder.Magic, _ => 0UL };
+        // The module serving that type; any other (generic) gets the fallback.
+        var magic = modules.ForType(type)?.Magic ?? FilesystemModules.AnyFilesystem;
         return new Superblock(default, type, [])
         {
             Magic = magic,

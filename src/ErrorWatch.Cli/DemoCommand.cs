@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using ErrorWatch.Cli.Demo;
 using ErrorWatch.Daemon;
 using ErrorWatch.Decoding;
+using ErrorWatch.Modules;
 using ErrorWatch.Publishing;
 using ErrorWatch.Reports;
 using ErrorWatch.Watching;
@@ -100,7 +101,7 @@ internal static class DemoCommand
             using var daemon = new ErrorWatchDaemon(
                 // The demo's filesystems are new and thrown away: keep their baseline with them, not in /var/lib.
                 new DaemonOptions { Watch = new WatchOptions { Include = include }, StateDirectory = Path.Combine(Path.GetDirectoryName(ext4.Image)!, "state") },
-                DecoderRegistry.CreateDefault(), sinks, log);
+                FilesystemModules.CreateDefault(), sinks, log);
             var capabilities = daemon.Start();
             Say("");
             Console.Out.Write(capabilities.ToText());

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using ErrorWatch.Configuration;
 using ErrorWatch.Filesystems;
+using ErrorWatch.Modules;
 using ErrorWatch.Recovery;
 using ErrorWatch.Reports;
 using ErrorWatch.Watching;
@@ -221,6 +222,7 @@ internal static class HooksCommand
         problem = "";
         var mounts = MountTable.Read(MountTable.Detect());
         var options = new WatchOptions();
+        var modules = FilesystemModules.CreateDefault();
         foreach (var group in mounts.GroupBy(m => m.Device))
         {
             var entries = group.ToList();
@@ -229,7 +231,7 @@ internal static class HooksCommand
                 ? entries.Any(m => m.MountPoint.Text == "/")
                 : entries.Any(m => m.MountPoint.Text == pattern) || first.Source == pattern || first.Device.ToString() == pattern;
             // Only filesystems that could be watched are opened: a stale network mount could hang.
-            var sb = named || (pattern is not null && WatchOptions.DefaultTypes.Contains(first.FsType)) ? FilesystemInventory.Identify(first.Device, first.FsType, entries, out _) : null;
+            var sb = named || (pattern is not null && WatchOptions.DefaultTypes.Contains(first.FsType)) ? FilesystemInventory.Identify(modules, first.Device, first.FsType, entries, out _) : null;
             if (!named && (sb is null || !options.Matches(sb, pattern!)))
                 continue;
             return sb is not null ? FilesystemInfo.From(sb) : new FilesystemInfo

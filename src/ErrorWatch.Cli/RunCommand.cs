@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using ErrorWatch.Configuration;
 using ErrorWatch.Daemon;
 using ErrorWatch.Decoding;
+using ErrorWatch.Modules;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Publishing;
 using ErrorWatch.Publishing.DBus;
@@ -221,7 +222,7 @@ internal static class RunCommand
         ErrorWatchDaemon daemon;
         try
         {
-            daemon = new ErrorWatchDaemon(ToDaemonOptions(settings), DecoderRegistry.CreateDefault(), sinks, log);
+            daemon = new ErrorWatchDaemon(ToDaemonOptions(settings), FilesystemModules.CreateDefault(), sinks, log);
         }
         catch (IOException e)
         {

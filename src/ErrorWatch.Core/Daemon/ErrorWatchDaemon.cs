@@ -2,6 +2,7 @@ using System.Diagnostics;
 using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Health;
+using ErrorWatch.Modules;
 using ErrorWatch.Publishing;
 using ErrorWatch.Reports;
 using ErrorWatch.Store;
@@ -52,7 +53,7 @@ public sealed class ErrorWatchDaemon : IDisposable
     private readonly IdleMemory _idle;
     private long _reports;
 
-    public ErrorWatchDaemon(DaemonOptions options, DecoderRegistry registry, IReadOnlyList<IReportSink> sinks, ILogger log)
+    public ErrorWatchDaemon(DaemonOptions options, FilesystemModules modules, IReadOnlyList<IReportSink> sinks, ILogger log)
     {
         _options = options;
         _sinks = sinks;
@@ -60,7 +61,7 @@ public sealed class ErrorWatchDaemon : IDisposable
         _idle = new IdleMemory(log: log);
         _handOff = new EventHandOff(options.HandOffCapacity);
         _watcher = new Watcher(_handOff, log, options.PriorityBoost);
-        Inventory = new FilesystemInventory(options.Watch, _watcher, options.MountSource ?? MountTable.Detect(), log);
+        Inventory = new FilesystemInventory(options.Watch, modules, _watcher, options.MountSource ?? MountTable.Detect(), log);
         _tracker = new MountTracker(Inventory, log, options.RescanInterval, options.FanotifyMountEvents);
         // Before anything can be detected: another ErrorWatch holding the store stops the start. A
         // store that cannot write (the state filesystem full or read-only, maybe the one in trouble)
@@ -70,7 +71,7 @@ public sealed class ErrorWatchDaemon : IDisposable
         baseline.Load();
         if (_store is not null && options.StateDirectory is { } stateDirectory)
             baseline.CatchUp(stateDirectory);
-        _health = new HealthLoop(options.Health, _watcher, _handOff, baseline, log);
+        _health = new HealthLoop(options.Health, modules, _watcher, _handOff, baseline, log);
         Ledger = new FilesystemLedger(options.StateDirectory, log);
         // The ledger first: an output told about a filesystem finds it there.
         Inventory.Watched += w => Ledger.Watch(w.Superblock);
@@ -78,7 +79,7 @@ public sealed class ErrorWatchDaemon : IDisposable
         Inventory.Watched += _health.Add;
         Inventory.Reading += _health.Begin;
         Inventory.Unwatched += _health.Remove;
-        _decoder = new EventDecoder(registry, new PathResolver(options.PathResolutionsPerSecond) { Enabled = options.ResolvePaths }, log, readerPid: Environment.ProcessId);
+        _decoder = new EventDecoder(modules, new PathResolver(options.PathResolutionsPerSecond) { Enabled = options.ResolvePaths }, log, readerPid: Environment.ProcessId);
     }
 
     public FilesystemInventory Inventory { get; }

@@ -4,18 +4,19 @@ using ErrorWatch.Filesystems;
 using ErrorWatch.Health;
 using ErrorWatch.Interop;
 using ErrorWatch.Kernel;
+using ErrorWatch.Modules;
 using ErrorWatch.Reports;
 using Serilog;
 
 namespace ErrorWatch.Decoding;
 
 /// <summary>
-/// The decoding stage: picks the filesystem's decoder from the registry, decodes the handle,
+/// The decoding stage: picks the filesystem's decoder from its module, decodes the handle,
 /// resolves the path, dispatches unknown info records, and builds the <see cref="CorruptionReport"/>.
 /// </summary>
 public sealed class EventDecoder
 {
-    private readonly DecoderRegistry _registry;
+    private readonly FilesystemModules _modules;
     private readonly PathResolver _paths;
     private readonly ILogger _log;
     private readonly string _host = Environment.MachineName;
@@ -27,9 +28,9 @@ public sealed class EventDecoder
     /// a capture offline: the PID recorded there belongs to another process's lifetime, and matching
     /// the decoding process's own PID would be a coincidence.
     /// </param>
-    public EventDecoder(DecoderRegistry registry, PathResolver paths, ILogger? log = null, int? readerPid = null)
+    public EventDecoder(FilesystemModules modules, PathResolver paths, ILogger? log = null, int? readerPid = null)
     {
-        _registry = registry;
+        _modules = modules;
         _paths = paths;
         _log = log ?? Serilog.Core.Logger.None;
         _readerPid = readerPid;
@@ -38,7 +39,7 @@ public sealed class EventDecoder
     public CorruptionReport Decode(FsErrorEvent ev)
     {
         var sb = ev.Superblock;
-        var decoder = _registry.For(sb.Magic);
+        var decoder = _modules.For(sb.Magic).Decoder;
         var filesystem = FilesystemInfo.From(sb);
 
         if (ev.IsOverflow)
@@ -46,7 +47,7 @@ public sealed class EventDecoder
 
         // A decoder bug must cost its details, never the report: fall back to the generic decoder.
         var failures = new List<string>();
-        var obj = Guard(() => decoder.DecodeHandle(ev.HandleType, ev.Handle), () => _registry.Fallback.DecodeHandle(ev.HandleType, ev.Handle), "DecodeHandle", decoder, failures);
+        var obj = Guard(() => decoder.DecodeHandle(ev.HandleType, ev.Handle), () => _modules.Fallback.Decoder.DecodeHandle(ev.HandleType, ev.Handle), "DecodeHandle", decoder, failures);
         var meaning = Guard(() => decoder.DescribeError(ev.Errno), () => ErrorMeaning.Generic(ev.Errno), "DescribeError", decoder, failures);
         var context = new DecodeContext { Superblock = sb, Event = ev, Object = obj };
         foreach (var failure in failures)
@@ -102,7 +103,7 @@ public sealed class EventDecoder
     public CorruptionReport Decode(HealthFinding finding)
     {
         var sb = finding.Superblock;
-        var decoder = _registry.For(sb.Magic);
+        var decoder = _modules.For(sb.Magic).Decoder;
         var failures = new List<string>();
         var meaning = Guard(() => decoder.DescribeError(finding.Errno), () => ErrorMeaning.Generic(finding.Errno), "DescribeError", decoder, failures);
         var category = finding.Category ?? meaning.Category;
@@ -262,7 +263,7 @@ public sealed class EventDecoder
             if (type is Fanotify.FAN_EVENT_INFO_TYPE_FID or Fanotify.FAN_EVENT_INFO_TYPE_ERROR or Fanotify.FAN_EVENT_INFO_TYPE_PIDFD or Fanotify.FAN_EVENT_INFO_TYPE_MNT)
                 continue;
             var record = info.Bytes;
-            var decoder = _registry.ForRecord(context.Superblock.Magic, type);
+            var decoder = _modules.ForRecord(context.Superblock.Magic, type);
             if (decoder is null)
             {
                 var unknown = context.Details.Section("unknown_records");

@@ -5,8 +5,8 @@ using ErrorWatch.Reports;
 namespace ErrorWatch.Decoding;
 
 /// <summary>
-/// Turns an event on one kind of filesystem into what that filesystem means by it. Registered in
-/// the <see cref="DecoderRegistry"/> by superblock magic (statfs f_type).
+/// Turns an event on one kind of filesystem into what that filesystem means by it: the decoder of
+/// a <see cref="Modules.IFilesystemModule"/>.
 /// </summary>
 public interface IFilesystemDecoder
 {

@@ -1,10 +1,10 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Health.KernelLog;
 using ErrorWatch.Interop;
+using ErrorWatch.Modules;
 using ErrorWatch.Reports;
 using ErrorWatch.Watching;
 using Serilog;
@@ -41,12 +41,14 @@ public sealed record HealthOptions
 /// The native health stage: one thread that polls the sources' fds (ext4 errors_count for
 /// POLLPRI, XFS health monitors), the kernel log (/dev/kmsg, or the journal's inotify fd: lines
 /// that call for a prompt look) and a timer for periodic and scheduled checks, and posts what the
-/// checks find to the hand-off. Checks run on this thread only, so a source needs no locking except
-/// for what <see cref="Published"/> touches.
+/// checks find to the hand-off. Each source is made by its filesystem's module. Checks run on this
+/// thread only, so a source needs no locking except for what <see cref="Published"/> touches.
 /// </summary>
 public sealed unsafe class HealthLoop : IDisposable
 {
     private readonly HealthOptions _options;
+    private readonly FilesystemModules _modules;
+    private readonly KernelLogMatcher _kernelLogLines;
     private readonly Watcher _watcher;
     private readonly EventHandOff _handOff;
     private readonly ILogger _log;
@@ -72,9 +74,11 @@ public sealed unsafe class HealthLoop : IDisposable
     private long _checks;
     private long _findings;
 
-    public HealthLoop(HealthOptions options, Watcher watcher, EventHandOff handOff, HealthBaseline baseline, ILogger log)
+    public HealthLoop(HealthOptions options, FilesystemModules modules, Watcher watcher, EventHandOff handOff, HealthBaseline baseline, ILogger log)
     {
         _options = options;
+        _modules = modules;
+        _kernelLogLines = new KernelLogMatcher(modules);
         _watcher = watcher;
         _handOff = handOff;
         Baseline = baseline;
@@ -134,12 +138,7 @@ public sealed unsafe class HealthLoop : IDisposable
         var sb = watch.Superblock;
         try
         {
-            return sb.Magic switch
-            {
-                Ext4Decoder.Magic => new Ext4Health(watch, _watcher, Baseline, Instance(sb), _log),
-                XfsDecoder.Magic => new XfsHealth(watch, Baseline, Instance(sb), _options, _log),
-                _ => null,
-            };
+            return _modules.For(sb.Magic).CreateHealthSource(new HealthSourceContext(watch, _watcher, Baseline, Instance(sb), _options, _log));
         }
         catch (Exception e)
         {
@@ -182,7 +181,7 @@ public sealed unsafe class HealthLoop : IDisposable
     public bool IsMonitored(Superblock sb)
     {
         lock (_lock)
-            return _sources.TryGetValue(sb, out var source) && source is XfsHealth { MonitorActive: true };
+            return _sources.TryGetValue(sb, out var source) && source.Monitored;
     }
 
     /// <summary>Asks for a check of <paramref name="sb"/> (used by tests and the kernel log).</summary>
@@ -423,11 +422,13 @@ public sealed unsafe class HealthLoop : IDisposable
         {
             // Only the kernel's own lines: anyone may write to /dev/kmsg, but never as facility 0
             // (journald keeps the facility: SYSLOG_FACILITY).
-            if (!KernelLogMatcher.TryMatch(record, out var signal) || !signal.IsTrusted)
+            if (!_kernelLogLines.TryMatch(record, out var signal) || !signal.IsTrusted)
                 return;
+            // The line's filesystem is the module whose dialect read it (ext4's reads ext2/3 lines too).
+            var module = _modules.ForType(signal.FsType);
             IHealthSource? source;
             lock (_lock)
-                source = _sources.Values.FirstOrDefault(s => s.Superblock.KernelName == signal.DeviceName && s.Superblock.FsType.StartsWith(signal.FsType == "ext4" ? "ext" : signal.FsType, StringComparison.Ordinal));
+                source = _sources.Values.FirstOrDefault(s => s.Superblock.KernelName == signal.DeviceName && _modules.For(s.Superblock.Magic) == module);
             if (source is null)
                 return;
             source.Hint(signal);
@@ -520,7 +521,7 @@ public sealed unsafe class HealthLoop : IDisposable
         var deadline = Stopwatch.StartNew();
         List<IHealthSource> sources;
         lock (_lock)
-            sources = _sources.Values.Where(s => s is Ext4Health).ToList();
+            sources = _sources.Values.Where(s => s.CheckAtStop).ToList();
         foreach (var source in sources)
         {
             if (deadline.Elapsed > _options.StopBudget)

@@ -5,11 +5,11 @@ using ErrorWatch.Reports;
 namespace ErrorWatch.Health;
 
 /// <summary>
-/// One filesystem's native error state (ext4 counters, XFS health), checked by the
-/// <see cref="HealthLoop"/> thread only. A check compares what the kernel knows with what was
+/// One filesystem's native error state (ext4 counters, XFS health), made by its filesystem module
+/// and checked by the <see cref="HealthLoop"/> thread only. A check compares what the kernel knows with what was
 /// already reported and turns the difference into <see cref="HealthFinding"/>s.
 /// </summary>
-internal interface IHealthSource : IDisposable
+public interface IHealthSource : IDisposable
 {
     Superblock Superblock { get; }
 
@@ -33,4 +33,13 @@ internal interface IHealthSource : IDisposable
 
     /// <summary>A report about this filesystem went out (any source): keep the baseline in step.</summary>
     void Published(CorruptionReport report);
+
+    /// <summary>
+    /// True while ErrorWatch holds the filesystem's own live monitor (the XFS health monitor, 7.0+):
+    /// its fanotify reports pair with the monitor's records.
+    /// </summary>
+    bool Monitored => false;
+
+    /// <summary>Checked once more when ErrorWatch stops, so that errors counted in its last moments are not left to the next start.</summary>
+    bool CheckAtStop => false;
 }

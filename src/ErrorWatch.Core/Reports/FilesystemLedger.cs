@@ -1,5 +1,6 @@
 using ErrorWatch.Filesystems;
 using ErrorWatch.Health;
+using ErrorWatch.Modules.Ext4;
 using ErrorWatch.Store;
 using Serilog;
 

@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Interop;
 using ErrorWatch.Kernel;
+using ErrorWatch.Modules;
 using Serilog;
 
 namespace ErrorWatch.Watching;
@@ -66,6 +67,7 @@ public sealed record SkippedFilesystem(DeviceNumber Device, string FsType, strin
 public sealed unsafe class FilesystemInventory : IDisposable
 {
     private WatchOptions _options;
+    private readonly FilesystemModules _modules;
     private readonly Watcher _watcher;
     private readonly ILogger _log;
     private readonly Dictionary<DeviceNumber, SuperblockWatch> _watches = new();
@@ -76,9 +78,10 @@ public sealed unsafe class FilesystemInventory : IDisposable
     // The configuration changed: the next Reconcile decides again whether each watched filesystem is selected.
     private bool _reselect;
 
-    public FilesystemInventory(WatchOptions options, Watcher watcher, MountSource source, ILogger log)
+    public FilesystemInventory(WatchOptions options, FilesystemModules modules, Watcher watcher, MountSource source, ILogger log)
     {
         _options = options;
+        _modules = modules;
         _watcher = watcher;
         _log = log;
         Source = source;
@@ -209,7 +212,7 @@ public sealed unsafe class FilesystemInventory : IDisposable
             Skip(new SkippedFilesystem(device, fsType, mountPoint, early), byConfiguration: true);
             return;
         }
-        var sb = Identify(device, fsType, mounts, out var problem);
+        var sb = Identify(_modules, device, fsType, mounts, out var problem);
         if (sb is null)
         {
             Skip(new SkippedFilesystem(device, fsType, mountPoint, problem ?? "cannot be opened"));
@@ -317,8 +320,11 @@ public sealed unsafe class FilesystemInventory : IDisposable
         return group.MarkFilesystem(fd.Fd, Fanotify.FAN_FS_ERROR);
     }
 
-    /// <summary>Reads what identifies the superblock: magic and fsid (statfs), UUID, label, kernel device name.</summary>
-    internal static Superblock? Identify(DeviceNumber device, string fsType, List<MountEntry> mounts, out string? problem)
+    /// <summary>
+    /// Reads what identifies the superblock: magic and fsid (statfs), UUID (the filesystem's module
+    /// asked where the kernel has no FS_IOC_GETFSUUID), label, kernel device name.
+    /// </summary>
+    internal static Superblock? Identify(FilesystemModules modules, DeviceNumber device, string fsType, List<MountEntry> mounts, out string? problem)
     {
         problem = null;
         var ordered = mounts.OrderByDescending(m => m.IsFilesystemRoot).ToList();
@@ -346,7 +352,7 @@ public sealed unsafe class FilesystemInventory : IDisposable
                 Fsid = fsid,
                 KernelName = kernelName,
                 DevicePath = devicePath,
-                Uuid = ReadUuid(fd.Fd, magic, devicePath),
+                Uuid = ReadUuid(fd.Fd, modules.For(magic), devicePath),
                 Label = ReadLabel(fd.Fd),
             };
         }
@@ -371,22 +377,14 @@ public sealed unsafe class FilesystemInventory : IDisposable
     private const nuint FS_IOC_GETFSUUID = 0x80111500;
     // FS_IOC_GETFSLABEL = _IOR(0x94, 49, char[FSLABEL_MAX = 256]) (4.18+, ext4 and XFS)
     private const nuint FS_IOC_GETFSLABEL = 0x81009431;
-    // XFS_IOC_FSGEOMETRY = _IOR('X', 126, struct xfs_fsop_geom): uuid at offset 64 (kernel-abi.md §7.2)
-    private const nuint XFS_IOC_FSGEOMETRY = 0x8100587e;
 
-    private static Guid? ReadUuid(int fd, ulong magic, string devicePath)
+    private static Guid? ReadUuid(int fd, IFilesystemModule module, string devicePath)
     {
-        var buffer = stackalloc byte[256];
+        var buffer = stackalloc byte[32];
         if (Libc.Ioctl(fd, FS_IOC_GETFSUUID, buffer) == 0 && buffer[0] == 16)
             return new Guid(new ReadOnlySpan<byte>(buffer + 1, 16), bigEndian: true);
-        if (magic == Decoding.XfsDecoder.Magic && Libc.Ioctl(fd, XFS_IOC_FSGEOMETRY, buffer) == 0)
-            return new Guid(new ReadOnlySpan<byte>(buffer + 64, 16), bigEndian: true);
-        // Before 6.10: s_uuid from the on-disk superblock. It never changes under a mounted
-        // filesystem in practice, so the on-disk copy is good enough.
-        if (magic == Decoding.Ext4Decoder.Magic && devicePath.StartsWith("/dev/", StringComparison.Ordinal)
-            && Health.Ext4.Ext4SuperblockImage.ReadDevice(devicePath, out _) is { IsExt4: true } disk)
-            return disk.Uuid;
-        return null;
+        // Before 6.10: the filesystem's own interface (XFS's geometry, ext4's on-disk superblock).
+        return module.ReadUuid(fd, devicePath);
     }
 
     private static string? ReadLabel(int fd)

@@ -1,4 +1,6 @@
 using ErrorWatch.Decoding;
+using ErrorWatch.Modules.Ext4;
+using ErrorWatch.Modules.Xfs;
 using ErrorWatch.Reports;
 using static ErrorWatch.Tests.Decoding.TestEvents;
 

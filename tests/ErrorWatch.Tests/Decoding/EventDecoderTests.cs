@@ -1,6 +1,8 @@
 using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Kernel;
+using ErrorWatch.Modules;
+using ErrorWatch.Modules.Ext4;
 using ErrorWatch.Reports;
 using ErrorWatch.Tests.Kernel;
 using static ErrorWatch.Tests.Decoding.TestEvents;
@@ -211,7 +213,7 @@ public class EventDecoderTests
     [Fact]
     public void ErrorRaisedByTheReadingProcess_IsFlagged()
     {
-        var live = new EventDecoder(DecoderRegistry.CreateDefault(), OfflinePaths(), readerPid: Environment.ProcessId);
+        var live = new EventDecoder(FilesystemModules.CreateDefault(), OfflinePaths(), readerPid: Environment.ProcessId);
 
         var report = live.Decode(FsError(Ext4(), EUCLEAN, pid: Environment.ProcessId));
 
@@ -263,7 +265,7 @@ public class EventDecoderTests
         var device = Ext4Device;
         var sb = new Superblock(device, "ext4", [Mount(device, "ext4", "/dev/loop0", Scratch, "rw,errors=remount-ro")])
         {
-            Magic = Ext4Decoder.Magic,
+            Magic = Ext4Module.SuperMagic,
             DevicePath = "/dev/loop0",
             KernelName = "",
         };

@@ -1,4 +1,6 @@
 using ErrorWatch.Decoding;
+using ErrorWatch.Modules.Ext4;
+using ErrorWatch.Modules.Xfs;
 using ErrorWatch.Tests.Kernel;
 
 namespace ErrorWatch.Tests.Decoding;

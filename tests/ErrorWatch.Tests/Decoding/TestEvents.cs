@@ -2,6 +2,9 @@ using System.Diagnostics;
 using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Kernel;
+using ErrorWatch.Modules;
+using ErrorWatch.Modules.Ext4;
+using ErrorWatch.Modules.Xfs;
 using ErrorWatch.Tests.Kernel;
 
 namespace ErrorWatch.Tests.Decoding;
@@ -49,11 +52,11 @@ internal static class TestEvents
 
     /// <summary>ext4 on /dev/loop0 (7:0). KernelName stays "" so the ext4 decoder never reads /sys.</summary>
     public static Superblock Ext4(FsPath? mountPoint = null, FilesystemId? fsid = null, Guid? uuid = null, string? label = null) =>
-        Make(Ext4Device, "ext4", Ext4Decoder.Magic, "/dev/loop0", fsid ?? Ext4Fsid, mountPoint, uuid, label);
+        Make(Ext4Device, "ext4", Ext4Module.SuperMagic, "/dev/loop0", fsid ?? Ext4Fsid, mountPoint, uuid, label);
 
     /// <summary>XFS on /dev/loop1 (7:1).</summary>
     public static Superblock Xfs(FsPath? mountPoint = null) =>
-        Make(XfsDevice, "xfs", XfsDecoder.Magic, "/dev/loop1", XfsFsid, mountPoint);
+        Make(XfsDevice, "xfs", XfsModule.SuperMagic, "/dev/loop1", XfsFsid, mountPoint);
 
     public static Superblock Make(DeviceNumber device, string fsType, ulong magic, string devicePath, FilesystemId fsid,
         FsPath? mountPoint = null, Guid? uuid = null, string? label = null)
@@ -108,6 +111,6 @@ internal static class TestEvents
 
     public static PathResolver OfflinePaths() => new() { Enabled = false, DisabledReason = DisabledReason };
 
-    public static EventDecoder Decoder(DecoderRegistry? registry = null) =>
-        new(registry ?? DecoderRegistry.CreateDefault(), OfflinePaths());
+    public static EventDecoder Decoder(FilesystemModules? registry = null) =>
+        new(registry ?? FilesystemModules.CreateDefault(), OfflinePaths());
 }

@@ -3,6 +3,8 @@ using ErrorWatch.Cli.Demo;
 using ErrorWatch.Daemon;
 using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
+using ErrorWatch.Modules;
+using ErrorWatch.Modules.Xfs;
 using ErrorWatch.Watching;
 
 namespace ErrorWatch.Tests.EndToEnd;
@@ -197,12 +199,12 @@ public sealed class AttributionTests
 
         var watch = Assert.Single(daemon.Daemon.Inventory.Watches);
         Assert.Equal("xfs", watch.Superblock.FsType);
-        Assert.Equal(XfsDecoder.Magic, watch.Superblock.Magic);
+        Assert.Equal(XfsModule.SuperMagic, watch.Superblock.Magic);
         Assert.Equal(uuid, watch.Superblock.Uuid);
         // XFS's fsid is its device number (huge_encode_dev), unlike ext4's UUID-derived one.
         var dev = fs.Device;
         Assert.Equal((int)((dev.Minor & 0xff) | (dev.Major << 8) | ((dev.Minor & ~0xffu) << 12)), watch.Superblock.Fsid.Val0);
-        Assert.Equal("xfs", DecoderRegistry.CreateDefault().For(watch.Superblock.Magic).Name);
+        Assert.Equal("xfs", FilesystemModules.CreateDefault().For(watch.Superblock.Magic).Decoder.Name);
         if (daemon.Capabilities.KernelVersion < new Version(7, 0))
             Assert.Contains(daemon.Capabilities.Notes, n => n.Contains("XFS") && n.Contains("7.0"));
     }

@@ -2,6 +2,8 @@ using ErrorWatch.Cli.Demo;
 using ErrorWatch.Daemon;
 using ErrorWatch.Decoding;
 using ErrorWatch.Health;
+using ErrorWatch.Modules.Ext4;
+using ErrorWatch.Modules.Xfs;
 using ErrorWatch.Reports;
 using ErrorWatch.Watching;
 

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using ErrorWatch.Cli.Demo;
 using ErrorWatch.Daemon;
 using ErrorWatch.Decoding;
+using ErrorWatch.Modules;
 using ErrorWatch.Publishing;
 using ErrorWatch.Reports;
 using ErrorWatch.Watching;
@@ -91,7 +92,7 @@ public sealed class DaemonHarness : IDisposable
 
     /// <param name="bus">Also runs the D-Bus service on that bus, as errorwatch run does.</param>
     /// <param name="sinks">More outputs (the hooks), before the collecting one: a collected report has been offered to them.</param>
-    public DaemonHarness(DaemonOptions options, DecoderRegistry? registry = null, ErrorWatch.Publishing.DBus.BusOptions? bus = null,
+    public DaemonHarness(DaemonOptions options, FilesystemModules? registry = null, ErrorWatch.Publishing.DBus.BusOptions? bus = null,
         IReadOnlyList<IReportSink>? sinks = null)
     {
         // Never the machine's /var/lib/errorwatch: a test gets its own state unless it passes one.
@@ -103,7 +104,7 @@ public sealed class DaemonHarness : IDisposable
         var log = new LoggerConfiguration().MinimumLevel.Is(LogEventLevel.Warning).WriteTo.Console(standardErrorFromLevel: LogEventLevel.Verbose).CreateLogger();
         if (bus is not null)
             Bus = new ErrorWatch.Publishing.DBus.BusService(bus, options.StateDirectory, log);
-        Daemon = new ErrorWatchDaemon(options, registry ?? DecoderRegistry.CreateDefault(),
+        Daemon = new ErrorWatchDaemon(options, registry ?? FilesystemModules.CreateDefault(),
             [.. (Bus is null ? Array.Empty<IReportSink>() : [Bus]), .. sinks ?? [], new CallbackSink(Reports.Add)], log);
         Bus?.Attach(Daemon);
         Capabilities = Daemon.Start();

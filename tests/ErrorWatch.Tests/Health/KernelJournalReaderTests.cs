@@ -279,7 +279,7 @@ public sealed class KernelJournalReaderTests
 
     private static Line Copy(in KmsgRecord record)
     {
-        KernelLogMatcher.TryMatch(record, out var signal);
+        KernelLogLines.Default.TryMatch(record, out var signal);
         return new Line(record.Facility, record.Level, record.TimestampMicroseconds, record.Message.ToArray(), record.Properties.ToArray(), signal);
     }
 

@@ -12,7 +12,7 @@ public class KernelLogMatcherTests
     {
         var bytes = Encoding.UTF8.GetBytes($"{priority},4711,123456789,-;{message}\n");
         Assert.True(KmsgRecord.TryParse(bytes, out var record, out var problem), problem);
-        return KernelLogMatcher.TryMatch(record, out var signal) ? signal : null;
+        return KernelLogLines.Default.TryMatch(record, out var signal) ? signal : null;
     }
 
     private static KernelLogSignal Expect(string message, string fsType, string? device, KernelLogKind kind,
@@ -233,8 +233,8 @@ public class KernelLogMatcherTests
     [Fact]
     public void A_mount_line_drops_block_hints_from_an_earlier_filesystem_on_the_same_device()
     {
-        var sb = new ErrorWatch.Filesystems.Superblock(new ErrorWatch.Filesystems.DeviceNumber(7, 0), "xfs", []) { KernelName = "loop0", Magic = ErrorWatch.Decoding.XfsDecoder.Magic };
-        using var source = new ErrorWatch.Health.XfsHealth(new ErrorWatch.Watching.SuperblockWatch(sb, null!), ErrorWatch.Health.HealthBaseline.InMemory(),
+        var sb = new ErrorWatch.Filesystems.Superblock(new ErrorWatch.Filesystems.DeviceNumber(7, 0), "xfs", []) { KernelName = "loop0", Magic = ErrorWatch.Modules.Xfs.XfsModule.SuperMagic };
+        using var source = new ErrorWatch.Modules.Xfs.XfsHealth(new ErrorWatch.Watching.SuperblockWatch(sb, null!), ErrorWatch.Health.HealthBaseline.InMemory(),
             "boot/7:0/1", new ErrorWatch.Health.HealthOptions { XfsHealthMonitor = false }, Serilog.Core.Logger.None);
         source.Hint(Match("XFS (loop0): Metadata corruption detected at f+0x1/0x2, xfs_dir3_data block 0x78 ")!);
         Assert.Equal(1, source.PendingBlocks);

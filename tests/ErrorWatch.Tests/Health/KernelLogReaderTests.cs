@@ -166,7 +166,7 @@ public class KernelLogReaderTests
             {
                 if (!record.MessageText.Contains(marker, StringComparison.Ordinal))
                     return;
-                KernelLogMatcher.TryMatch(record, out var signal);
+                KernelLogLines.Default.TryMatch(record, out var signal);
                 found = (record.Facility, record.Level, signal);
             });
         }

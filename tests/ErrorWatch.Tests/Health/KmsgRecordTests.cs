@@ -126,7 +126,7 @@ public class KmsgRecordTests
         Assert.True(KmsgRecord.TryParse(bytes, out var record, out _));
 
         Assert.Equal("XFS (loop0): \uFFFD\uFFFD\uFFFD", record.MessageText);
-        Assert.False(KernelLogMatcher.TryMatch(record, out _));
+        Assert.False(KernelLogLines.Default.TryMatch(record, out _));
     }
 
     [Fact]
@@ -141,7 +141,7 @@ public class KmsgRecordTests
         header.CopyTo(huge);
         Assert.True(KmsgRecord.TryParse(huge, out var record, out _));
         Assert.Equal(huge.Length - 8, record.Message.Length);
-        Assert.False(KernelLogMatcher.TryMatch(record, out _)); // longer than any kernel record
+        Assert.False(KernelLogLines.Default.TryMatch(record, out _)); // longer than any kernel record
     }
 
     [Fact]
@@ -159,7 +159,7 @@ public class KmsgRecordTests
             {
                 _ = record.MessageText;
                 _ = record.TryGetProperty("DEVICE"u8, out _);
-                _ = KernelLogMatcher.TryMatch(record, out _);
+                _ = KernelLogLines.Default.TryMatch(record, out _);
             }
         }
     }

@@ -2,6 +2,7 @@ using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Interop;
 using ErrorWatch.Kernel;
+using ErrorWatch.Modules.Ext4;
 using ErrorWatch.Tests.Decoding;
 using ErrorWatch.Tests.Kernel;
 using ErrorWatch.Watching;
@@ -15,8 +16,8 @@ namespace ErrorWatch.Tests.Watching;
 /// </summary>
 public sealed class SpillGroupDispatchTests
 {
-    private static readonly Superblock A = TestEvents.Make(new DeviceNumber(7, 10), "ext4", Ext4Decoder.Magic, "/dev/loop10", new FilesystemId(0x1111, 0x2222));
-    private static readonly Superblock B = TestEvents.Make(new DeviceNumber(7, 11), "ext4", Ext4Decoder.Magic, "/dev/loop11", new FilesystemId(0x3333, 0x4444));
+    private static readonly Superblock A = TestEvents.Make(new DeviceNumber(7, 10), "ext4", Ext4Module.SuperMagic, "/dev/loop10", new FilesystemId(0x1111, 0x2222));
+    private static readonly Superblock B = TestEvents.Make(new DeviceNumber(7, 11), "ext4", Ext4Module.SuperMagic, "/dev/loop11", new FilesystemId(0x3333, 0x4444));
 
     /// <summary>A read loop over a pipe standing in for the shared group, with A and B as its members (not yet added).</summary>
     private sealed class SpillRig : IDisposable

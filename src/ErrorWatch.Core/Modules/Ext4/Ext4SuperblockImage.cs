@@ -4,7 +4,7 @@ using System.Text;
 using ErrorWatch.Decoding;
 using ErrorWatch.Interop;
 
-namespace ErrorWatch.Health.Ext4;
+namespace ErrorWatch.Modules.Ext4;
 
 /// <summary>s_state bits (fs/ext4/ext4.h EXT4_VALID_FS, EXT4_ERROR_FS, EXT4_ORPHAN_FS, EXT4_FC_REPLAY).</summary>
 [Flags]

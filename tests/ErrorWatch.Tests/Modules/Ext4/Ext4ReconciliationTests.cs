@@ -2,10 +2,11 @@ using System.Collections.Immutable;
 using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Health;
+using ErrorWatch.Modules.Ext4;
 using ErrorWatch.Reports;
 using ErrorWatch.Watching;
 
-namespace ErrorWatch.Tests.Health;
+namespace ErrorWatch.Tests.Modules.Ext4;
 
 /// <summary>
 /// The ext4 reconciliation rules on a fake /sys/fs/ext4 and /proc/fs/ext4 tree: counter growth minus
@@ -22,7 +23,7 @@ public sealed class Ext4ReconciliationTests : IDisposable
 
     public Ext4ReconciliationTests()
     {
-        _sb = new Superblock(new DeviceNumber(7, 99), "ext4", []) { KernelName = Name, Uuid = Guid.NewGuid(), DevicePath = "/nonexistent", Magic = Ext4Decoder.Magic };
+        _sb = new Superblock(new DeviceNumber(7, 99), "ext4", []) { KernelName = Name, Uuid = Guid.NewGuid(), DevicePath = "/nonexistent", Magic = Ext4Module.SuperMagic };
         Directory.CreateDirectory(Path.Combine(_root, "sys", Name));
         Directory.CreateDirectory(Path.Combine(_root, "proc", Name));
         SetOptions("rw\nerrors=continue\n");

@@ -2,13 +2,13 @@ using System.Diagnostics;
 using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Health.KernelLog;
-using ErrorWatch.Health.Xfs;
+using ErrorWatch.Health;
 using ErrorWatch.Interop;
 using ErrorWatch.Reports;
 using ErrorWatch.Watching;
 using Serilog;
 
-namespace ErrorWatch.Health;
+namespace ErrorWatch.Modules.Xfs;
 
 /// <summary>
 /// XFS's own health record (kernel-abi.md §7): in-memory sick bits of the filesystem, each AG and
@@ -69,11 +69,11 @@ internal sealed unsafe class XfsHealth : IHealthSource
     public Superblock Superblock => _watch.Superblock;
     public int PollFd => _monitorFd;
     public short PollEvents => Libc.POLLIN;
-    public bool MonitorActive => _monitorFd >= 0;
+    public bool Monitored => _monitorFd >= 0;
     /// <summary>Disk addresses from kernel log lines waiting for the next check.</summary>
     internal int PendingBlocks => _pendingBlocks.Count;
 
-    public string Describe() => MonitorActive
+    public string Describe() => Monitored
         ? "XFS_IOC_HEALTH_MONITOR"
         : $"FSGEOMETRY/AG_GEOMETRY/BULKSTAT every {_options.CheckInterval.TotalSeconds:0} s and on kernel log lines ({_monitorState})";
 
@@ -82,7 +82,7 @@ internal sealed unsafe class XfsHealth : IHealthSource
         using var root = MountRoot.OpenAny(Superblock, out var problem, out _);
         if (root is null)
             return $"health monitor not opened ({problem}); polling";
-        var errno = Interop.Xfs.OpenHealthMonitor(root.Fd, verbose: false, out var fd);
+        var errno = XfsIoctl.OpenHealthMonitor(root.Fd, verbose: false, out var fd);
         switch (errno)
         {
             case 0:
@@ -242,10 +242,10 @@ internal sealed unsafe class XfsHealth : IHealthSource
                 _log.Debug("XFS health check of {Superblock} skipped: {Problem}", Superblock, problem);
             return;
         }
-        if (MonitorActive && trigger is HealthTrigger.Periodic)
+        if (Monitored && trigger is HealthTrigger.Periodic)
             return; // the monitor pushes changes; no need to poll
 
-        var geometryErrno = Interop.Xfs.Geometry(root.Fd, out var geometry);
+        var geometryErrno = XfsIoctl.Geometry(root.Fd, out var geometry);
         if (geometryErrno != 0 || !geometry.HasHealth)
         {
             _log.Debug("XFS health of {Superblock} unavailable: {Problem}", Superblock,
@@ -255,14 +255,14 @@ internal sealed unsafe class XfsHealth : IHealthSource
         CheckFilesystem(geometry, trigger, findings);
         for (uint ag = 0; ag < geometry.AgCount; ag++)
         {
-            if (Interop.Xfs.AgGeometry(root.Fd, ag, out var group) != 0)
+            if (XfsIoctl.AgGeometry(root.Fd, ag, out var group) != 0)
                 break;
             CheckGroup(group, trigger, findings);
         }
         MapPendingBlocks(root.Fd, geometry);
         foreach (var ino in _known.ToList())
         {
-            var e = Interop.Xfs.BulkstatOne(root.Fd, ino, out var inode);
+            var e = XfsIoctl.BulkstatOne(root.Fd, ino, out var inode);
             if (e == Libc.ENOENT)
             {
                 _known.Remove(ino); // freed: nothing left to watch
@@ -412,7 +412,7 @@ internal sealed unsafe class XfsHealth : IHealthSource
             if (geometry.HasRmapBt)
             {
                 owners.Clear();
-                if (Interop.Xfs.GetFsMap(fd, daddr, 1, owners) == 0)
+                if (XfsIoctl.GetFsMap(fd, daddr, 1, owners) == 0)
                 {
                     foreach (var owner in owners.Where(o => o.IsInodeOwner))
                         Remember(owner.Owner);
@@ -425,7 +425,7 @@ internal sealed unsafe class XfsHealth : IHealthSource
                 continue;
             _lastScan[agno] = Stopwatch.GetTimestamp();
             sick.Clear();
-            var e = Interop.Xfs.BulkstatGroup(fd, agno, _options.XfsScanLimit, sick, out var scanned);
+            var e = XfsIoctl.BulkstatGroup(fd, agno, _options.XfsScanLimit, sick, out var scanned);
             if (e != 0)
                 _log.Debug("BULKSTAT of AG {Ag} on {Superblock} stopped: {Errno}", agno, Superblock, ErrnoTable.Name(e));
             if (scanned >= _options.XfsScanLimit)

@@ -1,6 +1,6 @@
 using ErrorWatch.Decoding;
 
-namespace ErrorWatch.Health.Ext4;
+namespace ErrorWatch.Modules.Ext4;
 
 /// <summary>
 /// The fields of one <see cref="Ext4SuperblockImage"/>, copied so they outlive the read buffer

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
+using ErrorWatch.Interop;
 
-namespace ErrorWatch.Interop;
+namespace ErrorWatch.Modules.Xfs;
 
 /// <summary>
 /// XFS's own health reporting (kernel-abi.md §7): geometry and per-AG/per-inode sick masks,
@@ -9,7 +10,7 @@ namespace ErrorWatch.Interop;
 /// Every function returns 0 or a positive errno and never throws for a kernel error, so a daemon can
 /// treat "old kernel" (ENOTTY), "no privilege" (EPERM) and "not XFS" alike as "feature missing".
 /// </summary>
-public static unsafe class Xfs
+public static unsafe class XfsIoctl
 {
     // _IOC encoding (include/uapi/asm-generic/ioctl.h): dir<<30 | size<<16 | type<<8 | nr,
     // with _IOC_WRITE = 1, _IOC_READ = 2; 'X' = 0x58.
@@ -418,10 +419,10 @@ public readonly record struct XfsGeometry(uint BlockSize, uint AgBlocks, uint Ag
     public uint InodeSize { get; init; }
 
     /// <summary>Sick/Checked are filled in (geometry v5, 5.2+); older structures leave them zero.</summary>
-    public bool HasHealth => Version >= Xfs.XFS_FSOP_GEOM_VERSION_V5;
+    public bool HasHealth => Version >= XfsIoctl.XFS_FSOP_GEOM_VERSION_V5;
 
     /// <summary>Reverse mapping btree: GETFSMAP can name the inode owning a disk block.</summary>
-    public bool HasRmapBt => (Flags & Xfs.XFS_FSOP_GEOM_FLAGS_RMAPBT) != 0;
+    public bool HasRmapBt => (Flags & XfsIoctl.XFS_FSOP_GEOM_FLAGS_RMAPBT) != 0;
 }
 
 /// <summary>struct xfs_ag_geometry: one allocation group's size, usage and health masks (XFS_AG_GEOM_SICK_*).</summary>
@@ -433,7 +434,7 @@ public readonly record struct XfsInodeHealth(ulong Inode, uint Generation, ushor
 /// <summary>One struct fsmap record, in bytes. Owner is an inode number unless FMR_OF_SPECIAL_OWNER is set.</summary>
 public readonly record struct FsMapping(ulong PhysicalBytes, ulong LengthBytes, ulong Owner, ulong Offset, uint Flags)
 {
-    public bool IsInodeOwner => (Flags & Xfs.FMR_OF_SPECIAL_OWNER) == 0;
-    public bool IsAttributeFork => (Flags & Xfs.FMR_OF_ATTR_FORK) != 0;
-    public bool IsExtentMap => (Flags & Xfs.FMR_OF_EXTENT_MAP) != 0;
+    public bool IsInodeOwner => (Flags & XfsIoctl.FMR_OF_SPECIAL_OWNER) == 0;
+    public bool IsAttributeFork => (Flags & XfsIoctl.FMR_OF_ATTR_FORK) != 0;
+    public bool IsExtentMap => (Flags & XfsIoctl.FMR_OF_EXTENT_MAP) != 0;
 }

@@ -2,11 +2,12 @@ using System.Buffers.Binary;
 using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Health;
-using ErrorWatch.Health.Xfs;
+using ErrorWatch.Modules;
+using ErrorWatch.Modules.Xfs;
 using ErrorWatch.Watching;
-using static ErrorWatch.Tests.Health.HealthMonitorReaderTests;
+using static ErrorWatch.Tests.Modules.Xfs.HealthMonitorReaderTests;
 
-namespace ErrorWatch.Tests.Health;
+namespace ErrorWatch.Tests.Modules.Xfs;
 
 /// <summary>
 /// Synthetic: Linux 7.0 ABI (XFS_IOC_HEALTH_MONITOR, kernel-abi.md §7.5); this machine runs 6.18,
@@ -19,7 +20,7 @@ public sealed class XfsMonitorFindingTests : IDisposable
 
     public XfsMonitorFindingTests()
     {
-        var sb = new Superblock(new DeviceNumber(7, 98), "xfs", []) { Magic = XfsDecoder.Magic, Uuid = Guid.NewGuid(), DevicePath = "/dev/fake" };
+        var sb = new Superblock(new DeviceNumber(7, 98), "xfs", []) { Magic = XfsModule.SuperMagic, Uuid = Guid.NewGuid(), DevicePath = "/dev/fake" };
         _source = new XfsHealth(new SuperblockWatch(sb, null!), HealthBaseline.InMemory(), "boot/7:98/1", new HealthOptions(), Serilog.Core.Logger.None);
     }
 
@@ -134,7 +135,7 @@ public sealed class XfsMonitorFindingTests : IDisposable
             BinaryPrimitives.WriteUInt32LittleEndian(u, 1u << 6);
             BinaryPrimitives.WriteUInt32LittleEndian(u[4..], 0);
         }))));
-        var report = new EventDecoder(DecoderRegistry.CreateDefault(), new PathResolver()).Decode(f);
+        var report = new EventDecoder(FilesystemModules.CreateDefault(), new PathResolver()).Decode(f);
         Assert.Equal(ReportSource.XfsHealthMonitor, report.Source);
         Assert.Equal("xfs", report.Decoder);
         Assert.Equal("filesystem", report.Object.Scope);

@@ -1,7 +1,8 @@
 using ErrorWatch.Decoding;
+using ErrorWatch.Modules.Ext4;
 using ErrorWatch.Tests.EndToEnd;
 
-namespace ErrorWatch.Tests.Decoding;
+namespace ErrorWatch.Tests.Modules.Ext4;
 
 /// <summary>
 /// The ext4 error fields read through kept-open sysfs files: the same values as a fresh read after each

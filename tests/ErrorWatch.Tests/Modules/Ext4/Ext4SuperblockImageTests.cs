@@ -1,7 +1,7 @@
 using System.Text;
-using ErrorWatch.Health.Ext4;
+using ErrorWatch.Modules.Ext4;
 
-namespace ErrorWatch.Tests.Health;
+namespace ErrorWatch.Tests.Modules.Ext4;
 
 /// <summary>Synthetic superblocks: every field of kernel-abi.md §6.2 at its documented offset.</summary>
 public class Ext4SuperblockImageTests

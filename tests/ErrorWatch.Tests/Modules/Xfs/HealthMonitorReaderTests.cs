@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
-using ErrorWatch.Health.Xfs;
+using ErrorWatch.Modules.Xfs;
 
-namespace ErrorWatch.Tests.Health;
+namespace ErrorWatch.Tests.Modules.Xfs;
 
 /// <summary>
 /// Synthetic: Linux 7.0 ABI, this machine runs 6.18. Records are built by hand from the layout of

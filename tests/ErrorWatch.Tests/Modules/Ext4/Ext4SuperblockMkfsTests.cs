@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Text;
-using ErrorWatch.Health.Ext4;
+using ErrorWatch.Modules.Ext4;
 
-namespace ErrorWatch.Tests.Health;
+namespace ErrorWatch.Tests.Modules.Ext4;
 
 /// <summary>
 /// Superblocks written by e2fsprogs (mkfs.ext4 + debugfs set_super_value) into an image file: no mount,

@@ -1,16 +1,16 @@
+using ErrorWatch.Decoding;
 using ErrorWatch.Interop;
 using ErrorWatch.Reports;
 using static ErrorWatch.Interop.Fanotify;
 
-namespace ErrorWatch.Decoding;
+namespace ErrorWatch.Modules.Ext4;
 
 /// <summary>
-/// ext4 (magic 0xEF53): 32-bit inode handles (type 1, or 2 with a parent), ext4's meaning of each
+/// ext4 (and ext2/ext3, which the ext4 code drives): 32-bit inode handles (type 1, or 2 with a parent), ext4's meaning of each
 /// errno (fs/ext4/super.c), and the superblock's error record from /sys/fs/ext4/&lt;dev&gt;/ (kernel-abi.md §6).
 /// </summary>
 public sealed class Ext4Decoder : IFilesystemDecoder
 {
-    public const ulong Magic = 0xEF53;
     private static readonly int[] Types = [FILEID_INO32_GEN, FILEID_INO32_GEN_PARENT];
 
     private readonly string _sysfsRoot;
@@ -103,7 +103,7 @@ public sealed class Ext4Decoder : IFilesystemDecoder
     /// <summary>s_errors from the on-disk superblock (the one ext4 superblock reader), if it is ext4's.</summary>
     private static int? ReadSuperblockErrors(string devicePath) =>
         devicePath.StartsWith("/dev/", StringComparison.Ordinal)
-        && Health.Ext4.Ext4SuperblockImage.ReadDevice(devicePath, out _) is { IsExt4: true } disk
+        && Ext4SuperblockImage.ReadDevice(devicePath, out _) is { IsExt4: true } disk
             ? disk.RawErrorsBehavior
             : null;
 

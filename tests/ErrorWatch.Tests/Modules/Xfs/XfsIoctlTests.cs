@@ -1,10 +1,10 @@
 using System.Text.RegularExpressions;
 using ErrorWatch.Cli.Demo;
-using ErrorWatch.Health.Xfs;
+using ErrorWatch.Modules.Xfs;
 using ErrorWatch.Interop;
 using ErrorWatch.Tests.EndToEnd;
 
-namespace ErrorWatch.Tests.Health;
+namespace ErrorWatch.Tests.Modules.Xfs;
 
 /// <summary>
 /// The XFS health ioctls against the real kernel, on scratch XFS images of our own (root, loop
@@ -22,7 +22,7 @@ public sealed partial class XfsIoctlTests
         using var root = OpenRoot(fs);
         var info = Tool.Check("xfs_info", fs.MountPoint);
 
-        Assert.Equal(0, Xfs.Geometry(root.Fd, out var g));
+        Assert.Equal(0, XfsIoctl.Geometry(root.Fd, out var g));
 
         Assert.Equal(5, g.Version);
         Assert.True(g.HasHealth);
@@ -36,7 +36,7 @@ public sealed partial class XfsIoctlTests
         ulong blocks = 0;
         for (var agno = 0u; agno < g.AgCount; agno++)
         {
-            Assert.Equal(0, Xfs.AgGeometry(root.Fd, agno, out var ag));
+            Assert.Equal(0, XfsIoctl.AgGeometry(root.Fd, agno, out var ag));
             Assert.Equal(agno, ag.AgNumber);
             Assert.InRange(ag.Length, 1u, g.AgBlocks);
             Assert.InRange(ag.FreeBlocks, 1u, ag.Length);
@@ -44,7 +44,7 @@ public sealed partial class XfsIoctlTests
             blocks += ag.Length;
         }
         Assert.Equal(ulong.Parse(DataBlocks().Match(info).Groups[1].Value), blocks);
-        Assert.Equal(Libc.EINVAL, Xfs.AgGeometry(root.Fd, g.AgCount, out _));
+        Assert.Equal(Libc.EINVAL, XfsIoctl.AgGeometry(root.Fd, g.AgCount, out _));
     }
 
     [LoopFact]
@@ -60,28 +60,28 @@ public sealed partial class XfsIoctlTests
         Assert.Contains("Structure needs cleaning", ls.StdErr); // EUCLEAN
 
         using var root = OpenRoot(fs);
-        Assert.Equal(0, Xfs.BulkstatOne(root.Fd, d.Inode, out var inode));
+        Assert.Equal(0, XfsIoctl.BulkstatOne(root.Fd, d.Inode, out var inode));
         Assert.Equal(d.Inode, inode.Inode);
-        Assert.Equal(Xfs.XFS_BS_SICK_DIR, inode.Sick & Xfs.XFS_BS_SICK_DIR);
+        Assert.Equal(XfsIoctl.XFS_BS_SICK_DIR, inode.Sick & XfsIoctl.XFS_BS_SICK_DIR);
         Assert.Equal(0x4000, inode.Mode & 0xf000); // S_IFDIR
         Assert.Equal($"inode {d.Inode} directory", XfsHealthNames.Describe($"inode {d.Inode}", XfsHealthNames.Inode(inode.Sick)));
 
         // A file next to d, in the healthy root directory, is not sick.
-        Assert.Equal(0, Xfs.BulkstatOne(root.Fd, Inode(Path.Combine(fs.MountPoint, "neighbour")), out var healthy));
+        Assert.Equal(0, XfsIoctl.BulkstatOne(root.Fd, Inode(Path.Combine(fs.MountPoint, "neighbour")), out var healthy));
         Assert.Equal(0, healthy.Sick);
 
         var found = new List<XfsInodeHealth>();
-        Assert.Equal(0, Xfs.BulkstatGroup(root.Fd, 0, 100_000, found, out var scanned));
+        Assert.Equal(0, XfsIoctl.BulkstatGroup(root.Fd, 0, 100_000, found, out var scanned));
         Assert.InRange(scanned, 200, 100_000);
-        Assert.Contains(found, i => i.Inode == d.Inode && (i.Sick & Xfs.XFS_BS_SICK_DIR) != 0);
+        Assert.Contains(found, i => i.Inode == d.Inode && (i.Sick & XfsIoctl.XFS_BS_SICK_DIR) != 0);
 
         // maxInodes caps the walk.
         var capped = new List<XfsInodeHealth>();
-        Assert.Equal(0, Xfs.BulkstatGroup(root.Fd, 0, 3, capped, out var few));
+        Assert.Equal(0, XfsIoctl.BulkstatGroup(root.Fd, 0, 3, capped, out var few));
         Assert.Equal(3, few);
 
-        Assert.Equal(0, Xfs.Geometry(root.Fd, out var g));
-        Assert.Equal(Libc.EINVAL, Xfs.BulkstatGroup(root.Fd, g.AgCount, 10, capped, out _));
+        Assert.Equal(0, XfsIoctl.Geometry(root.Fd, out var g));
+        Assert.Equal(Libc.EINVAL, XfsIoctl.BulkstatGroup(root.Fd, g.AgCount, 10, capped, out _));
     }
 
     [LoopFact]
@@ -92,11 +92,11 @@ public sealed partial class XfsIoctlTests
         using var root = OpenRoot(fs);
         var rootIno = Inode(fs.MountPoint);
 
-        Assert.Equal(0, Xfs.BulkstatOne(root.Fd, rootIno, out var r));
+        Assert.Equal(0, XfsIoctl.BulkstatOne(root.Fd, rootIno, out var r));
         Assert.Equal(rootIno, r.Inode);
         Assert.Equal(0, r.Sick);
         // The chunk holding the root has 64 inodes; one beyond the few mkfs allocates is free.
-        Assert.Equal(Libc.ENOENT, Xfs.BulkstatOne(root.Fd, rootIno + 60, out _));
+        Assert.Equal(Libc.ENOENT, XfsIoctl.BulkstatOne(root.Fd, rootIno + 60, out _));
     }
 
     [LoopFact]
@@ -109,11 +109,11 @@ public sealed partial class XfsIoctlTests
         var daddr = DirectoryBlockDaddr(fs);
         fs.Mount("");
         using var root = OpenRoot(fs);
-        Assert.Equal(0, Xfs.Geometry(root.Fd, out var g));
+        Assert.Equal(0, XfsIoctl.Geometry(root.Fd, out var g));
         Assert.True(g.HasRmapBt);
 
         var mappings = new List<FsMapping>();
-        Assert.Equal(0, Xfs.GetFsMap(root.Fd, daddr, g.BlockSize / 512, mappings));
+        Assert.Equal(0, XfsIoctl.GetFsMap(root.Fd, daddr, g.BlockSize / 512, mappings));
 
         var owner = Assert.Single(mappings, m => m.IsInodeOwner);
         Assert.Equal(d.Inode, owner.Owner);
@@ -125,12 +125,12 @@ public sealed partial class XfsIoctlTests
 
         // A whole AG header range is static metadata, never an inode.
         var header = new List<FsMapping>();
-        Assert.Equal(0, Xfs.GetFsMap(root.Fd, 0, 1, header));
+        Assert.Equal(0, XfsIoctl.GetFsMap(root.Fd, 0, 1, header));
         Assert.NotEmpty(header);
         Assert.All(header, m => Assert.False(m.IsInodeOwner));
-        Assert.Contains(header, m => m.Owner == Xfs.XFS_FMR_OWN_FS);
+        Assert.Contains(header, m => m.Owner == XfsIoctl.XFS_FMR_OWN_FS);
 
-        Assert.Equal(Libc.EINVAL, Xfs.GetFsMap(root.Fd, 0, 0, header));
+        Assert.Equal(Libc.EINVAL, XfsIoctl.GetFsMap(root.Fd, 0, 0, header));
     }
 
     [LoopFact]
@@ -148,11 +148,11 @@ public sealed partial class XfsIoctlTests
         }
         Tool.Check("sync", "-f", fs.MountPoint);
         using var root = OpenRoot(fs);
-        Assert.Equal(0, Xfs.Geometry(root.Fd, out var g));
+        Assert.Equal(0, XfsIoctl.Geometry(root.Fd, out var g));
         var sectors = (ulong)g.AgCount * g.AgBlocks * (g.BlockSize / 512);
 
         var mappings = new List<FsMapping>();
-        Assert.Equal(0, Xfs.GetFsMap(root.Fd, 0, sectors, mappings));
+        Assert.Equal(0, XfsIoctl.GetFsMap(root.Fd, 0, sectors, mappings));
 
         var expected = Tool.Check("xfs_io", "-c", $"fsmap -d 0 {sectors - 1}", fs.MountPoint)
             .Split('\n').Count(l => FsMapLine().IsMatch(l));
@@ -172,11 +172,11 @@ public sealed partial class XfsIoctlTests
         var daddr = DirectoryBlockDaddr(fs);
         fs.Mount("");
         using var root = OpenRoot(fs);
-        Assert.Equal(0, Xfs.Geometry(root.Fd, out var g));
+        Assert.Equal(0, XfsIoctl.Geometry(root.Fd, out var g));
         Assert.False(g.HasRmapBt);
 
         var mappings = new List<FsMapping>();
-        Assert.Equal(0, Xfs.GetFsMap(root.Fd, daddr, g.BlockSize / 512, mappings));
+        Assert.Equal(0, XfsIoctl.GetFsMap(root.Fd, daddr, g.BlockSize / 512, mappings));
 
         Assert.NotEmpty(mappings);
         Assert.All(mappings, m => Assert.False(m.IsInodeOwner));
@@ -189,7 +189,7 @@ public sealed partial class XfsIoctlTests
         var fs = scratch.Xfs("monitor");
         using var root = OpenRoot(fs);
 
-        var rc = Xfs.OpenHealthMonitor(root.Fd, verbose: false, out var monitorFd);
+        var rc = XfsIoctl.OpenHealthMonitor(root.Fd, verbose: false, out var monitorFd);
 
         if (Environment.OSVersion.Version.Major < 7)
         {

@@ -1,6 +1,6 @@
-using static ErrorWatch.Interop.Xfs;
+using static ErrorWatch.Modules.Xfs.XfsIoctl;
 
-namespace ErrorWatch.Health.Xfs;
+namespace ErrorWatch.Modules.Xfs;
 
 /// <summary>One metadata structure named by a health mask bit: a short stable id and a name for admins.</summary>
 public readonly record struct XfsStructure(string Id, string Name);

@@ -1,7 +1,7 @@
 using ErrorWatch.Decoding;
-using ErrorWatch.Health.Ext4;
+using ErrorWatch.Modules.Ext4;
 
-namespace ErrorWatch.Tests.Health;
+namespace ErrorWatch.Tests.Modules.Ext4;
 
 /// <summary>EXT4_ERR_* ↔ errno (kernel-abi.md §6.3, fs/ext4/super.c ext4_errno_to_code / save_error_info).</summary>
 public class Ext4ErrorCodesTests

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using ErrorWatch.Interop;
 
-namespace ErrorWatch.Health.Xfs;
+namespace ErrorWatch.Modules.Xfs;
 
 // Linux 7.0 XFS_IOC_HEALTH_MONITOR event stream (kernel-abi.md §7.5, fs/xfs/libxfs/xfs_fs.h).
 // The domain and type numbers are those of the merged v7 series (Jan 2026): the types were

@@ -2,11 +2,15 @@ using System.Buffers.Binary;
 using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Kernel;
+using ErrorWatch.Modules;
+using ErrorWatch.Modules.Ext4;
+using ErrorWatch.Modules.Xfs;
 using ErrorWatch.Reports;
 using ErrorWatch.Tests.Kernel;
+using ErrorWatch.Watching;
 using static ErrorWatch.Tests.Decoding.TestEvents;
 
-namespace ErrorWatch.Tests.Decoding;
+namespace ErrorWatch.Tests.Modules;
 
 /// <summary>
 /// The extensibility requirement: "A test registers a decoder from outside the core assembly and sees
@@ -14,7 +18,7 @@ namespace ErrorWatch.Tests.Decoding;
 /// the filesystem-specific error blob of the original FAN_FS_ERROR proposal (kernel-abi.md §9);
 /// unknown record types must be skipped by hdr.len (§2.2).
 /// </summary>
-public class DecoderRegistryTests
+public class FilesystemModulesTests
 {
     private const byte VendorRecord = 200;
 
@@ -104,10 +108,10 @@ public class DecoderRegistryTests
             .Build());
 
     private static FsErrorEvent Ext4EventWithVendorRecord() =>
-        EventWithVendorRecord(Ext4(), EventBuilder.FileIdIno32Gen, EventBuilder.Ino32Gen(12, 3));
+        EventWithVendorRecord(Decoding.TestEvents.Ext4(), EventBuilder.FileIdIno32Gen, EventBuilder.Ino32Gen(12, 3));
 
     private static FsErrorEvent XfsEventWithVendorRecord() =>
-        EventWithVendorRecord(Xfs(), EventBuilder.FileIdIno64Gen, EventBuilder.Ino64Gen(0x1_0000_0083, 3));
+        EventWithVendorRecord(Decoding.TestEvents.Xfs(), EventBuilder.FileIdIno64Gen, EventBuilder.Ino64Gen(0x1_0000_0083, 3));
 
     private static ReportDetails Section(CorruptionReport report, string name) =>
         Assert.IsType<ReportDetails>(report.Details[name]);
@@ -128,12 +132,12 @@ public class DecoderRegistryTests
     public void RecordDecoderForExt4_IsCalledWithTheExactRecordBytes()
     {
         var vendor = new VendorRecordDecoder();
-        var registry = DecoderRegistry.CreateDefault().RegisterRecord(Ext4Decoder.Magic, VendorRecord, vendor);
+        var registry = FilesystemModules.CreateDefault().RegisterRecord(Ext4Module.SuperMagic, VendorRecord, vendor);
 
         var report = Decoder(registry).Decode(Ext4EventWithVendorRecord());
 
         var call = Assert.Single(vendor.Calls);
-        Assert.Equal(Ext4Decoder.Magic, call.Magic);
+        Assert.Equal(Ext4Module.SuperMagic, call.Magic);
         Assert.Equal(VendorRecord, call.Type);
         Assert.Equal(RecordBytes, call.Record);
 
@@ -154,8 +158,8 @@ public class DecoderRegistryTests
     {
         // filesystem-monitoring.rst: record order is not guaranteed.
         var vendor = new VendorRecordDecoder();
-        var registry = DecoderRegistry.CreateDefault().RegisterRecord(Ext4Decoder.Magic, VendorRecord, vendor);
-        var sb = Ext4();
+        var registry = FilesystemModules.CreateDefault().RegisterRecord(Ext4Module.SuperMagic, VendorRecord, vendor);
+        var sb = Decoding.TestEvents.Ext4();
         var ev = Parse(sb, new EventBuilder()
             .Event()
             .Record(VendorRecord, Payload)
@@ -173,7 +177,7 @@ public class DecoderRegistryTests
     public void RecordOnXfs_WithNoDecoderForXfs_LandsInUnknownRecordsAsHex()
     {
         var ext4Only = new VendorRecordDecoder();
-        var registry = DecoderRegistry.CreateDefault().RegisterRecord(Ext4Decoder.Magic, VendorRecord, ext4Only);
+        var registry = FilesystemModules.CreateDefault().RegisterRecord(Ext4Module.SuperMagic, VendorRecord, ext4Only);
 
         var report = Decoder(registry).Decode(XfsEventWithVendorRecord());
 
@@ -188,22 +192,22 @@ public class DecoderRegistryTests
     public void RegistryLookup_FallsBackOnlyWhereNothingIsRegistered()
     {
         var vendor = new VendorRecordDecoder();
-        var registry = DecoderRegistry.CreateDefault().RegisterRecord(Ext4Decoder.Magic, VendorRecord, vendor);
+        var registry = FilesystemModules.CreateDefault().RegisterRecord(Ext4Module.SuperMagic, VendorRecord, vendor);
 
-        Assert.Same(vendor, registry.ForRecord(Ext4Decoder.Magic, VendorRecord));
-        Assert.Null(registry.ForRecord(XfsDecoder.Magic, VendorRecord));
-        Assert.Null(registry.ForRecord(Ext4Decoder.Magic, (byte)(VendorRecord + 1)));
-        Assert.IsType<Ext4Decoder>(registry.For(Ext4Decoder.Magic));
-        Assert.IsType<XfsDecoder>(registry.For(XfsDecoder.Magic));
+        Assert.Same(vendor, registry.ForRecord(Ext4Module.SuperMagic, VendorRecord));
+        Assert.Null(registry.ForRecord(XfsModule.SuperMagic, VendorRecord));
+        Assert.Null(registry.ForRecord(Ext4Module.SuperMagic, (byte)(VendorRecord + 1)));
+        Assert.IsType<Ext4Decoder>(registry.For(Ext4Module.SuperMagic).Decoder);
+        Assert.IsType<XfsDecoder>(registry.For(XfsModule.SuperMagic).Decoder);
         Assert.Same(registry.Fallback, registry.For(BtrfsMagic));
-        Assert.Equal("generic", registry.Fallback.Name);
+        Assert.Equal("generic", registry.Fallback.Decoder.Name);
     }
 
     [Fact]
     public void RecordDecoderForAnyFilesystem_AppliesToEveryFilesystem()
     {
         var any = new VendorRecordDecoder();
-        var registry = DecoderRegistry.CreateDefault().RegisterRecord(DecoderRegistry.AnyFilesystem, VendorRecord, any);
+        var registry = FilesystemModules.CreateDefault().RegisterRecord(FilesystemModules.AnyFilesystem, VendorRecord, any);
         var decoder = Decoder(registry);
         var btrfs = Make(new DeviceNumber(0, 40), "btrfs", BtrfsMagic, "/dev/vdb", new FilesystemId(9, 9));
 
@@ -214,7 +218,7 @@ public class DecoderRegistryTests
             decoder.Decode(EventWithVendorRecord(btrfs, EventBuilder.FileIdInvalid, [])),
         };
 
-        Assert.Equal(new[] { Ext4Decoder.Magic, XfsDecoder.Magic, BtrfsMagic }, any.Calls.Select(c => c.Magic));
+        Assert.Equal(new[] { Ext4Module.SuperMagic, XfsModule.SuperMagic, BtrfsMagic }, any.Calls.Select(c => c.Magic));
         Assert.All(any.Calls, c => Assert.Equal(RecordBytes, c.Record));
         Assert.All(reports, r => Assert.Equal("0xcafe", Section(r, "vendor")["code"]));
         Assert.All(reports, r => Assert.Null(r.Details["unknown_records"]));
@@ -226,16 +230,16 @@ public class DecoderRegistryTests
     {
         var specific = new VendorRecordDecoder("specific");
         var any = new VendorRecordDecoder("any");
-        var registry = DecoderRegistry.CreateDefault()
-            .RegisterRecord(DecoderRegistry.AnyFilesystem, VendorRecord, any)
-            .RegisterRecord(Ext4Decoder.Magic, VendorRecord, specific);
+        var registry = FilesystemModules.CreateDefault()
+            .RegisterRecord(FilesystemModules.AnyFilesystem, VendorRecord, any)
+            .RegisterRecord(Ext4Module.SuperMagic, VendorRecord, specific);
         var decoder = Decoder(registry);
 
         var ext4Report = decoder.Decode(Ext4EventWithVendorRecord());
         var xfsReport = decoder.Decode(XfsEventWithVendorRecord());
 
-        Assert.Equal(new[] { Ext4Decoder.Magic }, specific.Calls.Select(c => c.Magic));
-        Assert.Equal(new[] { XfsDecoder.Magic }, any.Calls.Select(c => c.Magic));
+        Assert.Equal(new[] { Ext4Module.SuperMagic }, specific.Calls.Select(c => c.Magic));
+        Assert.Equal(new[] { XfsModule.SuperMagic }, any.Calls.Select(c => c.Magic));
         Assert.NotNull(ext4Report.Details["specific"]);
         Assert.Null(ext4Report.Details["any"]);
         Assert.NotNull(xfsReport.Details["any"]);
@@ -258,10 +262,10 @@ public class DecoderRegistryTests
         Assert.Null(before.Object.Inode);
 
         var mine = new TestBtrfsDecoder();
-        var registry = DecoderRegistry.CreateDefault().Register(BtrfsMagic, mine);
+        var registry = FilesystemModules.CreateDefault().Add(new DecoderModule(BtrfsMagic, mine));
         var report = Decoder(registry).Decode(ev);
 
-        Assert.Same(mine, registry.For(BtrfsMagic));
+        Assert.Same(mine, registry.For(BtrfsMagic).Decoder);
         Assert.Contains("test-btrfs", registry.Names);
         Assert.Equal("test-btrfs", report.Decoder);
         Assert.Equal("btrfs says the tree is broken", report.Error.Meaning);
@@ -283,7 +287,7 @@ public class DecoderRegistryTests
     {
         const ulong magic = 0x01021994;
         var sb = Make(new DeviceNumber(8, 16), "fragilefs", magic, "/dev/sdb", new FilesystemId(1, 2), P("/mnt/f"));
-        var registry = DecoderRegistry.CreateDefault().Register(magic, new ThrowingDetailsDecoder());
+        var registry = FilesystemModules.CreateDefault().Add(new DecoderModule(magic, new ThrowingDetailsDecoder()));
 
         var report = Decoder(registry).Decode(FsError(sb, EIO, count: 4, handleType: EventBuilder.FileIdIno32Gen, handle: EventBuilder.Ino32Gen(77, 1)));
 
@@ -298,7 +302,7 @@ public class DecoderRegistryTests
     [Fact]
     public void RecordDecoderThatThrows_StillYieldsAReport()
     {
-        var registry = DecoderRegistry.CreateDefault().RegisterRecord(Ext4Decoder.Magic, VendorRecord, new ThrowingRecordDecoder());
+        var registry = FilesystemModules.CreateDefault().RegisterRecord(Ext4Module.SuperMagic, VendorRecord, new ThrowingRecordDecoder());
 
         var report = Decoder(registry).Decode(Ext4EventWithVendorRecord());
 
@@ -312,12 +316,42 @@ public class DecoderRegistryTests
     {
         const ulong magic = 0x01021995;
         var sb = Make(new DeviceNumber(8, 32), "fragilefs", magic, "/dev/sdc", new FilesystemId(1, 3));
-        var registry = DecoderRegistry.CreateDefault().Register(magic, new ThrowingHandleDecoder());
+        var registry = FilesystemModules.CreateDefault().Add(new DecoderModule(magic, new ThrowingHandleDecoder()));
 
         var report = Decoder(registry).Decode(FsError(sb, EUCLEAN, count: 3, handleType: EventBuilder.FileIdIno32Gen, handle: EventBuilder.Ino32Gen(12, 1)));
 
         // "A decoder bug must cost its details, never the report."
         Assert.Equal(EUCLEAN, report.Error.Errno);
         Assert.Equal(3ul, report.Error.Count);
+    }
+
+    [Fact]
+    public void AModuleIsRegisteredOnce_ASecondForItsMagicIsRefused()
+    {
+        var modules = FilesystemModules.CreateDefault();
+
+        var twice = Assert.Throws<InvalidOperationException>(() => modules.Add(new DecoderModule(Ext4Module.SuperMagic, new TestBtrfsDecoder())));
+        Assert.Contains("0xef53", twice.Message);
+        Assert.IsType<Ext4Decoder>(modules.For(Ext4Module.SuperMagic).Decoder);
+        Assert.Throws<InvalidOperationException>(() => modules.Add(new DecoderModule(FilesystemModules.AnyFilesystem, new TestBtrfsDecoder())));
+    }
+
+    [Fact]
+    public void ModulesAreFoundByEveryMountTypeTheyServe()
+    {
+        var modules = FilesystemModules.CreateDefault();
+
+        Assert.All(new[] { "ext4", "ext3", "ext2" }, t => Assert.Equal(Ext4Module.SuperMagic, modules.ForType(t)!.Magic));
+        Assert.Equal(XfsModule.SuperMagic, modules.ForType("xfs")!.Magic);
+        Assert.Null(modules.ForType("btrfs"));
+        Assert.Equal(["ext4", "xfs"], modules.Registered.Select(m => m.TypeNames[0]).Order());
+        // What is watched by default is what the shipped modules serve.
+        Assert.Equal(WatchOptions.DefaultTypes.Order(), modules.Registered.SelectMany(m => m.TypeNames).Order());
+    }
+
+    /// <summary>A module that is only a decoder, for the tests that register one for a new magic.</summary>
+    private sealed record DecoderModule(ulong Magic, IFilesystemDecoder Decoder) : IFilesystemModule
+    {
+        public IReadOnlyList<string> TypeNames => [];
     }
 }

@@ -1,16 +1,16 @@
+using ErrorWatch.Decoding;
 using ErrorWatch.Interop;
 using static ErrorWatch.Interop.Fanotify;
 
-namespace ErrorWatch.Decoding;
+namespace ErrorWatch.Modules.Xfs;
 
 /// <summary>
-/// XFS (magic 0x58465342, "XFSB"): handles of fs/xfs/xfs_export.c — 64-bit inode numbers (0x81,
+/// XFS: handles of fs/xfs/xfs_export.c — 64-bit inode numbers (0x81,
 /// parent 0x82) unless mounted inode32 on a small filesystem (1, 2) — and XFS's meaning of each errno.
 /// XFS emits FAN_FS_ERROR from Linux 7.0 (fserror); its health bits join this decoder with native health.
 /// </summary>
 public sealed class XfsDecoder : IFilesystemDecoder
 {
-    public const ulong Magic = 0x58465342;
     private static readonly int[] Types = [FILEID_INO32_GEN, FILEID_INO32_GEN_PARENT, FILEID_INO64_GEN, FILEID_INO64_GEN_PARENT];
 
     public string Name => "xfs";
@@ -64,35 +64,35 @@ public sealed class XfsDecoder : IFilesystemDecoder
 
     private static void AddHealth(Reports.ReportDetails section, int fd, ulong? inode)
     {
-        var e = Interop.Xfs.Geometry(fd, out var geometry);
+        var e = XfsIoctl.Geometry(fd, out var geometry);
         if (e != 0 || !geometry.HasHealth)
         {
             section.Set("health_error", e != 0 ? $"XFS_IOC_FSGEOMETRY: {ErrnoTable.Name(e)}" : $"geometry version {geometry.Version} has no health fields");
             return;
         }
         var health = section.Section("health");
-        health.Set("filesystem", Bits(geometry.Sick, geometry.Checked, Health.Xfs.XfsHealthNames.Filesystem));
+        health.Set("filesystem", Bits(geometry.Sick, geometry.Checked, XfsHealthNames.Filesystem));
         if (inode is not { } ino)
             return;
         var ag = AgOf(ino, geometry);
-        if (Interop.Xfs.AgGeometry(fd, ag, out var group) == 0)
-            health.Set($"ag_{ag}", Bits(group.Sick, group.Checked, Health.Xfs.XfsHealthNames.Group));
-        var b = Interop.Xfs.BulkstatOne(fd, ino, out var stat);
+        if (XfsIoctl.AgGeometry(fd, ag, out var group) == 0)
+            health.Set($"ag_{ag}", Bits(group.Sick, group.Checked, XfsHealthNames.Group));
+        var b = XfsIoctl.BulkstatOne(fd, ino, out var stat);
         if (b == 0)
-            health.Set($"inode_{ino}", Bits(stat.Sick, stat.Checked, Health.Xfs.XfsHealthNames.Inode).Set("generation", stat.Generation));
+            health.Set($"inode_{ino}", Bits(stat.Sick, stat.Checked, XfsHealthNames.Inode).Set("generation", stat.Generation));
         else
             health.Set($"inode_{ino}", new Reports.ReportDetails().Set("error", $"XFS_IOC_BULKSTAT: {ErrnoTable.Name(b)}"));
     }
 
     /// <summary>agno = ino >> (inopblog + agblklog) (XFS_INO_TO_AGNO in fs/xfs/libxfs/xfs_format.h).</summary>
-    internal static uint AgOf(ulong ino, in Interop.XfsGeometry geometry)
+    internal static uint AgOf(ulong ino, in XfsGeometry geometry)
     {
         var inodesPerBlockLog = System.Numerics.BitOperations.Log2(geometry.BlockSize / Math.Max(1u, geometry.InodeSize));
         var agBlocksLog = System.Numerics.BitOperations.Log2(geometry.AgBlocks - 1) + 1; // xfs_highbit32(agblocks - 1) + 1
         return (uint)(ino >> (inodesPerBlockLog + agBlocksLog));
     }
 
-    private static Reports.ReportDetails Bits(uint sick, uint @checked, Func<uint, IReadOnlyList<Health.Xfs.XfsStructure>> names) => new Reports.ReportDetails()
+    private static Reports.ReportDetails Bits(uint sick, uint @checked, Func<uint, IReadOnlyList<XfsStructure>> names) => new Reports.ReportDetails()
         .Set("sick", names(sick).Select(s => s.Id).ToArray())
         .Set("checked", names(@checked).Select(s => s.Id).ToArray())
         .Set("state", sick != 0 ? "unhealthy" : @checked != 0 ? "healthy" : "unchecked");

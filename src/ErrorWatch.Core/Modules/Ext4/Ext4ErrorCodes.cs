@@ -1,4 +1,4 @@
-namespace ErrorWatch.Health.Ext4;
+namespace ErrorWatch.Modules.Ext4;
 
 /// <summary>
 /// EXT4_ERR_* codes stored in s_first/last_error_errcode (fs/ext4/ext4.h, kernel-abi.md §6.3) and the

@@ -1,9 +1,10 @@
 using System.Buffers.Text;
 using System.Text;
+using ErrorWatch.Decoding;
 using ErrorWatch.Interop;
 using Microsoft.Win32.SafeHandles;
 
-namespace ErrorWatch.Decoding;
+namespace ErrorWatch.Modules.Ext4;
 
 /// <summary>
 /// The error fields of one ext4 superblock as /sys/fs/ext4/&lt;dev&gt;/ shows them (kernel-abi.md §6):

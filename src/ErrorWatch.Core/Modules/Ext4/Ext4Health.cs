@@ -1,13 +1,13 @@
 using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
-using ErrorWatch.Health.Ext4;
+using ErrorWatch.Health;
 using ErrorWatch.Health.KernelLog;
 using ErrorWatch.Interop;
 using ErrorWatch.Reports;
 using ErrorWatch.Watching;
 using Serilog;
 
-namespace ErrorWatch.Health;
+namespace ErrorWatch.Modules.Ext4;
 
 /// <summary>
 /// ext4's own error record (kernel-abi.md §6), reconciled with fanotify so that every error the
@@ -78,6 +78,8 @@ internal sealed unsafe class Ext4Health : IHealthSource
     public int PollFd => _countFd;
     public short PollEvents => Libc.POLLPRI | Libc.POLLERR;
     public string BaselineKey => Key;
+    /// <summary>errors_count may move in the last moments without a notification read: one more look at a stop.</summary>
+    public bool CheckAtStop => true;
 
     /// <summary>What an admin needs first (what ext4 does on an error here), then what ErrorWatch reads.</summary>
     public string Describe() => $"errors={Ext4Decoder.ErrorsBehavior(Superblock) ?? "unknown"}; " + (_problem ?? $"{_sysfsDir}/errors_count (POLLPRI), {_optionsFile}");

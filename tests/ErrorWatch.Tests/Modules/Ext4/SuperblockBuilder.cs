@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 
-namespace ErrorWatch.Tests.Health;
+namespace ErrorWatch.Tests.Modules.Ext4;
 
 /// <summary>Writes ext4 superblock fields at the offsets of kernel-abi.md §6.2, independently of the reader.</summary>
 internal sealed class SuperblockBuilder
