@@ -102,7 +102,7 @@ public sealed class ThirdModuleTests
             .Record(TestRecordType, [0x2A, 0, 0, 0])
             .Build()));
 
-        Assert.Equal(42u, Assert.IsType<ReportDetails>(report.Details["testfs"])["tree_level"]);
+        Assert.Equal(42L, Assert.IsType<ReportDetails>(report.Details["testfs"])["tree_level"]);
         Assert.Null(report.Details["unknown_records"]);
         Assert.Equal("ext4", onExt4.Decoder);
         Assert.NotNull(Assert.IsType<ReportDetails>(onExt4.Details["unknown_records"])[$"type_{TestRecordType}"]);
