@@ -173,7 +173,7 @@ internal static class DemoCommand
             {
                 XfsStep("list an XFS directory whose first block is corrupt (the inode's sick bits: xfs-health)",
                     () => Tool.Run("ls", Path.Combine(xfs.MountPoint, "mail")),
-                    r => r.Source == Health.ReportSource.XfsHealth);
+                    r => r.Source == ReportSource.XfsHealth);
                 XfsStep("shut the XFS filesystem down (xfs_io -x -c shutdown: a forced-shutdown report)",
                     xfs.ShutDown,
                     r => r.Category == ErrorCategory.Shutdown);

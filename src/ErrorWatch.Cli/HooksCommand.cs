@@ -231,7 +231,7 @@ internal static class HooksCommand
                 ? entries.Any(m => m.MountPoint.Text == "/")
                 : entries.Any(m => m.MountPoint.Text == pattern) || first.Source == pattern || first.Device.ToString() == pattern;
             // Only filesystems that could be watched are opened: a stale network mount could hang.
-            var sb = named || (pattern is not null && WatchOptions.DefaultTypes.Contains(first.FsType)) ? FilesystemInventory.Identify(modules, first.Device, first.FsType, entries, out _) : null;
+            var sb = named || (pattern is not null && WatchOptions.DefaultTypes.Contains(first.FsType)) ? FilesystemInventory.Identify(modules.ReadUuid, first.Device, first.FsType, entries, out _) : null;
             if (!named && (sb is null || !options.Matches(sb, pattern!)))
                 continue;
             return sb is not null ? FilesystemInfo.From(sb) : new FilesystemInfo

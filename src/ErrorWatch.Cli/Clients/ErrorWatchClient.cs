@@ -2,6 +2,7 @@ using ErrorWatch.Bus;
 using ErrorWatch.Interop;
 using ErrorWatch.Publishing.DBus;
 using ErrorWatch.Reports;
+using ErrorWatch.Publishing;
 
 namespace ErrorWatch.Cli.Clients;
 

@@ -61,7 +61,7 @@ public sealed class ErrorWatchDaemon : IDisposable
         _idle = new IdleMemory(log: log);
         _handOff = new EventHandOff(options.HandOffCapacity);
         _watcher = new Watcher(_handOff, log, options.PriorityBoost);
-        Inventory = new FilesystemInventory(options.Watch, modules, _watcher, options.MountSource ?? MountTable.Detect(), log);
+        Inventory = new FilesystemInventory(options.Watch, modules.ReadUuid, _watcher, options.MountSource ?? MountTable.Detect(), log);
         _tracker = new MountTracker(Inventory, log, options.RescanInterval, options.FanotifyMountEvents);
         // Before anything can be detected: another ErrorWatch holding the store stops the start. A
         // store that cannot write (the state filesystem full or read-only, maybe the one in trouble)
@@ -70,7 +70,7 @@ public sealed class ErrorWatchDaemon : IDisposable
         var baseline = new HealthBaseline(options.StateDirectory, log);
         baseline.Load();
         if (_store is not null && options.StateDirectory is { } stateDirectory)
-            baseline.CatchUp(stateDirectory);
+            baseline.CatchUp(new ReportHistory(stateDirectory));
         _health = new HealthLoop(options.Health, modules, _watcher, _handOff, baseline, log);
         Ledger = new FilesystemLedger(options.StateDirectory, log);
         // The ledger first: an output told about a filesystem finds it there.
@@ -415,4 +415,11 @@ public sealed class ErrorWatchDaemon : IDisposable
         _handOff.Dispose();
         Inventory.Dispose();
     }
+}
+
+public static class BusServiceAttach
+{
+    /// <summary>The D-Bus service follows this daemon's filesystems, ledger, hand-off and mount tracker.</summary>
+    public static void Attach(this Publishing.DBus.BusService bus, ErrorWatchDaemon daemon) =>
+        bus.Follow(daemon.Inventory, daemon.Ledger, daemon.HandOff, daemon.MountTracker);
 }

@@ -1,19 +1,7 @@
 using ErrorWatch.Interop;
+using ErrorWatch.Reports;
 
 namespace ErrorWatch.Decoding;
-
-/// <summary>The kind of trouble an errno stands for; decides severity and which hooks fire.</summary>
-public enum ErrorCategory
-{
-    Corruption,
-    Io,
-    Shutdown,
-    ReadOnly,
-    Resource,
-    Other,
-    /// <summary>Not an error from the filesystem: the kernel's event queue overflowed and events were lost.</summary>
-    EventsLost,
-}
 
 /// <summary>An errno as one filesystem means it.</summary>
 public sealed record ErrorMeaning(int Errno, string Name, string Description, ErrorCategory Category, string Meaning)

@@ -7,6 +7,7 @@ using ErrorWatch.Kernel;
 using ErrorWatch.Modules;
 using ErrorWatch.Reports;
 using Serilog;
+using ErrorWatch.Watching;
 
 namespace ErrorWatch.Decoding;
 

@@ -1,6 +1,7 @@
 using ErrorWatch.Filesystems;
 using ErrorWatch.Kernel;
 using ErrorWatch.Reports;
+using ErrorWatch.Watching;
 
 namespace ErrorWatch.Decoding;
 
@@ -45,7 +46,7 @@ public sealed class DecodeContext
     /// <summary>The fanotify event being decoded, or null for a native health finding.</summary>
     public FsErrorEvent? Event { get; init; }
     /// <summary>The native health finding being decoded, or null for a fanotify event.</summary>
-    public Health.HealthFinding? Finding { get; init; }
+    public HealthFinding? Finding { get; init; }
     public required FileObject Object { get; init; }
     public ReportDetails Details { get; } = new();
 }

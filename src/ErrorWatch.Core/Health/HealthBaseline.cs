@@ -2,7 +2,6 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using ErrorWatch.Interop;
 using ErrorWatch.Reports;
-using ErrorWatch.Store;
 using Serilog;
 
 namespace ErrorWatch.Health;
@@ -169,7 +168,7 @@ public sealed class HealthBaseline
     /// included: a daemon killed between storing reports and saving its baseline would otherwise
     /// report them again, as errors nobody announced. Returns the reports counted in.
     /// </summary>
-    public int CatchUp(string stateDirectory)
+    public int CatchUp(IReportHistory history)
     {
         string? last;
         lock (_lock)
@@ -184,32 +183,18 @@ public sealed class HealthBaseline
         if (last is null && !all)
         {
             // A baseline from before this field: its counts include every stored report already.
-            newest = StoredReports.NewestId(stateDirectory, problems);
+            newest = history.NewestId(problems);
         }
-        else
+        else if (!history.FactsAfter(all ? null : last, facts =>
         {
-            var read = StoredReports.Query(stateDirectory, new ReportQuery { AfterId = all ? null : last }, (in StoredRecord record) =>
-            {
-                try
-                {
-                    var facts = record.Facts();
-                    newest = facts.Id;
-                    if (MovesExt4Baseline(facts))
-                        after.Add(facts);
-                }
-                catch (ReportFormatException)
-                {
-                    // Named by the store's open and the ledger's read already.
-                }
-                return true;
-            });
-            problems.AddRange(read.Problems);
-            if (!all && !read.AfterIdFound)
-            {
-                after.Clear();
-                newest = null;
-                _log.Warning("The last report the health baseline counted ({Id}) is not in the report store; errors stored after it may be reported again", last);
-            }
+            newest = facts.Id;
+            if (MovesExt4Baseline(facts))
+                after.Add(facts);
+        }, problems))
+        {
+            after.Clear();
+            newest = null;
+            _log.Warning("The last report the health baseline counted ({Id}) is not in the report store; errors stored after it may be reported again", last);
         }
         foreach (var problem in problems)
             _log.Debug("Report store, read for the health baseline: {Problem}", problem);

@@ -8,6 +8,7 @@ using ErrorWatch.Modules;
 using ErrorWatch.Reports;
 using ErrorWatch.Watching;
 using Serilog;
+using ErrorWatch.Kernel;
 
 namespace ErrorWatch.Health;
 
@@ -83,12 +84,12 @@ public sealed unsafe class HealthLoop : IDisposable
         _handOff = handOff;
         Baseline = baseline;
         _log = log;
-        _bootId = Daemon.BootId.Current ?? "unknown-boot";
+        _bootId = BootId.Current ?? "unknown-boot";
         _thread = new Thread(Loop) { Name = "errorwatch-health", IsBackground = true };
     }
 
     public HealthBaseline Baseline { get; }
-    public Daemon.LoopHeartbeat Heartbeat { get; } = new("health loop");
+    public LoopHeartbeat Heartbeat { get; } = new("health loop");
     public long Checks => Interlocked.Read(ref _checks);
     public long Findings => Interlocked.Read(ref _findings);
     /// <summary>Where kernel log lines come from: "/dev/kmsg", "journal", or null when from nowhere (<see cref="KernelLogProblem"/> says why).</summary>

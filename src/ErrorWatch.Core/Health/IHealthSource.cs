@@ -1,6 +1,7 @@
 using ErrorWatch.Filesystems;
 using ErrorWatch.Health.KernelLog;
 using ErrorWatch.Reports;
+using ErrorWatch.Watching;
 
 namespace ErrorWatch.Health;
 

@@ -42,6 +42,9 @@ public sealed class FilesystemModules
         return this;
     }
 
+    /// <summary>The UUID as the filesystem's module reads it (inventory, before FS_IOC_GETFSUUID).</summary>
+    public Guid? ReadUuid(ulong magic, int rootFd, string devicePath) => For(magic).ReadUuid(rootFd, devicePath);
+
     /// <summary>The module of a superblock with this magic, else <see cref="Fallback"/>.</summary>
     public IFilesystemModule For(ulong magic) => _modules.TryGetValue(magic, out var m) ? m : Fallback;
 

@@ -1,5 +1,6 @@
 using ErrorWatch.Reports;
 using Serilog;
+using ErrorWatch.Kernel;
 
 namespace ErrorWatch.Recovery;
 

@@ -374,7 +374,7 @@ public sealed unsafe class HookLedger : IDisposable
     }
 
     /// <summary>The boot a run's process belongs to ("" when /proc does not tell it).</summary>
-    public static string BootId() => Daemon.BootId.Current ?? "";
+    public static string BootId() => Kernel.BootId.Current ?? "";
 
     public void Dispose()
     {

@@ -11,8 +11,11 @@ namespace ErrorWatch.Reports;
 public readonly record struct ReportFacts(
     string Id, DateTimeOffset Time, string Source, string Event, string FsType, Guid? Uuid, DeviceNumber MajorMinor, ulong Count)
 {
-    /// <summary>The filesystem as the ledger and acknowledgements key it (<see cref="FilesystemLedger.Key(string?, string)"/>).</summary>
-    public string FilesystemKey => FilesystemLedger.Key(Uuid?.ToString(), MajorMinor.ToString());
+    /// <summary>The filesystem as the ledger and acknowledgements key it (<see cref="KeyOf"/>).</summary>
+    public string FilesystemKey => KeyOf(Uuid?.ToString(), MajorMinor.ToString());
+
+    /// <summary>A filesystem's key: UUID and device number together ("-" for no UUID), so twins with one UUID stay apart.</summary>
+    public static string KeyOf(string? uuid, string majorMinor) => $"{uuid ?? "-"}/{majorMinor}";
 
     public static ReportFacts Of(CorruptionReport r) =>
         new(r.Id, r.Time, r.Source, r.EventName, r.Filesystem.Type, r.Filesystem.Uuid, r.Filesystem.MajorMinor, r.Error.Count);

@@ -400,3 +400,30 @@ public static class StoredReports
 
     private static StorePosition Max(StorePosition a, StorePosition b) => a >= b ? a : b;
 }
+
+/// <summary>The store in <paramref name="stateDirectory"/> as the facts of its reports (<see cref="StoredReports"/> reads it).</summary>
+public sealed class ReportHistory(string stateDirectory) : IReportHistory
+{
+    public bool FactsAfter(string? afterId, Action<ReportFacts> visit, List<string> problems)
+    {
+        var read = StoredReports.Query(stateDirectory, new ReportQuery { AfterId = afterId }, (in StoredRecord record) =>
+        {
+            ReportFacts facts;
+            try
+            {
+                facts = record.Facts();
+            }
+            catch (ReportFormatException e)
+            {
+                problems.Add($"a stored report cannot be read back: {e.Message}");
+                return true;
+            }
+            visit(facts);
+            return true;
+        });
+        problems.AddRange(read.Problems);
+        return afterId is null || read.AfterIdFound;
+    }
+
+    public string? NewestId(List<string> problems) => StoredReports.NewestId(stateDirectory, problems);
+}

@@ -2,10 +2,16 @@ using System.Runtime.InteropServices;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Interop;
 using ErrorWatch.Kernel;
-using ErrorWatch.Modules;
 using Serilog;
 
 namespace ErrorWatch.Watching;
+
+/// <summary>
+/// A filesystem's UUID read through its own interface (XFS's geometry, ext4's on-disk superblock) on
+/// kernels without FS_IOC_GETFSUUID: the filesystem modules' (Modules/FilesystemModules.ReadUuid),
+/// given by the daemon so that watching needs no module.
+/// </summary>
+public delegate Guid? UuidReader(ulong magic, int rootFd, string devicePath);
 
 /// <summary>Which filesystems to watch.</summary>
 public sealed record WatchOptions
@@ -67,7 +73,7 @@ public sealed record SkippedFilesystem(DeviceNumber Device, string FsType, strin
 public sealed unsafe class FilesystemInventory : IDisposable
 {
     private WatchOptions _options;
-    private readonly FilesystemModules _modules;
+    private readonly UuidReader _readUuid;
     private readonly Watcher _watcher;
     private readonly ILogger _log;
     private readonly Dictionary<DeviceNumber, SuperblockWatch> _watches = new();
@@ -78,10 +84,10 @@ public sealed unsafe class FilesystemInventory : IDisposable
     // The configuration changed: the next Reconcile decides again whether each watched filesystem is selected.
     private bool _reselect;
 
-    public FilesystemInventory(WatchOptions options, FilesystemModules modules, Watcher watcher, MountSource source, ILogger log)
+    public FilesystemInventory(WatchOptions options, UuidReader readUuid, Watcher watcher, MountSource source, ILogger log)
     {
         _options = options;
-        _modules = modules;
+        _readUuid = readUuid;
         _watcher = watcher;
         _log = log;
         Source = source;
@@ -212,7 +218,7 @@ public sealed unsafe class FilesystemInventory : IDisposable
             Skip(new SkippedFilesystem(device, fsType, mountPoint, early), byConfiguration: true);
             return;
         }
-        var sb = Identify(_modules, device, fsType, mounts, out var problem);
+        var sb = Identify(_readUuid, device, fsType, mounts, out var problem);
         if (sb is null)
         {
             Skip(new SkippedFilesystem(device, fsType, mountPoint, problem ?? "cannot be opened"));
@@ -324,7 +330,7 @@ public sealed unsafe class FilesystemInventory : IDisposable
     /// Reads what identifies the superblock: magic and fsid (statfs), UUID (the filesystem's module
     /// asked where the kernel has no FS_IOC_GETFSUUID), label, kernel device name.
     /// </summary>
-    internal static Superblock? Identify(FilesystemModules modules, DeviceNumber device, string fsType, List<MountEntry> mounts, out string? problem)
+    internal static Superblock? Identify(UuidReader readUuid, DeviceNumber device, string fsType, List<MountEntry> mounts, out string? problem)
     {
         problem = null;
         var ordered = mounts.OrderByDescending(m => m.IsFilesystemRoot).ToList();
@@ -352,7 +358,7 @@ public sealed unsafe class FilesystemInventory : IDisposable
                 Fsid = fsid,
                 KernelName = kernelName,
                 DevicePath = devicePath,
-                Uuid = ReadUuid(fd.Fd, modules.For(magic), devicePath),
+                Uuid = ReadUuid(fd.Fd, readUuid, magic, devicePath),
                 Label = ReadLabel(fd.Fd),
             };
         }
@@ -378,13 +384,13 @@ public sealed unsafe class FilesystemInventory : IDisposable
     // FS_IOC_GETFSLABEL = _IOR(0x94, 49, char[FSLABEL_MAX = 256]) (4.18+, ext4 and XFS)
     private const nuint FS_IOC_GETFSLABEL = 0x81009431;
 
-    private static Guid? ReadUuid(int fd, IFilesystemModule module, string devicePath)
+    private static Guid? ReadUuid(int fd, UuidReader filesystems, ulong magic, string devicePath)
     {
         var buffer = stackalloc byte[32];
         if (Libc.Ioctl(fd, FS_IOC_GETFSUUID, buffer) == 0 && buffer[0] == 16)
             return new Guid(new ReadOnlySpan<byte>(buffer + 1, 16), bigEndian: true);
         // Before 6.10: the filesystem's own interface (XFS's geometry, ext4's on-disk superblock).
-        return module.ReadUuid(fd, devicePath);
+        return filesystems(magic, fd, devicePath);
     }
 
     private static string? ReadLabel(int fd)

@@ -43,7 +43,7 @@ public sealed unsafe class Watcher : IDisposable
     private long _eventsRead;
     private readonly int _priorityBoost;
 
-    /// <param name="priorityBoost">[Watch] PriorityBoost: how far the read loop runs ahead of ordinary work (<see cref="Daemon.EventThreadPriority"/>).</param>
+    /// <param name="priorityBoost">[Watch] PriorityBoost: how far the read loop runs ahead of ordinary work (<see cref="EventThreadPriority"/>).</param>
     public Watcher(EventHandOff handOff, ILogger log, int priorityBoost = 0)
     {
         _handOff = handOff;
@@ -53,7 +53,7 @@ public sealed unsafe class Watcher : IDisposable
     }
 
     /// <summary>Proves to the watchdog that the read loop turns (or waits in poll with nothing to read).</summary>
-    public Daemon.LoopHeartbeat Heartbeat { get; } = new("fanotify read loop");
+    public LoopHeartbeat Heartbeat { get; } = new("fanotify read loop");
 
     public long EventsRead => Interlocked.Read(ref _eventsRead);
     /// <summary>Events in the spill group whose fsid matched no watched superblock (one unwatched while its mark stayed).</summary>
@@ -123,7 +123,7 @@ public sealed unsafe class Watcher : IDisposable
 
     private void Loop()
     {
-        Daemon.EventThreadPriority.Raise(_priorityBoost, EventThreadNames.First, _log);
+        EventThreadPriority.Raise(_priorityBoost, EventThreadNames.First, _log);
         using var own = new EventThreadWake();
         while (Read() && _decode is { } decode && decode(own))
         {

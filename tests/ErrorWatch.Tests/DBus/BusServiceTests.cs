@@ -9,6 +9,7 @@ using ErrorWatch.Reports;
 using ErrorWatch.Tests.EndToEnd;
 using ErrorWatch.Tests.Service;
 using ErrorWatch.Watching;
+using ErrorWatch.Publishing;
 
 namespace ErrorWatch.Tests.DBus;
 

@@ -104,7 +104,7 @@ public sealed class HealthBaselineTests : IDisposable
             File.WriteAllText(Path.Combine(_dir, HealthBaseline.FileName), content);
         var baseline = new HealthBaseline(_dir);
         baseline.Load();
-        Assert.Equal(2, baseline.CatchUp(_dir));
+        Assert.Equal(2, baseline.CatchUp(new ReportHistory(_dir)));
         Assert.True(baseline.HasExt4(Key));
         Assert.Equal(8UL, baseline.Ext4(Key, b => b.Reported));
         Assert.True(baseline.Save());
@@ -112,7 +112,7 @@ public sealed class HealthBaselineTests : IDisposable
         // Saved, it says which stored reports it holds: the next start counts nothing twice.
         var next = new HealthBaseline(_dir);
         next.Load();
-        Assert.Equal(0, next.CatchUp(_dir));
+        Assert.Equal(0, next.CatchUp(new ReportHistory(_dir)));
         Assert.Equal(8UL, next.Ext4(Key, b => b.Reported));
     }
 
@@ -128,7 +128,7 @@ public sealed class HealthBaselineTests : IDisposable
 
         var next = new HealthBaseline(_dir);
         next.Load();
-        Assert.Equal(1, next.CatchUp(_dir));
+        Assert.Equal(1, next.CatchUp(new ReportHistory(_dir)));
         Assert.Equal(8UL, next.Ext4(Key, b => b.Reported));
     }
 

@@ -138,7 +138,7 @@ public class ReportJournalTests
     [Fact]
     public void LostEvents_HaveNoErrno()
     {
-        var report = Small("id", 0, 0, severity: Severity.Warning) with { Category = ErrorWatch.Decoding.ErrorCategory.EventsLost };
+        var report = Small("id", 0, 0, severity: Severity.Warning) with { Category = ErrorCategory.EventsLost };
         var e = ReportJournal.ToEntry(report);
         Assert.False(e.Contains("ERRNO"));
         Assert.Equal("events-lost", Text(e, "ERRORWATCH_EVENT"));

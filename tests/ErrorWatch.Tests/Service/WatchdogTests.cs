@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using ErrorWatch.Daemon;
+using ErrorWatch.Watching;
 
 namespace ErrorWatch.Tests.Service;
 

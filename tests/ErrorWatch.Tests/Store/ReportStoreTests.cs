@@ -4,6 +4,7 @@ using ErrorWatch.Decoding;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Reports;
 using ErrorWatch.Store;
+using ErrorWatch.Publishing;
 
 namespace ErrorWatch.Tests.Store;
 

@@ -1,6 +1,7 @@
 using System.Buffers.Text;
 using System.Runtime.InteropServices;
 using ErrorWatch.Interop;
+using ErrorWatch.Kernel;
 
 namespace ErrorWatch.Health.KernelLog;
 
@@ -176,7 +177,7 @@ public sealed unsafe class KernelJournalReader : IKernelLogSource
     /// <summary>This boot's id as /proc/sys/kernel/random/boot_id says it, in sd-journal's form, or null.</summary>
     private static SdId128.Id? ProcBootId()
     {
-        var hex = Daemon.BootId.Current?.Replace("-", "", StringComparison.Ordinal);
+        var hex = BootId.Current?.Replace("-", "", StringComparison.Ordinal);
         if (hex is not { Length: 32 } || !hex.All(char.IsAsciiHexDigit))
             return null;
         var bytes = Convert.FromHexString(hex);

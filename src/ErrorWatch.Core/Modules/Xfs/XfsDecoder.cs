@@ -1,5 +1,6 @@
 using ErrorWatch.Decoding;
 using ErrorWatch.Interop;
+using ErrorWatch.Reports;
 using static ErrorWatch.Interop.Fanotify;
 
 namespace ErrorWatch.Modules.Xfs;

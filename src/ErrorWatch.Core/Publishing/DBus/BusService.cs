@@ -1,6 +1,5 @@
 using System.Text.Json;
 using ErrorWatch.Bus;
-using ErrorWatch.Daemon;
 using ErrorWatch.Filesystems;
 using ErrorWatch.Health;
 using ErrorWatch.Reports;
@@ -40,7 +39,8 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
     private readonly BusInterface _manager;
     private readonly BusInterface _filesystem;
     private readonly Authorization _authorization;
-    private ErrorWatchDaemon? _daemon;
+    private EventHandOff? _handOff;
+    private MountTracker? _tracker;
     private FilesystemLedger? _ledger;
 
     // Bus thread only: which object path shows which filesystem.
@@ -113,13 +113,18 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
     /// <summary>Why the bus is not reachable now, if it is not.</summary>
     public string? Problem => _loop.LastProblem;
 
-    /// <summary>Follows the daemon's filesystems and reads the stored history. Call before the daemon starts.</summary>
-    public void Attach(ErrorWatchDaemon daemon)
+    /// <summary>
+    /// Follows the watched filesystems (one object each, their standing from the ledger), sends a
+    /// signal from the decode thread only while no event waits in the hand-off, and rescans on
+    /// request. Call before the pipeline starts.
+    /// </summary>
+    public void Follow(FilesystemInventory inventory, FilesystemLedger ledger, EventHandOff handOff, MountTracker tracker)
     {
-        _daemon = daemon;
-        _ledger = daemon.Ledger;
-        daemon.Inventory.Watched += w => _loop.Post(bus => Add(bus, w.Superblock));
-        daemon.Inventory.Unwatched += w => _loop.Post(bus => Remove(bus, w.Superblock));
+        _handOff = handOff;
+        _tracker = tracker;
+        _ledger = ledger;
+        inventory.Watched += w => _loop.Post(bus => Add(bus, w.Superblock));
+        inventory.Unwatched += w => _loop.Post(bus => Remove(bus, w.Superblock));
     }
 
     /// <summary>Starts the bus thread and waits (briefly) for the name, so that READY=1 means "on the bus" when the bus is there.</summary>
@@ -150,7 +155,7 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
         // one thread wake-up less between the kernel and subscribers (docs/performance.md); what changed
         // in the properties follows from the bus thread. In a storm the bus thread does it all, so the
         // decode thread keeps its pace.
-        if (_daemon?.HandOff.Count is 0 && _loop.TryRunHere(bus => SendReportAdded(bus, device, signal)))
+        if (_handOff?.Count is 0 && _loop.TryRunHere(bus => SendReportAdded(bus, device, signal)))
         {
             _loop.Post(bus => Announce(bus, device, signal: null, 0));
             return;
@@ -368,7 +373,7 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
             case "RescanFilesystems":
                 Privileged(m, BusNames.RescanAction, reply =>
                 {
-                    _daemon?.MountTracker.RequestRescan();
+                    _tracker?.RequestRescan();
                     BusConnection.Reply(BusConnection.NewReturn(reply));
                 });
                 return 1;

@@ -29,7 +29,7 @@ public sealed class ErrorWatchMetrics : IReportSink, IDisposable
 
     public ErrorWatchMetrics(Func<IReadOnlyList<FilesystemStatus>> watched, Func<long> eventsRead)
     {
-        _meter = new Meter(MeterName, Daemon.ProductVersion.Text);
+        _meter = new Meter(MeterName, ProductVersion.Text);
         _errors = _meter.CreateCounter<long>("errorwatch.filesystem.errors", "{error}",
             "Filesystem errors reported by the kernel or found in the filesystem's own records, by errno (exact counts)");
         _reports = _meter.CreateCounter<long>("errorwatch.reports", "{report}", "Corruption reports published, by severity");

@@ -74,7 +74,7 @@ public sealed class Telemetry : IDisposable
     private static List<KeyValuePair<string, string>> ResourceAttributes() =>
     [
         new("service.name", "errorwatch"),
-        new("service.version", Daemon.ProductVersion.Text),
+        new("service.version", ProductVersion.Text),
         new("service.instance.id", InstanceId()),
         new("host.name", Environment.MachineName),
     ];

@@ -26,7 +26,7 @@ internal sealed class OtlpLogRecords(IEnumerable<KeyValuePair<string, string>> r
     /// <summary>One request carrying <paramref name="records"/>, under ErrorWatch's resource and scope.</summary>
     public ExportLogsServiceRequest Request(IEnumerable<LogRecord> records)
     {
-        var scope = new ScopeLogs { Scope = new InstrumentationScope { Name = ScopeName, Version = Daemon.ProductVersion.Text } };
+        var scope = new ScopeLogs { Scope = new InstrumentationScope { Name = ScopeName, Version = ProductVersion.Text } };
         scope.LogRecords.AddRange(records);
         var logs = new ResourceLogs { Resource = _resource };
         logs.ScopeLogs.Add(scope);

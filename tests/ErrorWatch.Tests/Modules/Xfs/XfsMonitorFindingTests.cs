@@ -5,6 +5,7 @@ using ErrorWatch.Health;
 using ErrorWatch.Modules;
 using ErrorWatch.Modules.Xfs;
 using ErrorWatch.Watching;
+using ErrorWatch.Reports;
 using static ErrorWatch.Tests.Modules.Xfs.HealthMonitorReaderTests;
 
 namespace ErrorWatch.Tests.Modules.Xfs;

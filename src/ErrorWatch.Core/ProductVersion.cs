@@ -1,6 +1,7 @@
 using System.Reflection;
+using ErrorWatch.Daemon;
 
-namespace ErrorWatch.Daemon;
+namespace ErrorWatch;
 
 /// <summary>ErrorWatch's version as every output states it (D-Bus Version, service.version, the meter's version).</summary>
 public static class ProductVersion

@@ -1,4 +1,5 @@
-namespace ErrorWatch.Daemon;
+using ErrorWatch.Daemon;
+namespace ErrorWatch.Kernel;
 
 /// <summary>
 /// This boot's id (/proc/sys/kernel/random/boot_id), which tells what was recorded in this boot (a hook's

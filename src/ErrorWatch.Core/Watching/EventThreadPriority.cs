@@ -1,7 +1,8 @@
 using ErrorWatch.Interop;
 using Serilog;
+using ErrorWatch.Daemon;
 
-namespace ErrorWatch.Daemon;
+namespace ErrorWatch.Watching;
 
 /// <summary>
 /// The two threads between the kernel and the store, the read loop and the decode thread, run ahead

@@ -2,8 +2,9 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using ErrorWatch.Store;
 using Serilog;
+using ErrorWatch.Reports;
 
-namespace ErrorWatch.Reports;
+namespace ErrorWatch.Publishing;
 
 /// <summary>
 /// Per filesystem, the newest report id an admin acknowledged (Acknowledge(id) covers that report

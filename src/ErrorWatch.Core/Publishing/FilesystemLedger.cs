@@ -3,8 +3,9 @@ using ErrorWatch.Health;
 using ErrorWatch.Modules.Ext4;
 using ErrorWatch.Store;
 using Serilog;
+using ErrorWatch.Reports;
 
-namespace ErrorWatch.Reports;
+namespace ErrorWatch.Publishing;
 
 /// <summary>What every output shows as a filesystem's badge, worst first wins (D-Bus Health, the health metric).</summary>
 public enum FilesystemHealth : uint
@@ -58,7 +59,7 @@ public sealed class FilesystemLedger
     /// Identity across restarts for history and acknowledgements: UUID and device together,
     /// because clones share a UUID and loop devices are reused.
     /// </summary>
-    public static string Key(string? uuid, string majorMinor) => $"{uuid ?? "-"}/{majorMinor}";
+    public static string Key(string? uuid, string majorMinor) => ReportFacts.KeyOf(uuid, majorMinor);
 
     public static string Key(Superblock sb) => Key(sb.Uuid?.ToString(), sb.Device.ToString());
 
