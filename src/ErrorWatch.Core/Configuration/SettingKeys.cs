@@ -343,6 +343,24 @@ public static class SettingKeys
         return $"{SettingSyntax.Quote(item)} is not a capability name" + (near is null ? " (as in capabilities(7): CAP_KILL, CAP_NET_ADMIN, CAP_SYS_RESOURCE, ...)" : $"; did you mean {near}?");
     }
 
+    /// <summary>check-config --keys: each key as the file writes it with its default, then what else the table says.</summary>
+    public static string ToText()
+    {
+        var sb = new StringBuilder();
+        foreach (var key in All)
+        {
+            sb.Append('[').Append(key.Section).Append("] ").Append(key.Name).Append('=').Append(key.FormattedDefault)
+                .Append("  (").Append(ValuesText(key).Replace("`", "", StringComparison.Ordinal))
+                .Append("; ").Append(key.Reloadable ? "a reload applies it" : "applies at restart")
+                .Append(key.Option is { } option ? "; run " + option.Name : "").Append(")\n")
+                .Append("    ").Append(key.Description.Replace("`", "", StringComparison.Ordinal)).Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    private static string ValuesText(SettingKey key) =>
+        key.Values is null ? key.Type : key.Kind == SettingKind.List ? $"list of {key.Values}" : $"{key.Type}: {key.Values}";
+
     public const string MarkdownBegin = "<!-- keys: generated from src/ErrorWatch.Core/Configuration/SettingKeys.cs by `errorwatch check-config --keys-markdown`; a test compares -->";
     public const string MarkdownEnd = "<!-- end of keys -->";
 
@@ -358,10 +376,9 @@ public static class SettingKeys
             sb.Append("|---|---|---|---|---|---|\n");
             foreach (var key in In(section))
             {
-                var values = key.Values is null ? key.Type : key.Kind == SettingKind.List ? $"list of {key.Values}" : $"{key.Type}: {key.Values}";
                 sb.Append("| `").Append(key.Name).Append("=` | ")
                     .Append(Cell(key.DefaultText ?? (key.FormattedDefault.Length == 0 ? "empty" : $"`{key.FormattedDefault}`"))).Append(" | ")
-                    .Append(Cell(values)).Append(" | ")
+                    .Append(Cell(ValuesText(key))).Append(" | ")
                     .Append(key.Reloadable ? "at once" : "at restart").Append(" | ")
                     .Append(key.Option is { } option ? $"`{option.Name}`" : "").Append(" | ")
                     .Append(Cell(key.Description)).Append(" |\n");
