@@ -6,7 +6,7 @@ namespace ErrorWatch.Cli;
 
 /// <summary>
 /// The options of <c>errorwatch run</c> that override errorwatch.conf, one per key of
-/// <see cref="SettingKeys"/> that names a <see cref="SettingOption"/>, checked by the key's own
+/// <see cref="SettingKeys"/> that names a <see cref="CommandLineOption"/>, checked by the key's own
 /// syntax. A boolean key's option is a flag; a time span is given in seconds, as it always was;
 /// a list option is repeatable and replaces the file's list.
 /// </summary>
@@ -58,7 +58,7 @@ internal static class SettingOptions
     }
 
     /// <summary>The command line has always taken intervals as seconds (--check-interval 0.5).</summary>
-    private static Option<double> Seconds(SettingOption spec, string[] aliases, SettingKey<TimeSpan> key)
+    private static Option<double> Seconds(CommandLineOption spec, string[] aliases, SettingKey<TimeSpan> key)
     {
         var option = new Option<double>(spec.Name, aliases) { Description = spec.Help, DefaultValueFactory = _ => key.Default.TotalSeconds };
         var (min, max) = key.Syntax.Bounds;

@@ -6,7 +6,7 @@ namespace ErrorWatch.Configuration;
 /// </summary>
 /// <param name="Name">The option, with its dashes: --check-interval.</param>
 /// <param name="Help">The help line.</param>
-public sealed record SettingOption(string Name, string Help)
+public sealed record CommandLineOption(string Name, string Help)
 {
     public IReadOnlyList<string> Aliases { get; init; } = [];
     /// <summary>
@@ -30,7 +30,7 @@ public abstract class SettingKey(string section, string name)
     public required string Description { get; init; }
     /// <summary>A reload (SIGHUP) applies a change at once; otherwise it waits for the next restart.</summary>
     public bool Reloadable { get; init; }
-    public SettingOption? Option { get; init; }
+    public CommandLineOption? Option { get; init; }
     /// <summary>The default as the docs say it, where it is not a fixed value (it comes from the environment).</summary>
     public string? DefaultText { get; init; }
 
