@@ -23,27 +23,15 @@ public delegate bool SettingParser<T>(string value, out T result, out string pro
 /// <summary>
 /// How one key's value is written: its parser (with the problem message a bad value gets), its
 /// formatter (check-config, which parses back), and what the docs say about it. Lists are parsed
-/// an item at a time: <see cref="Parse"/> checks one item, the list semantics are the loader's.
+/// an item at a time: <see cref="TryParse"/> checks one item, the list semantics are the loader's.
 /// </summary>
-public sealed class SettingSyntax<T>
+public sealed class SettingSyntax<T>(SettingKind kind, string type, string? values, SettingParser<T> parse, Func<T, string> format)
 {
-    private readonly SettingParser<T> _parse;
-    private readonly Func<T, string> _format;
-
-    internal SettingSyntax(SettingKind kind, string type, string? values, SettingParser<T> parse, Func<T, string> format)
-    {
-        Kind = kind;
-        Type = type;
-        Values = values;
-        _parse = parse;
-        _format = format;
-    }
-
-    public SettingKind Kind { get; }
+    public SettingKind Kind { get; } = kind;
     /// <summary>The docs' name for the type: boolean, time span, whole number, ...</summary>
-    public string Type { get; }
+    public string Type { get; } = type;
     /// <summary>The docs' allowed values or range ("100ms..1d", "auto, mountinfo"), or null.</summary>
-    public string? Values { get; }
+    public string? Values { get; } = values;
     /// <summary>The choice words, for the command line's help and check.</summary>
     public IReadOnlyList<string> Choices { get; internal init; } = ReadOnlyCollection<string>.Empty;
     /// <summary>A time span's bounds, for the command line (which takes seconds).</summary>
@@ -51,9 +39,9 @@ public sealed class SettingSyntax<T>
     /// <summary>A list's word for "no items" (Listen=none), or null.</summary>
     public string? NoneWord { get; internal init; }
 
-    public bool TryParse(string value, out T result, out string problem) => _parse(value, out result, out problem);
+    public bool TryParse(string value, out T result, out string problem) => parse(value, out result, out problem);
 
-    public string Format(T value) => _format(value);
+    public string Format(T value) => format(value);
 }
 
 /// <summary>The syntaxes keys share; each keeps the problem messages the loader has always given.</summary>
