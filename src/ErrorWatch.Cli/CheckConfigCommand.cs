@@ -11,13 +11,34 @@ internal static class CheckConfigCommand
         Description = "Configuration file to check, with its drop-ins FILE.d/*.conf (default: $CONFIGURATION_DIRECTORY/errorwatch.conf, else /etc/errorwatch/errorwatch.conf)",
     };
 
+    private static readonly Option<bool> Keys = new("--keys")
+    {
+        Description = "Print every key instead: its section, default, values, whether a reload applies it, its run option and meaning",
+    };
+
+    /// <summary>For maintainers: docs/configuration.md's key reference, which a test compares with the table.</summary>
+    private static readonly Option<bool> KeysMarkdown = new("--keys-markdown") { Hidden = true };
+
     public static Command Create()
     {
         var command = new Command("check-config", "Check errorwatch.conf and its drop-ins: print the effective settings, or each problem as FILE:LINE and exit 1")
         {
-            Config,
+            Config, Keys, KeysMarkdown,
         };
-        command.SetAction(parse => Execute(parse.GetValue(Config)));
+        command.SetAction(parse =>
+        {
+            if (parse.GetValue(KeysMarkdown))
+            {
+                Console.Out.Write(SettingKeys.ToMarkdown());
+                return 0;
+            }
+            if (parse.GetValue(Keys))
+            {
+                Console.Out.Write(SettingKeys.ToText());
+                return 0;
+            }
+            return Execute(parse.GetValue(Config));
+        });
         return command;
     }
 

@@ -25,7 +25,7 @@ internal static class DemoCommand
         {
             RunCommand.Output, RunCommand.LogLevel,
         };
-        command.SetAction(parse => Execute(parse.GetValue(RunCommand.Output)!, parse.GetValue(RunCommand.LogLevel)));
+        command.SetAction(parse => Execute(parse.GetValue(RunCommand.Output)!, SettingOptions.ValueOf(parse, Configuration.SettingKeys.LogLevel)));
         return command;
     }
 

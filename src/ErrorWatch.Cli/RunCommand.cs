@@ -26,119 +26,23 @@ internal static class RunCommand
         DefaultValueFactory = _ => "auto",
     };
 
-    public static readonly Option<string> Journal = new("--journal")
-    {
-        Description = "Reports to journald: auto (when its socket exists, or as the fallback when nothing else shows them), yes, or no",
-        DefaultValueFactory = _ => "auto",
-    };
+    /// <summary>Shared with list and hooks, which read the same store.</summary>
+    public static readonly Option<string> StateDirectory = SettingOptions.Of<string>(SettingKeys.StoreDirectory);
 
-    public static readonly Option<string[]> Filesystem = new("--filesystem", "-f")
-    {
-        Description = "Watch only this filesystem (mount point, device, major:minor, UUID or label); repeatable",
-        AllowMultipleArgumentsPerToken = false,
-    };
-
-    public static readonly Option<string[]> Exclude = new("--exclude")
-    {
-        Description = "Never watch this filesystem (mount point, device, major:minor, UUID or label); repeatable",
-    };
-
-    public static readonly Option<string[]> FsTypes = new("--fs-type")
-    {
-        Description = "Filesystem types to watch (default: ext4 ext3 ext2 xfs); others use the generic decoder",
-    };
-
-    public static readonly Option<bool> NoPaths = new("--no-paths")
-    {
-        Description = "Do not resolve file handles to paths (inode numbers only)",
-    };
-
-    public static readonly Option<string> MountTracking = new("--mount-tracking")
-    {
-        Description = "auto (FAN_MNT_ATTACH/DETACH on 6.15+, else mountinfo) or mountinfo",
-        DefaultValueFactory = _ => "auto",
-    };
-
-    public static readonly Option<string> MountSourceOption = new("--mount-source")
-    {
-        Description = "auto (statmount/listmount on 6.8+, else mountinfo), statmount or mountinfo",
-        DefaultValueFactory = _ => "auto",
-    };
-
-    public static readonly Option<string> StateDirectory = new("--state-dir")
-    {
-        Description = "Where what was already reported is remembered across restarts (default: $STATE_DIRECTORY, else /var/lib/errorwatch)",
-        DefaultValueFactory = _ => Health.HealthBaseline.DefaultDirectory(),
-    };
-
-    public static readonly Option<double> CheckInterval = new("--check-interval")
-    {
-        Description = "Seconds between periodic checks of native health (ext4 state, XFS sick bits); notifications and kernel log lines trigger checks at once",
-        DefaultValueFactory = _ => 30,
-    };
-
-    public static readonly Option<bool> NoKernelLog = new("--no-kernel-log")
-    {
-        Description = "Do not read the kernel log (/dev/kmsg, else the journal) for lines that call for a prompt health check",
-    };
-
-    public static readonly Option<bool> NoHealthMonitor = new("--no-xfs-health-monitor")
-    {
-        Description = "Poll XFS health bits even where XFS_IOC_HEALTH_MONITOR (Linux 7.0+) is available (leave it to xfs_healer)",
-    };
-
-    public static readonly Option<string> Bus = new("--bus")
-    {
-        Description = "The D-Bus service's bus: system (default; honours DBUS_SYSTEM_BUS_ADDRESS), none, or a bus address (unix:path=/run/x/bus)",
-        DefaultValueFactory = _ => "system",
-    };
-
-    public static readonly Option<string[]> MetricsListen = new("--metrics-listen")
-    {
-        Description = "Prometheus endpoint address: host:port, [v6]:port or unix:/path (repeatable), or none (default: 127.0.0.1:9464)",
-    };
-
-    public static readonly Option<string?> OtlpEndpoint = new("--otlp-endpoint")
-    {
-        Description = "Push metrics and one log record per report to this OTLP collector (http://host:4317; OTEL_EXPORTER_OTLP_* apply too)",
-    };
-
-    public static readonly Option<LogEventLevel> LogLevel = new("--log-level")
-    {
-        Description = "Minimum level of the daemon's own log on stderr",
-        DefaultValueFactory = _ => LogEventLevel.Information,
-    };
+    /// <summary>Shared with demo.</summary>
+    public static readonly Option<string> LogLevel = SettingOptions.Of<string>(SettingKeys.LogLevel);
 
     public static Command Create()
     {
         var command = new Command("run", "Watch every ext4 and XFS filesystem and report each error the kernel announces")
         {
-            Config, Output, Journal, Filesystem, Exclude, FsTypes, NoPaths, MountTracking, MountSourceOption, StateDirectory, CheckInterval, NoKernelLog, NoHealthMonitor, Bus, MetricsListen, OtlpEndpoint, LogLevel,
+            Config, Output,
         };
+        // The options that override errorwatch.conf, made from its key table.
+        foreach (var (_, option) in SettingOptions.All)
+            command.Options.Add(option);
         // AcceptOnlyFromAmong gives "Argument 'x' not recognized. Must be one of: ..." instead of a crash on a missing value.
         Output.AcceptOnlyFromAmong("auto", "text", "json", "none");
-        Journal.AcceptOnlyFromAmong("auto", "yes", "no");
-        MountTracking.AcceptOnlyFromAmong("auto", "mountinfo");
-        MountSourceOption.AcceptOnlyFromAmong("auto", "statmount", "mountinfo");
-        MetricsListen.Validators.Add(result =>
-        {
-            foreach (var token in result.Tokens)
-                if (token.Value != "none" && Configuration.MetricsSettings.Invalid(token.Value) is { } invalid)
-                    result.AddError("--metrics-listen: " + invalid);
-        });
-        Bus.Validators.Add(result =>
-        {
-            if (result.Tokens.Count > 0 && Configuration.DBusSettings.Invalid(result.Tokens[^1].Value) is { } invalid)
-                result.AddError("--bus: " + invalid);
-        });
-        CheckInterval.Validators.Add(result =>
-        {
-            // Read the token, not the value: an unparseable one is the parser's error to report, and asking for its value throws.
-            if (result.Tokens.Count == 0 || !double.TryParse(result.Tokens[^1].Value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds))
-                return;
-            if (seconds < 0.1 || seconds > 86400 || double.IsNaN(seconds))
-                result.AddError($"--check-interval must be between 0.1 and 86400 seconds, not {seconds}");
-        });
         command.SetAction(parse => Execute(parse));
         return command;
     }
@@ -347,41 +251,7 @@ internal static class RunCommand
         $"Watching {daemon.WatchedCount} filesystem(s); {daemon.ReportsPublished} report(s) so far";
 
     /// <summary>Options given on the command line win over the configuration file.</summary>
-    private static ErrorWatchSettings WithCommandLine(ErrorWatchSettings s, ParseResult parse)
-    {
-        bool Given(Option option) => parse.GetResult(option) is { Implicit: false };
-        var watch = s.Watch;
-        if (Given(Filesystem)) watch = watch with { Filesystems = parse.GetValue(Filesystem) ?? [] };
-        if (Given(Exclude)) watch = watch with { Exclude = parse.GetValue(Exclude) ?? [] };
-        if (Given(FsTypes) && parse.GetValue(FsTypes) is { Length: > 0 } types) watch = watch with { Types = types };
-        if (Given(NoPaths)) watch = watch with { ResolvePaths = !parse.GetValue(NoPaths) };
-        if (Given(MountTracking)) watch = watch with { MountTracking = parse.GetValue(MountTracking) == "mountinfo" ? MountTrackingMode.Mountinfo : MountTrackingMode.Auto };
-        if (Given(MountSourceOption))
-            watch = watch with
-            {
-                MountSource = parse.GetValue(MountSourceOption) switch
-                {
-                    "statmount" => MountSource.Statmount,
-                    "mountinfo" => MountSource.Mountinfo,
-                    _ => null,
-                },
-            };
-        var health = s.Health;
-        if (Given(CheckInterval)) health = health with { CheckInterval = TimeSpan.FromSeconds(parse.GetValue(CheckInterval)) };
-        if (Given(NoKernelLog)) health = health with { KernelLog = !parse.GetValue(NoKernelLog) };
-        if (Given(NoHealthMonitor)) health = health with { XfsHealthMonitor = !parse.GetValue(NoHealthMonitor) };
-        var store = Given(StateDirectory) ? s.Store with { Directory = parse.GetValue(StateDirectory)! } : s.Store;
-        var journal = Given(Journal)
-            ? s.Journal with { Enabled = parse.GetValue(Journal) switch { "yes" => JournalMode.Yes, "no" => JournalMode.No, _ => JournalMode.Auto } }
-            : s.Journal;
-        var log = Given(LogLevel) ? s.Log with { Level = parse.GetValue(LogLevel) } : s.Log;
-        var dbus = Given(Bus) ? s.DBus with { Bus = parse.GetValue(Bus)! } : s.DBus;
-        var metrics = Given(MetricsListen)
-            ? s.Metrics with { Listen = (parse.GetValue(MetricsListen) ?? []).Where(l => l != "none").ToArray() }
-            : s.Metrics;
-        var otel = Given(OtlpEndpoint) ? s.OpenTelemetry with { Endpoint = parse.GetValue(OtlpEndpoint) } : s.OpenTelemetry;
-        return s with { Watch = watch, Health = health, Store = store, Journal = journal, DBus = dbus, Metrics = metrics, OpenTelemetry = otel, Log = log };
-    }
+    private static ErrorWatchSettings WithCommandLine(ErrorWatchSettings s, ParseResult parse) => SettingOptions.Override(s, parse);
 
     internal static DaemonOptions ToDaemonOptions(ErrorWatchSettings s) => new()
     {
@@ -411,7 +281,8 @@ internal static class RunCommand
 
     /// <summary>
     /// SIGHUP. The log level, the choice of filesystems (newly excluded ones are unwatched, newly
-    /// included ones marked) and the hooks apply at once; everything else is named as taking effect at restart.
+    /// included ones marked) and the hooks apply at once; every key <see cref="SettingKeys"/> does
+    /// not mark reloadable is named as taking effect at restart.
     /// </summary>
     private static ErrorWatchSettings Reload(ErrorWatchSettings current, string? path, ParseResult parse, ErrorWatchDaemon daemon,
         Recovery.HookSink hooks, LoggingLevelSwitch level, IServiceManager service, Serilog.ILogger log)
@@ -429,26 +300,13 @@ internal static class RunCommand
             }
             fresh = WithCommandLine(fresh, parse);
             level.MinimumLevel = fresh.Log.Level;
-            if (fresh.Watch with { ResolvePaths = current.Watch.ResolvePaths } != current.Watch)
-            {
-                daemon.Inventory.Options = WatchOf(fresh);
-                daemon.Inventory.Reconcile();
-            }
-            var later = new List<string>();
-            if (fresh.Health != current.Health) later.Add("[Health]");
-            if (fresh.Store != current.Store) later.Add("[Store]");
-            if (fresh.Journal != current.Journal) later.Add("[Journal]");
-            if (fresh.DBus != current.DBus) later.Add("[DBus]");
-            if (!fresh.Metrics.Listen.SequenceEqual(current.Metrics.Listen)) later.Add("[Metrics]");
-            if (fresh.OpenTelemetry != current.OpenTelemetry) later.Add("[OpenTelemetry]");
+            // Always: a reload decides again for every filesystem (docs/configuration.md), changed lists or not.
+            daemon.Inventory.Options = WatchOf(fresh);
+            daemon.Inventory.Reconcile();
             if (!fresh.Hooks.Equals(current.Hooks))
                 hooks.Reload(fresh.Hooks);
-            // The bounding set can only shrink: a capability dropped at startup comes back only with a restart.
-            if (!fresh.Hooks.Capabilities.SequenceEqual(current.Hooks.Capabilities)) later.Add("[Hooks] Capabilities");
-            if (fresh.Watch.ResolvePaths != current.Watch.ResolvePaths || fresh.Watch.MountTracking != current.Watch.MountTracking
-                || fresh.Watch.MountSource != current.Watch.MountSource || fresh.Watch.RescanInterval != current.Watch.RescanInterval
-                || fresh.Watch.PriorityBoost != current.Watch.PriorityBoost)
-                later.Add("[Watch] ResolvePaths/MountTracking/MountSource/RescanInterval/PriorityBoost");
+            // What the table says a reload does not apply is named, to take effect at restart.
+            var later = SettingKeys.All.Where(k => !k.Reloadable && k.Differs(fresh, current)).Select(k => k.ToString()).ToList();
             log.Information("Configuration reloaded; watching {Count} filesystem(s){Later}", daemon.WatchedCount,
                 later.Count == 0 ? "" : "; changes to " + string.Join(", ", later) + " take effect at restart");
             return fresh;

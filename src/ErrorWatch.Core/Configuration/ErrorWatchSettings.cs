@@ -42,57 +42,28 @@ public sealed record ErrorWatchSettings
     /// <summary>The files these settings were read from, in the order read (main file, then drop-ins).</summary>
     public IReadOnlyList<string> Files { get; init; } = ReadOnlyCollection<string>.Empty;
 
-    /// <summary>The settings as configuration text: one Key=value per line under its [Section], every key present. Parses back to equal settings.</summary>
+    /// <summary>
+    /// The settings as configuration text: one Key=value per line under its [Section], every key of
+    /// <see cref="SettingKeys"/> present, the [Hook "NAME"] rules after [Hooks]. Parses back to equal settings.
+    /// </summary>
     public string ToConfigurationText()
     {
         var sb = new StringBuilder();
-        Section(sb, "Watch",
-            ("Filesystems", List(Watch.Filesystems)),
-            ("Exclude", List(Watch.Exclude)),
-            ("Types", List(Watch.Types)),
-            ("ResolvePaths", SystemdValues.FormatBoolean(Watch.ResolvePaths)),
-            ("MountTracking", Watch.MountTracking == MountTrackingMode.Auto ? "auto" : "mountinfo"),
-            ("MountSource", Watch.MountSource switch { MountSource.Statmount => "statmount", MountSource.Mountinfo => "mountinfo", _ => "auto" }),
-            ("RescanInterval", SystemdValues.FormatTimeSpan(Watch.RescanInterval)),
-            ("PriorityBoost", Watch.PriorityBoost.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-        Section(sb, "Health",
-            ("CheckInterval", SystemdValues.FormatTimeSpan(Health.CheckInterval)),
-            ("KernelLog", SystemdValues.FormatBoolean(Health.KernelLog)),
-            ("XfsHealthMonitor", SystemdValues.FormatBoolean(Health.XfsHealthMonitor)),
-            ("XfsScanLimit", Health.XfsScanLimit.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-        Section(sb, "Store",
-            ("Directory", Store.Directory),
-            ("MaxReports", Store.MaxReports.ToString(System.Globalization.CultureInfo.InvariantCulture)),
-            ("MaxAge", SystemdValues.FormatTimeSpan(Store.MaxAge)));
-        Section(sb, "Journal",
-            ("Enabled", Journal.Enabled switch { JournalMode.Yes => "yes", JournalMode.No => "no", _ => "auto" }),
-            ("MaxEntriesPerInterval", Journal.MaxEntriesPerInterval.ToString(System.Globalization.CultureInfo.InvariantCulture)),
-            ("Interval", SystemdValues.FormatTimeSpan(Journal.Interval)));
-        Section(sb, "DBus",
-            ("Bus", DBus.Bus),
-            ("SignalPaths", SystemdValues.FormatBoolean(DBus.SignalPaths)));
-        Section(sb, "Metrics", ("Listen", Metrics.Listen.Count == 0 ? "none" : List(Metrics.Listen)));
-        Section(sb, "OpenTelemetry",
-            ("Endpoint", OpenTelemetry.Endpoint ?? ""),
-            ("Protocol", OpenTelemetry.Protocol ?? ""),
-            ("Headers", OpenTelemetry.Headers ?? ""),
-            ("Interval", SystemdValues.FormatTimeSpan(OpenTelemetry.Interval)));
-        Section(sb, "Hooks",
-            ("Directory", Hooks.Directory),
-            ("MaxConcurrent", Hooks.MaxConcurrent.ToString(System.Globalization.CultureInfo.InvariantCulture)),
-            ("Timeout", SystemdValues.FormatTimeSpan(Hooks.Timeout)),
-            ("KillGrace", SystemdValues.FormatTimeSpan(Hooks.KillGrace)),
-            ("Repeat", Hooks.Repeat.ToString()),
-            ("Capabilities", List(Hooks.Capabilities)));
-        foreach (var rule in Hooks.Rules)
-            Section(sb, $"Hook \"{rule.Name}\"", rule.Keys());
-        Section(sb, "Log", ("Level", LogSettings.Name(Log.Level)));
+        foreach (var section in SettingKeys.Sections)
+        {
+            Section(sb, section, SettingKeys.In(section).Select(k => (k.Name, k.Format(this))).ToArray());
+            if (section == "Hooks")
+            {
+                foreach (var rule in Hooks.Rules)
+                    Section(sb, $"Hook \"{rule.Name}\"", rule.Keys());
+            }
+        }
         return sb.ToString();
     }
 
     public override string ToString() => ToConfigurationText();
 
-    private static void Section(StringBuilder sb, string name, params (string Key, string Value)[] keys)
+    private static void Section(StringBuilder sb, string name, (string Key, string Value)[] keys)
     {
         if (sb.Length > 0)
             sb.Append('\n');
@@ -107,54 +78,54 @@ public sealed record ErrorWatchSettings
 /// <summary>[Watch]: which filesystems, and how mounts are found.</summary>
 public sealed record WatchSettings
 {
-    public static readonly IReadOnlyList<string> DefaultTypes = Array.AsReadOnly(Watching.WatchOptions.DefaultTypes.ToArray());
+    public static readonly IReadOnlyList<string> DefaultTypes = SettingKeys.Types.Default;
 
     /// <summary>Only these (mount point, device, major:minor, UUID or label); empty watches every filesystem of <see cref="Types"/>.</summary>
-    public IReadOnlyList<string> Filesystems { get; init; } = ReadOnlyCollection<string>.Empty;
-    public IReadOnlyList<string> Exclude { get; init; } = ReadOnlyCollection<string>.Empty;
+    public IReadOnlyList<string> Filesystems { get; init; } = SettingKeys.Filesystems.Default;
+    public IReadOnlyList<string> Exclude { get; init; } = SettingKeys.Exclude.Default;
     public IReadOnlyList<string> Types { get; init; } = DefaultTypes;
-    public bool ResolvePaths { get; init; } = true;
-    public MountTrackingMode MountTracking { get; init; } = MountTrackingMode.Auto;
+    public bool ResolvePaths { get; init; } = SettingKeys.ResolvePaths.Default;
+    public MountTrackingMode MountTracking { get; init; } = SettingKeys.MountTracking.Default;
     /// <summary>null: statmount/listmount where the kernel has them (6.8+), else mountinfo.</summary>
-    public MountSource? MountSource { get; init; }
-    public TimeSpan RescanInterval { get; init; } = TimeSpan.FromSeconds(30);
+    public MountSource? MountSource { get; init; } = SettingKeys.MountSource.Default;
+    public TimeSpan RescanInterval { get; init; } = SettingKeys.RescanInterval.Default;
     /// <summary>How far the read and decode threads run ahead of ordinary work: N nice levels below the daemon's own and the shortest slice (auditd's priority_boost); 0 leaves them alone.</summary>
-    public int PriorityBoost { get; init; } = 4;
+    public int PriorityBoost { get; init; } = SettingKeys.PriorityBoost.Default;
 }
 
 /// <summary>[Health]: the filesystems' own error records.</summary>
 public sealed record HealthSettings
 {
-    public TimeSpan CheckInterval { get; init; } = TimeSpan.FromSeconds(30);
-    public bool KernelLog { get; init; } = true;
-    public bool XfsHealthMonitor { get; init; } = true;
-    public int XfsScanLimit { get; init; } = 100_000;
+    public TimeSpan CheckInterval { get; init; } = SettingKeys.CheckInterval.Default;
+    public bool KernelLog { get; init; } = SettingKeys.KernelLog.Default;
+    public bool XfsHealthMonitor { get; init; } = SettingKeys.XfsHealthMonitor.Default;
+    public int XfsScanLimit { get; init; } = SettingKeys.XfsScanLimit.Default;
 }
 
 /// <summary>[Store]: where reports and what was already reported are kept.</summary>
 public sealed record StoreSettings
 {
-    /// <summary>$STATE_DIRECTORY (its first entry) when systemd sets it, else /var/lib/errorwatch.</summary>
+    /// <summary>$STATE_DIRECTORY (its first entry) when systemd sets it, else /var/lib/errorwatch: read when made, not from the table, which names the latter.</summary>
     public string Directory { get; init; } = Health.HealthBaseline.DefaultDirectory();
-    public int MaxReports { get; init; } = 100_000;
-    public TimeSpan MaxAge { get; init; } = TimeSpan.FromDays(90);
+    public int MaxReports { get; init; } = SettingKeys.MaxReports.Default;
+    public TimeSpan MaxAge { get; init; } = SettingKeys.MaxAge.Default;
 }
 
 /// <summary>[Journal]: reports as journal entries, rate-limited so an error storm cannot flood journald.</summary>
 public sealed record JournalSettings
 {
-    public JournalMode Enabled { get; init; } = JournalMode.Auto;
-    public int MaxEntriesPerInterval { get; init; } = 20;
-    public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(60);
+    public JournalMode Enabled { get; init; } = SettingKeys.JournalEnabled.Default;
+    public int MaxEntriesPerInterval { get; init; } = SettingKeys.MaxEntriesPerInterval.Default;
+    public TimeSpan Interval { get; init; } = SettingKeys.JournalInterval.Default;
 }
 
 /// <summary>[DBus]: the service desktop tools and scripts talk to.</summary>
 public sealed record DBusSettings
 {
     /// <summary>"system" (honours DBUS_SYSTEM_BUS_ADDRESS), "none", or a D-Bus address such as unix:path=/run/x/bus.</summary>
-    public string Bus { get; init; } = "system";
+    public string Bus { get; init; } = SettingKeys.Bus.Default;
     /// <summary>File paths in ReportAdded signals, which every local user receives (off: only root and polkit-authorized callers see paths).</summary>
-    public bool SignalPaths { get; init; }
+    public bool SignalPaths { get; init; } = SettingKeys.SignalPaths.Default;
 
     /// <summary>Why <paramref name="bus"/> is not a bus setting, or null.</summary>
     public static string? Invalid(string bus) =>
@@ -165,7 +136,7 @@ public sealed record DBusSettings
 /// <summary>[Metrics]: the Prometheus scrape endpoint.</summary>
 public sealed record MetricsSettings
 {
-    public static readonly IReadOnlyList<string> DefaultListen = Array.AsReadOnly(new[] { "127.0.0.1:9464" });
+    public static readonly IReadOnlyList<string> DefaultListen = SettingKeys.Listen.Default;
 
     /// <summary>host:port, [v6]:port or unix:/path; empty (Listen=none) turns the endpoint off. Loopback unless configured otherwise.</summary>
     public IReadOnlyList<string> Listen { get; init; } = DefaultListen;
@@ -188,11 +159,11 @@ public sealed record MetricsSettings
 /// <summary>[OpenTelemetry]: OTLP push of metrics and of one log record per report (OTEL_EXPORTER_OTLP_* apply when unset).</summary>
 public sealed record OpenTelemetrySettings
 {
-    public string? Endpoint { get; init; }
+    public string? Endpoint { get; init; } = SettingKeys.OtlpEndpoint.Default;
     /// <summary>grpc or http/protobuf.</summary>
-    public string? Protocol { get; init; }
-    public string? Headers { get; init; }
-    public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(60);
+    public string? Protocol { get; init; } = SettingKeys.OtlpProtocol.Default;
+    public string? Headers { get; init; } = SettingKeys.OtlpHeaders.Default;
+    public TimeSpan Interval { get; init; } = SettingKeys.OtlpInterval.Default;
 }
 
 /// <summary>[Hooks]: recovery hooks (docs/hooks.md): the hooks.d directory, limits and defaults, and the [Hook "NAME"] rules.</summary>
@@ -201,22 +172,22 @@ public sealed record HooksSettings
     public const string DefaultDirectory = "/etc/errorwatch/hooks.d";
 
     /// <summary>Executables here run when their name's prefix (all-, ext4-, corruption-, ...) selects a report.</summary>
-    public string Directory { get; init; } = DefaultDirectory;
+    public string Directory { get; init; } = SettingKeys.HooksDirectory.Default;
     /// <summary>Hook runs at the same time, all hooks and filesystems together.</summary>
-    public int MaxConcurrent { get; init; } = 4;
+    public int MaxConcurrent { get; init; } = SettingKeys.MaxConcurrent.Default;
     /// <summary>How long a run may take (for a unit: until its job is done) before its process group gets SIGTERM.</summary>
-    public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(5);
+    public TimeSpan Timeout { get; init; } = SettingKeys.HookTimeout.Default;
     /// <summary>From SIGTERM to SIGKILL.</summary>
-    public TimeSpan KillGrace { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan KillGrace { get; init; } = SettingKeys.KillGrace.Default;
     /// <summary>The repeat policy of hooks and rules that do not set their own.</summary>
-    public Recovery.RepeatPolicy Repeat { get; init; } = Recovery.RepeatPolicy.Default;
+    public Recovery.RepeatPolicy Repeat { get; init; } = SettingKeys.HookRepeat.Default;
     /// <summary>[Hook "NAME"] sections, in the order their names first appeared.</summary>
     public IReadOnlyList<HookRuleSettings> Rules { get; init; } = ReadOnlyCollection<HookRuleSettings>.Empty;
     /// <summary>
     /// Capabilities (CAP_KILL, ...) kept in the daemon's bounding set beyond its own three, because
     /// hooks run as root get the bounding set (docs/security.md). Names as in capabilities(7).
     /// </summary>
-    public IReadOnlyList<string> Capabilities { get; init; } = ReadOnlyCollection<string>.Empty;
+    public IReadOnlyList<string> Capabilities { get; init; } = SettingKeys.Capabilities.Default;
 
     public bool Equals(HooksSettings? other) =>
         other is not null && Directory == other.Directory && MaxConcurrent == other.MaxConcurrent && Timeout == other.Timeout
@@ -271,7 +242,7 @@ public sealed record HookRuleSettings
 /// <summary>[Log]: the daemon's own log.</summary>
 public sealed record LogSettings
 {
-    public LogEventLevel Level { get; init; } = LogEventLevel.Information;
+    public LogEventLevel Level { get; init; } = SettingKeys.LogLevel.Default;
 
     /// <summary>The configuration words for the levels a user may choose.</summary>
     internal static readonly (string Name, LogEventLevel Level)[] Levels =

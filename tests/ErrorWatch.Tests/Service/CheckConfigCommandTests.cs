@@ -65,6 +65,19 @@ public sealed class CheckConfigCommandTests : IDisposable
     }
 
     [Fact]
+    public void Keys_lists_every_key_of_the_table_and_keys_markdown_prints_the_docs_block()
+    {
+        var (code, stdout, stderr) = Run(null, "check-config", "--keys");
+        Assert.True(code == 0, stderr);
+        foreach (var key in ErrorWatch.Configuration.SettingKeys.All)
+            Assert.Contains($"[{key.Section}] {key.Name}={key.FormattedDefault}  (", stdout);
+        (code, stdout, stderr) = Run(null, "check-config", "--keys-markdown");
+        Assert.True(code == 0, stderr);
+        // The shipped (trimmed, AOT-compiled) binary renders what the table renders in the tests.
+        Assert.Equal(ErrorWatch.Configuration.SettingKeys.ToMarkdown(), stdout);
+    }
+
+    [Fact]
     public void Garbage_gives_problems_not_a_stack_trace()
     {
         var random = new Random(7);

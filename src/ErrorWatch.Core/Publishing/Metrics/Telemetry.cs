@@ -10,18 +10,33 @@ public sealed record TelemetryOptions
 {
     /// <summary>Where the Prometheus endpoint listens (host:port, [v6]:port, unix:/path); empty: no endpoint.</summary>
     public IReadOnlyList<string> Listen { get; init; } = ["127.0.0.1:9464"];
-    /// <summary>OTLP collector; null: only if OTEL_EXPORTER_OTLP_ENDPOINT is set.</summary>
+    /// <summary>OTLP collector; null: the environment's (OTEL_EXPORTER_OTLP_{METRICS,LOGS}_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT), if any.</summary>
     public string? OtlpEndpoint { get; init; }
-    /// <summary>grpc or http/protobuf; null: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc.</summary>
+    /// <summary>grpc or http/protobuf; null: OTEL_EXPORTER_OTLP_{METRICS,LOGS}_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL, else grpc.</summary>
     public string? OtlpProtocol { get; init; }
     /// <summary>"key=value,key2=value2" (OTEL_EXPORTER_OTLP_HEADERS syntax), e.g. an API key.</summary>
     public string? OtlpHeaders { get; init; }
     public TimeSpan OtlpInterval { get; init; } = TimeSpan.FromSeconds(60);
     /// <summary>One OTLP export may take this long before it is given up (it runs on the SDK's thread).</summary>
     public TimeSpan OtlpTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>Where OTEL_EXPORTER_OTLP_* are read (a test gives its own).</summary>
+    public Func<string, string?> EnvironmentVariable { get; init; } = Environment.GetEnvironmentVariable;
 
-    /// <summary>Whether OTLP push is configured, here or in the environment.</summary>
-    public bool PushesOtlp => OtlpEndpoint is { Length: > 0 } || Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 };
+    /// <summary>
+    /// Whether metrics are pushed: an endpoint here, or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT or
+    /// OTEL_EXPORTER_OTLP_ENDPOINT, as the OpenTelemetry environment specification reads them.
+    /// </summary>
+    public bool PushesOtlpMetrics => Configured("METRICS");
+
+    /// <summary>Whether log records are pushed: an endpoint here, or OTEL_EXPORTER_OTLP_LOGS_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT.</summary>
+    public bool PushesOtlpLogs => Configured("LOGS");
+
+    /// <summary>Whether OTLP push is configured for either signal, here or in the environment.</summary>
+    public bool PushesOtlp => PushesOtlpMetrics || PushesOtlpLogs;
+
+    private bool Configured(string signal) =>
+        OtlpEndpoint is { Length: > 0 } || EnvironmentVariable($"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT") is { Length: > 0 }
+        || EnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 };
 }
 
 /// <summary>
@@ -43,20 +58,28 @@ public sealed class Telemetry : IDisposable
         var resource = ResourceBuilder.CreateEmpty().AddAttributes(attributes.Select(a => new KeyValuePair<string, object>(a.Key, a.Value)));
         var builder = Sdk.CreateMeterProviderBuilder().SetResourceBuilder(resource).AddMeter(ErrorWatchMetrics.MeterName);
         addReaders?.Invoke(builder);
-        if (options.PushesOtlp)
+        if (options.PushesOtlpMetrics)
         {
-            var exporter = new OtlpMetrics(Otlp(options, "v1/metrics"), log);
-            builder.AddReader(new PeriodicExportingMetricReader(exporter, (int)options.OtlpInterval.TotalMilliseconds, (int)options.OtlpTimeout.TotalMilliseconds)
+            if (MetricsExport(options, out var where) is { } export)
             {
-                TemporalityPreference = MetricReaderTemporalityPreference.Cumulative,
-            });
+                builder.AddReader(new PeriodicExportingMetricReader(new OtlpMetrics(export, log), (int)options.OtlpInterval.TotalMilliseconds, (int)options.OtlpTimeout.TotalMilliseconds)
+                {
+                    TemporalityPreference = MetricReaderTemporalityPreference.Cumulative,
+                });
+                log.Information("OpenTelemetry: pushing metrics every {Interval} to {Endpoint}", options.OtlpInterval, where);
+            }
+            else
+                log.Error("OpenTelemetry: no metrics push ({Problem}); the log records and the other outputs go on", where);
+        }
+        if (options.PushesOtlpLogs)
+        {
             try
             {
-                if (ErrorWatch.Publishing.Otlp.OtlpDestination.Resolve(options, Environment.GetEnvironmentVariable) is { } destination)
+                if (ErrorWatch.Publishing.Otlp.OtlpDestination.Resolve(options, options.EnvironmentVariable) is { } destination)
                 {
                     ReportLog = new ErrorWatch.Publishing.Otlp.OtlpLogDelivery(destination, attributes, log);
-                    log.Information("OpenTelemetry: pushing metrics every {Interval} to {Endpoint}; one log record per report, from the store, over {Protocol}",
-                        options.OtlpInterval, options.OtlpEndpoint ?? Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT"), destination.Grpc ? "grpc" : "http/protobuf");
+                    log.Information("OpenTelemetry: one log record per report, from the store, to {Endpoint} over {Protocol}",
+                        destination.Endpoint, destination.Grpc ? "grpc" : "http/protobuf");
                 }
             }
             catch (FormatException e)
@@ -83,20 +106,34 @@ public sealed class Telemetry : IDisposable
     public ErrorWatch.Publishing.Otlp.OtlpLogDelivery? ReportLog { get; }
 
 
-    private static OtlpExporterOptions Otlp(TelemetryOptions options, string signalPath)
+    /// <summary>
+    /// The metric exporter's options, resolved as <see cref="ErrorWatch.Publishing.Otlp.OtlpDestination"/>
+    /// resolves the log records': [OpenTelemetry] first, then OTEL_EXPORTER_OTLP_METRICS_*, then
+    /// OTEL_EXPORTER_OTLP_* (the SDK's options read only the latter). A base endpoint gets
+    /// <c>/v1/metrics</c> over OTLP/HTTP; a signal's own endpoint is the full URL. Null, with the problem
+    /// in <paramref name="where"/>, when there is no usable endpoint; else <paramref name="where"/> is it.
+    /// </summary>
+    internal static OtlpExporterOptions? MetricsExport(TelemetryOptions options, out string where)
     {
-        // The parameterless constructor reads OTEL_EXPORTER_OTLP_*; configuration overrides it.
-        var o = new OtlpExporterOptions { TimeoutMilliseconds = (int)options.OtlpTimeout.TotalMilliseconds };
-        if (options.OtlpProtocol is { } protocol)
-            o.Protocol = protocol == "grpc" ? OtlpExportProtocol.Grpc : OtlpExportProtocol.HttpProtobuf;
-        if (options.OtlpEndpoint is { Length: > 0 } endpoint)
+        string? Env(string name) => options.EnvironmentVariable(name) is { Length: > 0 } v ? v.Trim() : null;
+        var http = (options.OtlpProtocol ?? Env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL") ?? Env("OTEL_EXPORTER_OTLP_PROTOCOL")) == "http/protobuf";
+        var (url, full) = options.OtlpEndpoint is { Length: > 0 } configured ? (configured, false)
+            : Env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") is { } metrics ? (metrics, true)
+            : (Env("OTEL_EXPORTER_OTLP_ENDPOINT"), false);
+        if (url is null || !Uri.TryCreate(http && !full ? url.TrimEnd('/') + "/v1/metrics" : url, UriKind.Absolute, out var endpoint)
+            || endpoint.Scheme is not ("http" or "https"))
         {
-            // HTTP/protobuf takes the signal's full URL when the endpoint is set in code.
-            o.Endpoint = o.Protocol == OtlpExportProtocol.HttpProtobuf
-                ? new Uri(endpoint.TrimEnd('/') + "/" + signalPath)
-                : new Uri(endpoint);
+            where = $"the OTLP metrics endpoint \"{url}\" is not an http:// or https:// URL";
+            return null;
         }
-        if (options.OtlpHeaders is { Length: > 0 } headers)
+        where = endpoint.ToString();
+        var o = new OtlpExporterOptions
+        {
+            TimeoutMilliseconds = (int)options.OtlpTimeout.TotalMilliseconds,
+            Protocol = http ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc,
+            Endpoint = endpoint,
+        };
+        if ((options.OtlpHeaders ?? Env("OTEL_EXPORTER_OTLP_METRICS_HEADERS") ?? Env("OTEL_EXPORTER_OTLP_HEADERS")) is { } headers)
             o.Headers = headers;
         return o;
     }
