@@ -1,5 +1,6 @@
 using System.Collections.ObjectModel;
 using System.Globalization;
+using ErrorWatch.Recovery;
 
 namespace ErrorWatch.Configuration;
 

@@ -2,6 +2,7 @@ using System.Collections.ObjectModel;
 using System.Text;
 using ErrorWatch.Filesystems;
 using Serilog.Events;
+using ErrorWatch.Recovery;
 
 namespace ErrorWatch.Configuration;
 
@@ -55,7 +56,7 @@ public sealed record ErrorWatchSettings
             if (section == "Hooks")
             {
                 foreach (var rule in Hooks.Rules)
-                    Section(sb, $"Hook \"{rule.Name}\"", rule.Keys());
+                    Section(sb, $"Hook \"{rule.Name}\"", RuleKeys(rule));
             }
         }
         return sb.ToString();
@@ -71,6 +72,21 @@ public sealed record ErrorWatchSettings
         foreach (var (key, value) in keys)
             sb.Append(key).Append('=').Append(value).Append('\n');
     }
+
+    /// <summary>A [Hook "NAME"] rule's keys as the configuration writes them (check-config).</summary>
+    internal static (string Key, string Value)[] RuleKeys(Recovery.HookRuleSettings rule) =>
+    [
+        ("Exec", List(rule.Exec)),
+        ("Unit", rule.Unit ?? ""),
+        ("Filesystems", List(rule.Filesystems)),
+        ("Types", List(rule.Types)),
+        ("Events", List(rule.Events)),
+        ("Errnos", List(rule.Errnos)),
+        ("Sources", List(rule.Sources)),
+        ("Severities", List(rule.Severities)),
+        ("Repeat", rule.Repeat?.ToString() ?? ""),
+        ("Timeout", rule.Timeout is { } t ? SystemdValues.FormatTimeSpan(t) : ""),
+    ];
 
     internal static string List(IReadOnlyList<string> items) => string.Join(' ', items.Select(SettingsFile.EscapeListItem));
 }
@@ -166,78 +182,6 @@ public sealed record OpenTelemetrySettings
     public TimeSpan Interval { get; init; } = SettingKeys.OtlpInterval.Default;
 }
 
-/// <summary>[Hooks]: recovery hooks (docs/hooks.md): the hooks.d directory, limits and defaults, and the [Hook "NAME"] rules.</summary>
-public sealed record HooksSettings
-{
-    public const string DefaultDirectory = "/etc/errorwatch/hooks.d";
-
-    /// <summary>Executables here run when their name's prefix (all-, ext4-, corruption-, ...) selects a report.</summary>
-    public string Directory { get; init; } = SettingKeys.HooksDirectory.Default;
-    /// <summary>Hook runs at the same time, all hooks and filesystems together.</summary>
-    public int MaxConcurrent { get; init; } = SettingKeys.MaxConcurrent.Default;
-    /// <summary>How long a run may take (for a unit: until its job is done) before its process group gets SIGTERM.</summary>
-    public TimeSpan Timeout { get; init; } = SettingKeys.HookTimeout.Default;
-    /// <summary>From SIGTERM to SIGKILL.</summary>
-    public TimeSpan KillGrace { get; init; } = SettingKeys.KillGrace.Default;
-    /// <summary>The repeat policy of hooks and rules that do not set their own.</summary>
-    public Recovery.RepeatPolicy Repeat { get; init; } = SettingKeys.HookRepeat.Default;
-    /// <summary>[Hook "NAME"] sections, in the order their names first appeared.</summary>
-    public IReadOnlyList<HookRuleSettings> Rules { get; init; } = ReadOnlyCollection<HookRuleSettings>.Empty;
-    /// <summary>
-    /// Capabilities (CAP_KILL, ...) kept in the daemon's bounding set beyond its own three, because
-    /// hooks run as root get the bounding set (docs/security.md). Names as in capabilities(7).
-    /// </summary>
-    public IReadOnlyList<string> Capabilities { get; init; } = SettingKeys.Capabilities.Default;
-
-    public bool Equals(HooksSettings? other) =>
-        other is not null && Directory == other.Directory && MaxConcurrent == other.MaxConcurrent && Timeout == other.Timeout
-        && KillGrace == other.KillGrace && Repeat == other.Repeat && Rules.SequenceEqual(other.Rules) && Capabilities.SequenceEqual(other.Capabilities);
-
-    public override int GetHashCode() => HashCode.Combine(Directory, MaxConcurrent, Timeout, KillGrace, Repeat, Rules.Count);
-}
-
-/// <summary>
-/// A [Hook "NAME"] section: what to run (Exec= or Unit=), for which reports, how often. A section
-/// with neither Exec= nor Unit= adjusts the hooks.d executable of the same name instead.
-/// </summary>
-public sealed record HookRuleSettings
-{
-    public required string Name { get; init; }
-    /// <summary>FILE:LINE of its first section header (messages; not part of equality).</summary>
-    public string Origin { get; init; } = "";
-    /// <summary>Absolute path, then arguments (no shell: each item is one argv entry).</summary>
-    public IReadOnlyList<string> Exec { get; init; } = ReadOnlyCollection<string>.Empty;
-    public string? Unit { get; init; }
-    public IReadOnlyList<string> Filesystems { get; init; } = ReadOnlyCollection<string>.Empty;
-    public IReadOnlyList<string> Types { get; init; } = ReadOnlyCollection<string>.Empty;
-    public IReadOnlyList<string> Events { get; init; } = ReadOnlyCollection<string>.Empty;
-    /// <summary>Names (EUCLEAN), aliases (EFSCORRUPTED) or numbers, as written.</summary>
-    public IReadOnlyList<string> Errnos { get; init; } = ReadOnlyCollection<string>.Empty;
-    public IReadOnlyList<string> Sources { get; init; } = ReadOnlyCollection<string>.Empty;
-    public IReadOnlyList<string> Severities { get; init; } = ReadOnlyCollection<string>.Empty;
-    /// <summary>null: [Hooks] Repeat=.</summary>
-    public Recovery.RepeatPolicy? Repeat { get; init; }
-    /// <summary>null: [Hooks] Timeout=.</summary>
-    public TimeSpan? Timeout { get; init; }
-
-    internal (string Key, string Value)[] Keys() =>
-    [
-        ("Exec", ErrorWatchSettings.List(Exec)),
-        ("Unit", Unit ?? ""),
-        ("Filesystems", ErrorWatchSettings.List(Filesystems)),
-        ("Types", ErrorWatchSettings.List(Types)),
-        ("Events", ErrorWatchSettings.List(Events)),
-        ("Errnos", ErrorWatchSettings.List(Errnos)),
-        ("Sources", ErrorWatchSettings.List(Sources)),
-        ("Severities", ErrorWatchSettings.List(Severities)),
-        ("Repeat", Repeat?.ToString() ?? ""),
-        ("Timeout", Timeout is { } t ? SystemdValues.FormatTimeSpan(t) : ""),
-    ];
-
-    public bool Equals(HookRuleSettings? other) => other is not null && Name == other.Name && Keys().SequenceEqual(other.Keys());
-
-    public override int GetHashCode() => Name.GetHashCode(StringComparison.Ordinal);
-}
 
 /// <summary>[Log]: the daemon's own log.</summary>
 public sealed record LogSettings

@@ -1,6 +1,7 @@
 using System.Text;
 using ErrorWatch.Filesystems;
 using Serilog.Events;
+using ErrorWatch.Recovery;
 
 namespace ErrorWatch.Configuration;
 
@@ -235,21 +236,21 @@ public static class SettingKeys
         Reloadable = true,
     };
 
-    public static readonly SettingKey<int> MaxConcurrent = new("Hooks", "MaxConcurrent", SettingSyntax.Integer(1, 64), 4,
+    public static readonly SettingKey<int> MaxConcurrent = new("Hooks", "MaxConcurrent", SettingSyntax.Integer(1, 64), HooksSettings.DefaultMaxConcurrent,
         s => s.Hooks.MaxConcurrent, (s, v) => s with { Hooks = s.Hooks with { MaxConcurrent = v } })
     {
         Description = "Hook runs at the same time, all hooks and filesystems together.",
         Reloadable = true,
     };
 
-    public static readonly SettingKey<TimeSpan> HookTimeout = new("Hooks", "Timeout", SettingSyntax.Span(TimeSpan.FromSeconds(1), MaxHookTimeout), TimeSpan.FromMinutes(5),
+    public static readonly SettingKey<TimeSpan> HookTimeout = new("Hooks", "Timeout", SettingSyntax.Span(TimeSpan.FromSeconds(1), MaxHookTimeout), HooksSettings.DefaultTimeout,
         s => s.Hooks.Timeout, (s, v) => s with { Hooks = s.Hooks with { Timeout = v } })
     {
         Description = "How long a run may take (for a unit: until its job is done) before its process group gets SIGTERM; a rule's `Timeout=` overrides it.",
         Reloadable = true,
     };
 
-    public static readonly SettingKey<TimeSpan> KillGrace = new("Hooks", "KillGrace", SettingSyntax.Span(MinInterval, TimeSpan.FromHours(1)), TimeSpan.FromSeconds(10),
+    public static readonly SettingKey<TimeSpan> KillGrace = new("Hooks", "KillGrace", SettingSyntax.Span(MinInterval, TimeSpan.FromHours(1)), HooksSettings.DefaultKillGrace,
         s => s.Hooks.KillGrace, (s, v) => s with { Hooks = s.Hooks with { KillGrace = v } })
     {
         Description = "From SIGTERM to SIGKILL of a run that took too long.",

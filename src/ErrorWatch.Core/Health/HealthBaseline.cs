@@ -110,7 +110,7 @@ public sealed class HealthBaseline
         {
             try
             {
-                Store.AtomicFile.CreateDirectory(_directory!);
+                AtomicFile.CreateDirectory(_directory!);
                 if (!File.Exists(path))
                 {
                     _lost = true;
@@ -339,7 +339,7 @@ public sealed class HealthBaseline
             return true;
         try
         {
-            Store.AtomicFile.Write(path, bytes);
+            AtomicFile.Write(path, bytes);
             if (Problem is not null)
                 _log.Information("Saved the health baseline to {Path} again", path);
             Problem = null;

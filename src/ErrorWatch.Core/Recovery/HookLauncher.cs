@@ -94,11 +94,11 @@ public sealed class HookLauncher : IHookRunner, IDisposable
             throw new PlatformNotSupportedException("hooks run on Linux only");
         try
         {
-            Store.AtomicFile.CreateDirectory(_reportDirectory);
+            AtomicFile.CreateDirectory(_reportDirectory);
             var path = Path.Combine(_reportDirectory, run.Id + ".json");
             using var stream = new FileStream(path, new FileStreamOptions
             {
-                Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = Store.AtomicFile.PrivateFile,
+                Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = AtomicFile.PrivateFile,
             });
             stream.Write(run.Latest.ReportJson);
             stream.WriteByte((byte)'\n');

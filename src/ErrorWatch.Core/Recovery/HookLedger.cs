@@ -71,7 +71,7 @@ public sealed unsafe class HookLedger : IDisposable
     public static HookLedger Open(string stateDirectory, ILogger log)
     {
         var ledger = new HookLedger(stateDirectory, log);
-        Store.AtomicFile.CreateDirectory(ledger.Directory);
+        AtomicFile.CreateDirectory(ledger.Directory);
         var state = Read(ledger._path, log);
         ledger.Unfinished = state.Unfinished;
         ledger.Processes = state.Processes;

@@ -228,8 +228,8 @@ public static unsafe class HookProcess
         else if (timedOut)
         {
             result = HookOutcome.TimedOut;
-            detail = $"still running at the {Configuration.SystemdValues.FormatTimeSpan(command.Timeout)} timeout: SIGTERM to its process group"
-                + (killed ? $", SIGKILL after {Configuration.SystemdValues.FormatTimeSpan(command.KillGrace)}" : "") + $"; {how}";
+            detail = $"still running at the {SystemdValues.FormatTimeSpan(command.Timeout)} timeout: SIGTERM to its process group"
+                + (killed ? $", SIGKILL after {SystemdValues.FormatTimeSpan(command.KillGrace)}" : "") + $"; {how}";
         }
         else
         {

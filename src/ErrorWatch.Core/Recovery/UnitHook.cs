@@ -113,7 +113,7 @@ public sealed class UnitStarter : IDisposable
         if (signalled != 0)
             return Outcome(HookOutcome.TimedOut, waiter.Job is null
                 ? $"systemd did not answer StartUnit({unit}) in time"
-                : $"{unit}: job {waiter.Job} still running at the {Configuration.SystemdValues.FormatTimeSpan(timeout)} timeout; systemd keeps it (systemctl status {unit})", waiter);
+                : $"{unit}: job {waiter.Job} still running at the {SystemdValues.FormatTimeSpan(timeout)} timeout; systemd keeps it (systemctl status {unit})", waiter);
         if (waiter.Error is { } error)
             return Outcome(HookOutcome.Failure, $"cannot start {unit}: {error}", waiter);
         return Outcome(waiter.Result == "done" ? HookOutcome.Success : HookOutcome.Failure, $"{unit}: job {waiter.Result}", waiter);

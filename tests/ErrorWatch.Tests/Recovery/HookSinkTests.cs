@@ -20,7 +20,7 @@ public sealed class HookSinkTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private HookSink Sink(Configuration.HooksSettings settings) => new(settings, _dir.State, _journal, HookReports.Quiet);
+    private HookSink Sink(HooksSettings settings) => new(settings, _dir.State, _journal, HookReports.Quiet);
 
     private static string Text(Dictionary<string, byte[]> env, string name) =>
         env.TryGetValue(name, out var value) ? Encoding.UTF8.GetString(value) : throw new Xunit.Sdk.XunitException($"{name} not in the hook's environment");

@@ -1,6 +1,6 @@
 using ErrorWatch.Interop;
 
-namespace ErrorWatch.Store;
+namespace ErrorWatch;
 
 /// <summary>
 /// Small state files replaced whole: temporary file, fsync, rename, fsync of the directory. A

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace ErrorWatch.Configuration;
+namespace ErrorWatch;
 
 /// <summary>
 /// Value syntax as systemd unit files write it, so an admin needs to learn nothing new: time spans
