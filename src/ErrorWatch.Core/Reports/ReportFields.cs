@@ -64,6 +64,15 @@ public static class ReportFields
         foreach (var mountpoint in fs.Mountpoints)
             w.StringItem(mountpoint.TextOrEscaped);
         w.EndStrings();
+        // Exact bytes beside a list with a mount point that is not plain text, as object.path_base64 is
+        // beside the path: the store's copy must give back the same report (its summary names the mount).
+        if (fs.Mountpoints.Any(m => !m.IsPlainText))
+        {
+            w.StartStrings("mountpoints_base64");
+            foreach (var mountpoint in fs.Mountpoints)
+                w.StringItem(Convert.ToBase64String(mountpoint.Bytes));
+            w.EndStrings();
+        }
         w.String("fsid", fs.Fsid);
         w.EndObject();
 

@@ -90,8 +90,7 @@ public static class ReportJson
 
     /// <summary>
     /// The report a record of <see cref="Write"/> holds: writing it again gives the same JSON. What the
-    /// JSON does not carry stays at its default (the decode time; a mount point's exact bytes when it
-    /// was written escaped).
+    /// JSON does not carry stays at its default (the decode time).
     /// </summary>
     /// <exception cref="FormatException">Not a report's JSON; the message names the field.</exception>
     public static CorruptionReport Read(ReadOnlySpan<byte> json)
@@ -150,7 +149,9 @@ public static class ReportJson
                     Uuid = OptionalText(fs, "uuid") is { } uuid ? Guid.TryParse(uuid, out var g) ? g : throw Bad("filesystem.uuid") : null,
                     Label = OptionalText(fs, "label"),
                     Type = Text(fs, "type"),
-                    Mountpoints = [.. Member(fs, "mountpoints").EnumerateArray().Select(m => FsPath.FromString(m.GetString() ?? throw Bad("filesystem.mountpoints")))],
+                    Mountpoints = fs.TryGetProperty("mountpoints_base64", out var exactMounts)
+                        ? [.. exactMounts.EnumerateArray().Select(m => new FsPath(m.GetBytesFromBase64()))]
+                        : [.. Member(fs, "mountpoints").EnumerateArray().Select(m => FsPath.FromString(m.GetString() ?? throw Bad("filesystem.mountpoints")))],
                     Fsid = Text(fs, "fsid"),
                 },
                 Error = new ErrorInfo

@@ -33,6 +33,10 @@ public sealed class ReportVariantTests
             ["full, path not text (base64 beside)"] = full,
             ["plain path"] = full with { Object = full.Object with { Path = new FsPath("/srv/data/plain.txt"u8.ToArray()) } },
             ["path withheld"] = ReportPrivacy.Withheld(full),
+            ["mount point not text (base64 beside)"] = full with
+            {
+                Filesystem = full.Filesystem with { Mountpoints = [new FsPath([.. "/mnt/a\t"u8, 0xef, 0xbf, 0xbe]), FsPath.FromString("/srv")] },
+            },
             ["whole filesystem, nulls, no mountpoints"] = full with
             {
                 Filesystem = full.Filesystem with { Uuid = null, Label = null, Mountpoints = [] },
