@@ -15,13 +15,14 @@ namespace ErrorWatch.Cli.Service;
 /// restart. SIGINT stops the daemon under systemd as on a terminal (the systemd lifetime only takes SIGTERM).
 /// </summary>
 internal sealed class ConfigurationReload(ErrorWatchSettings settings, string? path, ParseResult parse, ErrorWatchDaemon daemon,
-    HookSink hooks, LoggingLevelSwitch level, IServiceManager service, IHostApplicationLifetime lifetime, Serilog.ILogger log) : IHostedService, IDisposable
+    HookSink hooks, LoggingLevelSwitch level, IServiceManager service, IHostApplicationLifetime lifetime, Serilog.ILogger log) : IHostedLifecycleService, IDisposable
 {
     private ErrorWatchSettings _settings = settings;
     private PosixSignalRegistration? _sighup;
     private PosixSignalRegistration? _sigint;
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    // Before the pipeline places its marks (registered ahead of it), as the handler always was.
+    public Task StartingAsync(CancellationToken cancellationToken)
     {
         // Started under nohup (or by anything that ignores SIGHUP) the signal arrives ignored, and the
         // runtime leaves an ignored signal alone: reload would silently do nothing. Its default is
@@ -49,6 +50,11 @@ internal sealed class ConfigurationReload(ErrorWatchSettings settings, string? p
         Dispose();
         return Task.CompletedTask;
     }
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public void Dispose()
     {

@@ -83,11 +83,11 @@ internal static class DaemonHost
             .AddStage(metricsOutput)    // the Prometheus endpoint and OTLP pushes
             .AddStage(hooks)
             .AddStage(bus)
+            .AddSingleton<IHostedService>(sp => new ConfigurationReload(settings, configPath, parse, daemon, hooks, level, service,
+                sp.GetRequiredService<IHostApplicationLifetime>(), log)) // SIGHUP handled from before the marks
             .AddStage(daemon)           // the marks (before any output starts), then the decode thread
             .AddStage(new DaemonStatus(daemon, service, bus, metrics, json, output == "text"))
-            .AddStage(watchdog)
-            .AddSingleton<IHostedService>(sp => new ConfigurationReload(settings, configPath, parse, daemon, hooks, level, service,
-                sp.GetRequiredService<IHostApplicationLifetime>(), log));
+            .AddStage(watchdog);
 
         using var host = builder.Build();
         host.Run();
