@@ -23,6 +23,7 @@ public sealed class IdleMemory : IDisposable
     public const long GiveBackAbove = 2L << 20;
 
     private readonly TimeSpan _quiet;
+    private readonly long _collectAbove;
     private readonly Action? _gaveBack;
     private readonly ILogger? _log;
     private readonly Timer _timer;
@@ -32,9 +33,11 @@ public sealed class IdleMemory : IDisposable
     private int _armed;
     private int _disposed;
 
-    public IdleMemory(TimeSpan? quiet = null, Action? gaveBack = null, ILogger? log = null)
+    /// <param name="collectAbove">Overrides <see cref="GiveBackAbove"/> (tests: the allocation count is the whole process's).</param>
+    public IdleMemory(TimeSpan? quiet = null, Action? gaveBack = null, ILogger? log = null, long collectAbove = GiveBackAbove)
     {
         _quiet = quiet ?? Quiet;
+        _collectAbove = collectAbove;
         _gaveBack = gaveBack;
         _log = log;
         _timer = new Timer(_ => Fire(), null, Timeout.Infinite, Timeout.Infinite);
@@ -78,7 +81,7 @@ public sealed class IdleMemory : IDisposable
         // do: the garbage allocated after it is not in them.)
         var allocated = GC.GetTotalAllocatedBytes(precise: false);
         var work = allocated - _allocatedAtReturn;
-        if (work > GiveBackAbove)
+        if (work > _collectAbove)
         {
             // What a storm left: for an admin asking why RSS moved, and for docs/performance.md.
             var log = _log is not null && _log.IsEnabled(Serilog.Events.LogEventLevel.Debug) ? _log : null;
