@@ -7,6 +7,7 @@ using ErrorWatch.Publishing;
 using ErrorWatch.Reports;
 using ErrorWatch.Store;
 using ErrorWatch.Watching;
+using Microsoft.Extensions.Hosting;
 using Serilog;
 
 namespace ErrorWatch.Daemon;
@@ -37,7 +38,7 @@ public sealed record DaemonOptions
 /// <see cref="Start"/> marks every filesystem and starts the threads; <see cref="RunAsync"/>
 /// decodes and publishes until cancelled, then shuts down within <see cref="DaemonOptions.DrainTimeout"/>.
 /// </summary>
-public sealed class ErrorWatchDaemon : IDisposable
+public sealed class ErrorWatchDaemon : IHostedLifecycleService, IDisposable
 {
     private readonly DaemonOptions _options;
     private readonly IReadOnlyList<IReportSink> _sinks;
@@ -103,6 +104,38 @@ public sealed class ErrorWatchDaemon : IDisposable
     public long UnmatchedEvents => _watcher.UnmatchedEvents;
 
     /// <summary>Marks every filesystem, starts reading and mount tracking; returns what is watched.</summary>
+    /// <summary>What <see cref="Start"/> found, once the host has started the pipeline.</summary>
+    public Capabilities? Capabilities { get; private set; }
+
+    private readonly CancellationTokenSource _hostStop = new();
+    private Task? _running;
+
+    // On the Generic Host: the marks before any output starts (StartingAsync), the decode thread with
+    // the outputs up (StartAsync), and a stop that drains what was read (StopAsync, within DrainTimeout).
+    Task IHostedLifecycleService.StartingAsync(CancellationToken cancellationToken)
+    {
+        Capabilities = Start();
+        return Task.CompletedTask;
+    }
+
+    Task IHostedService.StartAsync(CancellationToken cancellationToken)
+    {
+        _running = RunAsync(_hostStop.Token);
+        return Task.CompletedTask;
+    }
+
+    Task IHostedLifecycleService.StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    Task IHostedLifecycleService.StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    async Task IHostedService.StopAsync(CancellationToken cancellationToken)
+    {
+        _hostStop.Cancel();
+        if (_running is { } running)
+            await running.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    Task IHostedLifecycleService.StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     public Capabilities Start()
     {
         _watcher.Start();

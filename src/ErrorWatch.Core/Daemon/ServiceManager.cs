@@ -1,4 +1,4 @@
-using ErrorWatch.Interop;
+using Microsoft.Extensions.Hosting.Systemd;
 using Serilog;
 
 namespace ErrorWatch.Daemon;
@@ -35,13 +35,16 @@ public interface IServiceManager
 public static class ServiceManager
 {
     /// <summary>
-    /// <see cref="SystemdServiceManager"/> when $NOTIFY_SOCKET is set and libsystemd.so.0 loads,
-    /// else <see cref="NoServiceManager"/>. Reads the native environment (what libsystemd will read).
+    /// <see cref="SystemdServiceManager"/> when $NOTIFY_SOCKET is set, whoever the parent process is
+    /// (Microsoft.Extensions.Hosting.Systemd's <see cref="SystemdNotifier"/> reads it), else
+    /// <see cref="NoServiceManager"/>.
     /// </summary>
-    public static IServiceManager Detect(ILogger? log = null) =>
-        SystemdServiceManager.TryCreate(log, out var reason) is { } systemd
-            ? systemd
-            : new NoServiceManager(reason);
+    public static IServiceManager Detect(ILogger? log = null) => Detect(new SystemdNotifier(), log);
+
+    public static IServiceManager Detect(ISystemdNotifier notifier, ILogger? log = null) =>
+        notifier.IsEnabled
+            ? new SystemdServiceManager(notifier, SystemdServiceManager.WatchdogIntervalFromEnvironment(log), log)
+            : new NoServiceManager();
 }
 
 /// <summary>Not under a service manager (a terminal, a container without systemd): every notification is dropped.</summary>
@@ -62,19 +65,22 @@ public sealed class NoServiceManager : IServiceManager
 }
 
 /// <summary>
-/// systemd through libsystemd's sd_notify(3), the implementation systemd itself maintains (abstract
-/// socket names, credentials, message size). Safe from any thread: sd_notify opens a socket per call.
+/// systemd through Microsoft.Extensions.Hosting.Systemd's <see cref="ISystemdNotifier"/> (the
+/// notify socket's datagrams, abstract names included): the same notifier the host's
+/// SystemdLifetime sends READY=1 and STOPPING=1 with. Safe from any thread (a socket per message).
 /// </summary>
-public sealed unsafe class SystemdServiceManager : IServiceManager
+public sealed class SystemdServiceManager : IServiceManager
 {
     // STATUS= must be one line; systemctl shows about one terminal row of it, and a datagram holds 4096 bytes.
     private const int MaxStatusChars = 1024;
 
+    private readonly ISystemdNotifier _notifier;
     private readonly ILogger? _log;
     private int _failures;
 
-    private SystemdServiceManager(ILogger? log, TimeSpan? watchdogInterval)
+    public SystemdServiceManager(ISystemdNotifier notifier, TimeSpan? watchdogInterval, ILogger? log)
     {
+        _notifier = notifier;
         _log = log;
         WatchdogInterval = watchdogInterval;
     }
@@ -82,41 +88,29 @@ public sealed unsafe class SystemdServiceManager : IServiceManager
     public bool IsActive => true;
     public TimeSpan? WatchdogInterval { get; }
 
-    /// <summary>Messages sd_notify failed to send (negative return), for tests and diagnostics.</summary>
+    /// <summary>Messages the notify socket did not take, for tests and diagnostics.</summary>
     public int Failures => Volatile.Read(ref _failures);
 
     /// <summary>
-    /// The manager for this process, or null with <paramref name="reason"/> when $NOTIFY_SOCKET is
-    /// unset or libsystemd.so.0 cannot be loaded.
+    /// Half of $WATCHDOG_USEC when the watchdog is meant for this process ($WATCHDOG_PID unset or ours),
+    /// as sd_watchdog_enabled(3) decides it; null when none is armed or the variables are malformed.
     /// </summary>
-    public static SystemdServiceManager? TryCreate(ILogger? log, out string reason)
+    public static TimeSpan? WatchdogIntervalFromEnvironment(ILogger? log)
     {
-        var socket = Libc.GetEnv("NOTIFY_SOCKET");
-        if (socket is null || *socket == 0)
+        var usec = Environment.GetEnvironmentVariable("WATCHDOG_USEC");
+        if (string.IsNullOrEmpty(usec))
+            return null;
+        var pid = Environment.GetEnvironmentVariable("WATCHDOG_PID");
+        if (!ulong.TryParse(usec, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var microseconds) || microseconds == 0
+            || !string.IsNullOrEmpty(pid) && !int.TryParse(pid, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _))
         {
-            reason = "$NOTIFY_SOCKET is not set";
+            log?.Warning("Watchdog not armed: $WATCHDOG_USEC/$WATCHDOG_PID are malformed (EINVAL)");
             return null;
         }
-        ulong usec = 0;
-        int enabled;
-        try
-        {
-            enabled = SdDaemon.WatchdogEnabled(0, &usec);
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            // systemd itself links libsystemd.so.0, so this is a container or a stripped image: nobody to tell.
-            reason = $"$NOTIFY_SOCKET is set but libsystemd.so.0 cannot be used ({e.GetType().Name})";
-            log?.Warning("Not notifying the service manager: {Reason}", reason);
+        // A watchdog armed for another process (our parent's) is not ours to feed.
+        if (!string.IsNullOrEmpty(pid) && int.Parse(pid, System.Globalization.CultureInfo.InvariantCulture) != Environment.ProcessId)
             return null;
-        }
-        TimeSpan? interval = null;
-        if (enabled > 0 && usec > 0)
-            interval = TimeSpan.FromMicroseconds(usec / 2.0);
-        else if (enabled < 0)
-            log?.Warning("Watchdog not armed: $WATCHDOG_USEC/$WATCHDOG_PID are malformed ({Errno})", ErrnoTable.Name(-enabled));
-        reason = "";
-        return new SystemdServiceManager(log, interval);
+        return TimeSpan.FromMicroseconds(microseconds / 2.0);
     }
 
     public void Ready(string status) => Send("READY=1\nSTATUS=" + OneLine(status));
@@ -132,22 +126,19 @@ public sealed unsafe class SystemdServiceManager : IServiceManager
 
     private void Send(string state)
     {
-        int rc;
         try
         {
-            rc = SdDaemon.Notify(0, state);
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            rc = -Libc.ENOSYS;
-        }
-        if (rc >= 0)
+            _notifier.Notify(new ServiceState(state));
             return;
-        // The first failure is news; a notify socket that stays broken would otherwise log every watchdog tick.
-        if (Interlocked.Increment(ref _failures) == 1)
-            _log?.Warning("sd_notify failed ({Errno}) sending {State}", ErrnoTable.Name(-rc), state.Replace('\n', ' '));
-        else
-            _log?.Debug("sd_notify failed ({Errno}) sending {State}", ErrnoTable.Name(-rc), state.Replace('\n', ' '));
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or ObjectDisposedException)
+        {
+            // The first failure is news; a notify socket that stays broken would otherwise log every watchdog tick.
+            if (Interlocked.Increment(ref _failures) == 1)
+                _log?.Warning("Notifying the service manager failed ({Reason}) sending {State}", e.Message, state.Replace('\n', ' '));
+            else
+                _log?.Debug("Notifying the service manager failed ({Reason}) sending {State}", e.Message, state.Replace('\n', ' '));
+        }
     }
 
     internal static string OneLine(string status)

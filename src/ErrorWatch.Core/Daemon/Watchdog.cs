@@ -10,7 +10,7 @@ namespace ErrorWatch.Daemon;
 /// only prove that the timer runs. Runs on its own thread so a starved thread pool cannot delay a
 /// ping on a healthy pipeline.
 /// </summary>
-public sealed class Watchdog : IDisposable
+public sealed class Watchdog : Microsoft.Extensions.Hosting.IHostedLifecycleService, IDisposable
 {
     private readonly IServiceManager _manager;
     private readonly Func<bool> _alive;
@@ -74,6 +74,24 @@ public sealed class Watchdog : IDisposable
         if (thread is not null && thread != Thread.CurrentThread && !thread.Join(TimeSpan.FromSeconds(2)))
             _log?.Warning("Watchdog thread did not stop within 2 s (its liveness probe is blocked)");
     }
+
+    // On the Generic Host: pinging from when the host has started (just before READY=1) until the stop.
+    Task Microsoft.Extensions.Hosting.IHostedLifecycleService.StartedAsync(CancellationToken cancellationToken)
+    {
+        Start();
+        return Task.CompletedTask;
+    }
+
+    Task Microsoft.Extensions.Hosting.IHostedService.StopAsync(CancellationToken cancellationToken)
+    {
+        Stop();
+        return Task.CompletedTask;
+    }
+
+    Task Microsoft.Extensions.Hosting.IHostedService.StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    Task Microsoft.Extensions.Hosting.IHostedLifecycleService.StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    Task Microsoft.Extensions.Hosting.IHostedLifecycleService.StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    Task Microsoft.Extensions.Hosting.IHostedLifecycleService.StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     // The event is never disposed: a slim event owns no kernel handle unless WaitHandle is asked for,
     // and Stop() must stay safe to call after Dispose().

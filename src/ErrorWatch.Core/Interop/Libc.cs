@@ -210,15 +210,4 @@ internal static unsafe partial class Libc
     public static partial int MallocTrim(nuint pad);
 
     public static int LastErrno => Marshal.GetLastPInvokeError();
-
-    /// <summary>Retries a call interrupted by a signal (EINTR), as every blocking libc call must be.</summary>
-    public static int RetryOnEintr(Func<int> call)
-    {
-        while (true)
-        {
-            var rc = call();
-            if (rc >= 0 || LastErrno != EINTR)
-                return rc;
-        }
-    }
 }

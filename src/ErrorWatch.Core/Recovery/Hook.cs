@@ -28,8 +28,6 @@ public sealed record HookFilter
     public IReadOnlyList<string> Sources { get; init; } = [];
     public IReadOnlyList<string> Severities { get; init; } = [];
 
-    public bool IsAny => Filesystems.Count + Types.Count + Events.Count + Errnos.Count + Sources.Count + Severities.Count == 0;
-
     public bool Matches(CorruptionReport report, string eventWord)
     {
         var fs = report.Filesystem;

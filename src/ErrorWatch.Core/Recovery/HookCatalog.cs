@@ -55,9 +55,6 @@ public sealed class HookCatalog
     public IReadOnlyList<RefusedHook> Refused => _snapshot.Refused;
     public IReadOnlyList<IgnoredFile> Ignored => _snapshot.Ignored;
 
-    /// <summary>Whether any hook starts a unit (the bus connection is needed only then).</summary>
-    public bool HasUnitHooks => Hooks.Any(h => h.Kind == HookKind.Unit);
-
     public Hook? Find(string name) => Hooks.FirstOrDefault(h => h.Name == name);
 
     /// <summary>The hooks a report selects, in name order; rescans hooks.d first if it changed.</summary>

@@ -355,9 +355,6 @@ public sealed unsafe class HookLedger : IDisposable
         }
     }
 
-    /// <summary>Where a run's ERRORWATCH_REPORT_JSON goes.</summary>
-    public string ReportJsonPath(HookRun run) => Path.Combine(RunDirectory, run.Id + ".json");
-
     /// <summary>The kernel's start time of <paramref name="pid"/> (field 22 of /proc/PID/stat), which tells a pid from its reuse; null when it is gone.</summary>
     public static string? ProcessStartTime(int pid)
     {

@@ -12,7 +12,7 @@ namespace ErrorWatch.Recovery;
 /// hook). Outcomes go to the journal (<see cref="HookJournal"/>), the ledger, and <see cref="Ran"/>
 /// (the hook metrics: ErrorWatchMetrics.HookRan).
 /// </summary>
-public sealed class HookSink : IReportSink, IDisposable
+public sealed class HookSink : IReportSink, Microsoft.Extensions.Hosting.IHostedLifecycleService, IDisposable
 {
     private HooksSettings _settings;
     private readonly string? _stateDirectory;
@@ -120,6 +120,30 @@ public sealed class HookSink : IReportSink, IDisposable
 
     /// <summary>At SIGTERM: start no more runs, send SIGTERM to running hooks. Does not wait.</summary>
     public void BeginStop() => _dispatcher?.BeginStop();
+
+    // On the Generic Host: started with the outputs; told to start no new run as soon as the stop
+    // begins (StoppingAsync), and stopped after the pipeline has drained (StopAsync).
+    Task Microsoft.Extensions.Hosting.IHostedService.StartAsync(CancellationToken cancellationToken)
+    {
+        Start();
+        return Task.CompletedTask;
+    }
+
+    Task Microsoft.Extensions.Hosting.IHostedLifecycleService.StoppingAsync(CancellationToken cancellationToken)
+    {
+        BeginStop();
+        return Task.CompletedTask;
+    }
+
+    Task Microsoft.Extensions.Hosting.IHostedService.StopAsync(CancellationToken cancellationToken)
+    {
+        Stop(TimeSpan.FromMilliseconds(300));
+        return Task.CompletedTask;
+    }
+
+    Task Microsoft.Extensions.Hosting.IHostedLifecycleService.StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    Task Microsoft.Extensions.Hosting.IHostedLifecycleService.StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    Task Microsoft.Extensions.Hosting.IHostedLifecycleService.StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>Waits up to <paramref name="budget"/> for running hooks; unfinished runs stay due for the next start.</summary>
     public void Stop(TimeSpan budget)

@@ -71,9 +71,6 @@ public static class StoreRecord
         return DateTimeOffset.UtcNow;
     }
 
-    /// <summary>The length of the whole record that holds <paramref name="json"/>.</summary>
-    public static long LengthOf(ReadOnlySpan<byte> json) => HeaderSize + json.Length;
-
     public sealed record ScanResult(long FileLength, long ValidLength, IReadOnlyList<string> Problems);
 
     public delegate void RecordVisitor(ReadOnlySpan<byte> json, DateTimeOffset time, long offset);

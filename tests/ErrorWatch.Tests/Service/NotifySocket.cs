@@ -16,8 +16,9 @@ public sealed class NativeEnvironmentCollection
 }
 
 /// <summary>
-/// Sets variables in the C environment, where libsystemd's getenv(3) looks, and restores them on
-/// dispose. Environment.SetEnvironmentVariable would not do: on .NET it only changes a managed copy.
+/// Sets variables in the C environment (getenv(3): libsystemd, the ErrorWatch process's children) and
+/// in .NET's managed copy of it (Environment: the host's SystemdNotifier, the watchdog interval), and
+/// restores both on dispose. Environment.SetEnvironmentVariable alone only changes the managed copy.
 /// </summary>
 internal sealed partial class NativeEnvironment : IDisposable
 {
@@ -31,6 +32,7 @@ internal sealed partial class NativeEnvironment : IDisposable
             UnsetEnv(name);
         else
             Assert.Equal(0, SetEnv(name, value, 1));
+        Environment.SetEnvironmentVariable(name, value);
         return this;
     }
 
@@ -44,6 +46,7 @@ internal sealed partial class NativeEnvironment : IDisposable
                 UnsetEnv(name);
             else
                 SetEnv(name, value, 1);
+            Environment.SetEnvironmentVariable(name, value);
         }
     }
 

@@ -8,7 +8,7 @@ namespace ErrorWatch.Tests.Service;
 [Collection(NativeEnvironmentCollection.Name)]
 public sealed class WatchdogTests
 {
-    [LibsystemdFact]
+    [Fact]
     public void Pings_every_half_watchdog_usec_while_alive_stops_when_the_probe_fails_and_resumes()
     {
         using var socket = new NotifySocket();

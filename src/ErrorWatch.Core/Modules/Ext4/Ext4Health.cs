@@ -77,7 +77,6 @@ internal sealed unsafe class Ext4Health : IHealthSource
     public Superblock Superblock => _watch.Superblock;
     public int PollFd => _countFd;
     public short PollEvents => Libc.POLLPRI | Libc.POLLERR;
-    public string BaselineKey => Key;
     /// <summary>errors_count may move in the last moments without a notification read: one more look at a stop.</summary>
     public bool CheckAtStop => true;
 

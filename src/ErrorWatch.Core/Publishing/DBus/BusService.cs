@@ -15,7 +15,7 @@ namespace ErrorWatch.Publishing.DBus;
 /// Reports arrive on the decode thread and are handed to the bus thread, which owns every bit of
 /// bus-visible state; a lost bus costs nothing but signals (the store has every report).
 /// </summary>
-public sealed class BusService : IReportSink, IBusObject, IDisposable
+public sealed class BusService : IReportSink, IBusObject, Microsoft.Extensions.Hosting.IHostedService, IDisposable
 {
     private const uint DefaultMax = 1000, MaxMax = 10_000;
     /// <summary>
@@ -137,6 +137,20 @@ public sealed class BusService : IReportSink, IBusObject, IDisposable
     }
 
     public void Stop(TimeSpan timeout) => _loop.Stop(timeout);
+
+    // On the Generic Host: a short wait for the name, so that READY=1 normally means "on the bus" too
+    // (never a condition for it); stopped after the pipeline has drained.
+    Task Microsoft.Extensions.Hosting.IHostedService.StartAsync(CancellationToken cancellationToken)
+    {
+        Start(TimeSpan.FromSeconds(1));
+        return Task.CompletedTask;
+    }
+
+    Task Microsoft.Extensions.Hosting.IHostedService.StopAsync(CancellationToken cancellationToken)
+    {
+        Stop(TimeSpan.FromMilliseconds(300));
+        return Task.CompletedTask;
+    }
 
     // ---- from the decode thread ----
 

@@ -11,14 +11,6 @@ public sealed class JournalFallback(TextWriter? output = null, string outputName
     private readonly Lock _lock = new();
     private bool _noticeWritten;
 
-    public string OutputName => outputName;
-
-    /// <summary>Whether the notice has been written (once per fallback).</summary>
-    public bool NoticeWritten
-    {
-        get { lock (_lock) return _noticeWritten; }
-    }
-
     /// <summary>Writes <paramref name="line"/>, preceded the first time by the notice naming <paramref name="reason"/>.</summary>
     public void Write(string line, string reason)
     {

@@ -23,7 +23,7 @@ namespace ErrorWatch.Publishing.Journal;
 /// entries within the same limits, marked ERRORWATCH_REPLAYED=1, and one summary per filesystem
 /// (reason "replay") for the rest.
 /// </summary>
-public sealed class JournalSink : IDurableSink, IDisposable
+public sealed class JournalSink : IDurableSink, Microsoft.Extensions.Hosting.IHostedService, IDisposable
 {
     private readonly IJournal _journal;
     private readonly JournalFallback _fallback;
@@ -194,6 +194,15 @@ public sealed class JournalSink : IDurableSink, IDisposable
     }
 
     /// <summary>Sends every pending summary now (shutdown). Intervals keep their entry counts.</summary>
+    // On the Generic Host: stopped last, after every report the drain published reached it.
+    Task Microsoft.Extensions.Hosting.IHostedService.StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    Task Microsoft.Extensions.Hosting.IHostedService.StopAsync(CancellationToken cancellationToken)
+    {
+        Flush();
+        return Task.CompletedTask;
+    }
+
     public void Flush()
     {
         lock (_lock)
