@@ -73,7 +73,7 @@ public sealed class ErrorWatchDaemon : IHostedLifecycleService, IDisposable
         if (_store is not null && options.StateDirectory is { } stateDirectory)
             baseline.CatchUp(new ReportHistory(stateDirectory));
         _health = new HealthLoop(options.Health, modules, _watcher, _handOff, baseline, log);
-        Ledger = new FilesystemLedger(options.StateDirectory, log);
+        Ledger = new FilesystemLedger(options.StateDirectory, log, modules.StateNow);
         // The ledger first: an output told about a filesystem finds it there.
         Inventory.Watched += w => Ledger.Watch(w.Superblock);
         Inventory.Unwatched += w => Ledger.Unwatch(w.Superblock);

@@ -1,3 +1,4 @@
+using ErrorWatch.Filesystems;
 using System.Collections.Concurrent;
 using ErrorWatch.Decoding;
 using ErrorWatch.Modules.Ext4;
@@ -44,6 +45,9 @@ public sealed class FilesystemModules
 
     /// <summary>The UUID as the filesystem's module reads it (inventory, before FS_IOC_GETFSUUID).</summary>
     public Guid? ReadUuid(ulong magic, int rootFd, string devicePath) => For(magic).ReadUuid(rootFd, devicePath);
+
+    /// <summary>Whether the mount went read-only or shut down, as its module tells it.</summary>
+    public MountErrorState StateNow(Superblock sb) => For(sb.Magic).StateNow(sb);
 
     /// <summary>The module of a superblock with this magic, else <see cref="Fallback"/>.</summary>
     public IFilesystemModule For(ulong magic) => _modules.TryGetValue(magic, out var m) ? m : Fallback;

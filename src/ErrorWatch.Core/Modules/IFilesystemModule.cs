@@ -1,3 +1,4 @@
+using ErrorWatch.Filesystems;
 using ErrorWatch.Decoding;
 using ErrorWatch.Health;
 using ErrorWatch.Health.KernelLog;
@@ -35,4 +36,21 @@ public interface IFilesystemModule
 
     /// <summary>Its error lines in the kernel log, or null when none call for a check.</summary>
     IKernelLogDialect? KernelLog => null;
+
+    /// <summary>
+    /// Whether this mount went read-only or shut down after an error, asked as it starts to be watched
+    /// (a restart must not turn a shut-down filesystem green); <see cref="MountErrorState.Normal"/>
+    /// when the filesystem does not tell.
+    /// </summary>
+    MountErrorState StateNow(Superblock sb) => MountErrorState.Normal;
+}
+
+/// <summary>What a mount's error behaviour has done to it so far.</summary>
+public enum MountErrorState
+{
+    Normal,
+    /// <summary>Went read-only after an error (until mounted again).</summary>
+    ReadOnly,
+    /// <summary>Shut down (until mounted again).</summary>
+    ShutDown,
 }

@@ -1,6 +1,6 @@
 using ErrorWatch.Filesystems;
 using ErrorWatch.Health;
-using ErrorWatch.Modules.Ext4;
+using ErrorWatch.Modules;
 using ErrorWatch.Store;
 using Serilog;
 using ErrorWatch.Reports;
@@ -42,14 +42,17 @@ public sealed class FilesystemLedger
     private readonly object _lock = new();
     private readonly Acknowledgements _acknowledgements;
     private readonly ILogger _log;
+    private readonly Func<Superblock, MountErrorState>? _stateNow;
     private readonly Dictionary<string, Totals> _totals = new(StringComparer.Ordinal);
     private readonly Dictionary<DeviceNumber, Watched> _watched = new();
     private long _reports;
     private string _lastReportId = "";
 
-    public FilesystemLedger(string? stateDirectory, ILogger log)
+    /// <param name="stateNow">Whether a mount went read-only or shut down, asked as it is watched (the filesystems' modules).</param>
+    public FilesystemLedger(string? stateDirectory, ILogger log, Func<Superblock, MountErrorState>? stateNow = null)
     {
         _log = log;
+        _stateNow = stateNow;
         _acknowledgements = new Acknowledgements(stateDirectory, log);
         if (stateDirectory is not null)
             LoadHistory(stateDirectory);
@@ -69,23 +72,13 @@ public sealed class FilesystemLedger
     /// <summary>A filesystem is watched: its read-only/shut-down state starts with this mount (ext4 tells its current one).</summary>
     public void Watch(Superblock sb)
     {
-        var state = FilesystemHealth.Ok;
-        if (sb.FsType.StartsWith("ext", StringComparison.Ordinal) && sb.KernelName is { Length: > 0 } name)
+        // A restart must not turn a shut-down filesystem green: its module says what state it is in now.
+        var state = _stateNow?.Invoke(sb) switch
         {
-            // A restart must not turn a shut-down filesystem green: ask ext4 what state it is in now.
-            try
-            {
-                state = Ext4Health.StateOf(File.ReadAllText($"/proc/fs/ext4/{name}/options")) switch
-                {
-                    "shutdown" => FilesystemHealth.ShutDown,
-                    null => FilesystemHealth.Ok,
-                    _ => FilesystemHealth.ReadOnly,
-                };
-            }
-            catch (IOException)
-            {
-            }
-        }
+            MountErrorState.ShutDown => FilesystemHealth.ShutDown,
+            MountErrorState.ReadOnly => FilesystemHealth.ReadOnly,
+            _ => FilesystemHealth.Ok,
+        };
         lock (_lock)
             _watched[sb.Device] = new Watched(sb, Key(sb)) { State = state };
     }

@@ -62,7 +62,7 @@ public sealed class EventThreadPriorityTests : IDisposable
             psi.FileName = "nice";
         }
         var process = ErrorWatchBinary.StartCollecting(psi, _stderr);
-        Assert.True(notify.Receive(TimeSpan.FromSeconds(20))?.Contains("READY=1"), $"no READY=1; stderr: {_stderr}");
+        Assert.True(notify.UntilReady().Contains("READY=1"), $"no READY=1; stderr: {_stderr}");
         return process;
     }
 

@@ -42,20 +42,6 @@ public sealed class ServiceTests : IDisposable
         return false;
     }
 
-    /// <summary>The messages up to READY=1, joined (empty when none comes within 20 s).</summary>
-    private static string UntilReady(NotifySocket notify)
-    {
-        var seen = new System.Text.StringBuilder();
-        var deadline = System.Diagnostics.Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromSeconds(20) && notify.Receive(TimeSpan.FromSeconds(20) - deadline.Elapsed) is { } message)
-        {
-            seen.Append(message).Append('\n');
-            if (message.Contains("READY=1"))
-                break;
-        }
-        return seen.ToString();
-    }
-
     [LoopFact]
     public void Ready_after_the_marks_watchdog_at_half_the_interval_reload_and_stopping_within_two_seconds()
     {
@@ -69,7 +55,7 @@ public sealed class ServiceTests : IDisposable
         try
         {
             // STATUS= goes out as the last stage starts, READY=1 (the host's systemd lifetime) right after.
-            var ready = UntilReady(notify);
+            var ready = notify.UntilReady();
             Assert.Contains("READY=1", ready);
             Assert.Contains("STATUS=Watching 2 filesystem(s)", ready);
             Assert.True(HoldsMark(process.Id, fs.Device), "READY=1 came before the mark was placed");
@@ -127,7 +113,7 @@ public sealed class ServiceTests : IDisposable
         using var process = ErrorWatchBinary.StartCollecting(psi, stderr);
         try
         {
-            Assert.Contains("READY=1", UntilReady(notify));
+            Assert.Contains("READY=1", notify.UntilReady());
             int Reloaded()
             {
                 notify.Drain();

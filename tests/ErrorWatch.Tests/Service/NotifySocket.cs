@@ -84,6 +84,23 @@ internal sealed class NotifySocket : IDisposable
     public string Address { get; }
 
     /// <summary>The next datagram, or null if none arrives within <paramref name="timeout"/>.</summary>
+    /// <summary>
+    /// The messages up to READY=1, joined (empty when none comes within 20 s): STATUS= goes out as the
+    /// last stage starts, READY=1 (the host's systemd lifetime) right after it.
+    /// </summary>
+    public string UntilReady()
+    {
+        var seen = new System.Text.StringBuilder();
+        var deadline = System.Diagnostics.Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(20) && Receive(TimeSpan.FromSeconds(20) - deadline.Elapsed) is { } message)
+        {
+            seen.Append(message).Append('\n');
+            if (message.Contains("READY=1"))
+                break;
+        }
+        return seen.ToString();
+    }
+
     public string? Receive(TimeSpan timeout)
     {
         if (!_socket.Poll(timeout, SelectMode.SelectRead))

@@ -1,4 +1,5 @@
 using ErrorWatch.Decoding;
+using ErrorWatch.Filesystems;
 using ErrorWatch.Health;
 using ErrorWatch.Health.KernelLog;
 
@@ -30,6 +31,26 @@ public sealed class Ext4Module : IFilesystemModule
         && Ext4SuperblockImage.ReadDevice(devicePath, out _) is { IsExt4: true } disk
             ? disk.Uuid
             : null;
+
+    /// <summary>From /proc/fs/ext4/NAME/options: "shutdown", or "emergency_ro" after errors=remount-ro.</summary>
+    public MountErrorState StateNow(Superblock sb)
+    {
+        if (sb.KernelName is not { Length: > 0 } name)
+            return MountErrorState.Normal;
+        try
+        {
+            return Ext4Health.StateOf(File.ReadAllText($"/proc/fs/ext4/{name}/options")) switch
+            {
+                "shutdown" => MountErrorState.ShutDown,
+                null => MountErrorState.Normal,
+                _ => MountErrorState.ReadOnly,
+            };
+        }
+        catch (IOException)
+        {
+            return MountErrorState.Normal;
+        }
+    }
 
     public IHealthSource CreateHealthSource(HealthSourceContext context) =>
         new Ext4Health(context.Watch, context.Watcher, context.Baseline, context.Instance, context.Log);
