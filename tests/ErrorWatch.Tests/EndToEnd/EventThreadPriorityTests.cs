@@ -62,7 +62,12 @@ public sealed class EventThreadPriorityTests : IDisposable
             psi.FileName = "nice";
         }
         var process = ErrorWatchBinary.StartCollecting(psi, _stderr);
-        Assert.True(notify.UntilReady().Contains("READY=1"), $"no READY=1; stderr: {_stderr}");
+        if (!notify.UntilReady().Contains("READY=1"))
+        {
+            // Never ready: ours to end before failing, or it outlives the test.
+            OwnProcess.Stop(process);
+            Assert.Fail($"no READY=1; stderr: {_stderr}");
+        }
         return process;
     }
 
