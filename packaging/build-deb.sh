@@ -68,7 +68,7 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 chmod 644 "$doc/changelog.gz"
 
 # The one ELF file's shared-library dependencies (libc6), found the Debian way. It loads
-# libsystemd.so.0 (journal, sd_notify, sd-bus) with dlopen, which dpkg-shlibdeps cannot see; and
+# libsystemd.so.0 (journal, sd-bus) with dlopen, which dpkg-shlibdeps cannot see; and
 # libssl.so.3 the same way, only for OTLP over https, hence a Suggests.
 exe=$repo/$stage/usr/lib/errorwatch/errorwatch
 shlibs=$work/shlibs
