@@ -118,7 +118,6 @@ public static class ConfigurationLoader
         private static readonly string KnownSections =
             string.Join(", ", SettingKeys.Sections.Select(k => $"[{k}]")).Replace("[Hooks]", "[Hooks], [Hook \"NAME\"]", StringComparison.Ordinal);
 
-        private static readonly string[] SourceNames = ["fanotify", "ext4-sysfs", "ext4-superblock", "ext4-state", "xfs-health", "xfs-health-monitor"];
         private static readonly string[] SeverityNames = ["critical", "error", "warning"];
 
         /// <summary>What an empty assignment goes back to: the table's defaults, the store where systemd says.</summary>
@@ -264,7 +263,7 @@ public static class ConfigurationLoader
                         : $"{Quote(v)} is not an errno name (EUCLEAN, EFSCORRUPTED, EIO, ...) or number");
                     break;
                 case "Sources":
-                    List(rule.Sources, value, v => Array.IndexOf(SourceNames, v) >= 0 ? null : $"{Quote(v)} is not a source (known: {string.Join(", ", SourceNames)})");
+                    List(rule.Sources, value, v => Reports.ReportSource.All.Contains(v) ? null : $"{Quote(v)} is not a source (known: {string.Join(", ", Reports.ReportSource.All)})");
                     break;
                 case "Severities":
                     List(rule.Severities, value, v => Array.IndexOf(SeverityNames, v) >= 0 ? null : $"{Quote(v)} is not a severity (critical, error, warning)");

@@ -15,4 +15,7 @@ public static class ReportSource
     public const string XfsHealth = "xfs-health";
     /// <summary>An XFS_IOC_HEALTH_MONITOR event (Linux 7.0+).</summary>
     public const string XfsHealthMonitor = "xfs-health-monitor";
+
+    /// <summary>Every source, for what accepts one by name (a hook rule's Sources=).</summary>
+    public static readonly IReadOnlyList<string> All = [Fanotify, Ext4Sysfs, Ext4Superblock, Ext4State, XfsHealth, XfsHealthMonitor];
 }
