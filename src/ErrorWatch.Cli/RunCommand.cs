@@ -1,19 +1,8 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using ErrorWatch.Configuration;
 using ErrorWatch.Daemon;
-using ErrorWatch.Decoding;
-using ErrorWatch.Modules;
-using ErrorWatch.Filesystems;
-using ErrorWatch.Publishing;
-using ErrorWatch.Publishing.DBus;
-using ErrorWatch.Publishing.Metrics;
-using ErrorWatch.Publishing.Metrics.Prometheus;
-using OpenTelemetry.Metrics;
 using ErrorWatch.Publishing.Journal;
-using ErrorWatch.Watching;
 using Serilog.Core;
-using Serilog.Events;
 
 namespace ErrorWatch.Cli;
 
@@ -64,7 +53,7 @@ internal static class RunCommand
             Console.Error.WriteLine($"errorwatch: not starting: {problems.Count} configuration problem(s); check with 'errorwatch check-config'");
             return 1;
         }
-        settings = WithCommandLine(settings, parse);
+        settings = SettingOptions.Override(settings, parse);
         // Before anything is opened: this may execute the program again, which returns here in the new image.
         var privileges = Privileges.Shed(Privileges.Needed(settings));
         // What it creates names files (the store, the baseline, hooks/runs.log, a hook's report): private
@@ -96,7 +85,4 @@ internal static class RunCommand
             (log as IDisposable)?.Dispose();
         }
     }
-
-    /// <summary>Options given on the command line win over the configuration file.</summary>
-    private static ErrorWatchSettings WithCommandLine(ErrorWatchSettings s, ParseResult parse) => SettingOptions.Override(s, parse);
 }

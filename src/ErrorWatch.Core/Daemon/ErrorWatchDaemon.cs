@@ -438,6 +438,7 @@ public sealed class ErrorWatchDaemon : IHostedLifecycleService, IDisposable
 
     public void Dispose()
     {
+        _hostStop.Dispose();
         _idle.Dispose();
         foreach (var cursor in _cursors)
             cursor.Dispose();

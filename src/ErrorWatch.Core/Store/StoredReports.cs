@@ -50,8 +50,8 @@ public static class StoredReports
     /// <summary>The stored report with this id, or null; damage met on the way is added to <paramref name="problems"/>.</summary>
     public static CorruptionReport? Find(string stateDirectory, string id, List<string> problems)
     {
-        var found = Locate(stateDirectory, id, problems, out var report);
-        return found is null ? null : report;
+        Locate(stateDirectory, Index(stateDirectory), id, problems, wantReport: true, out var report);
+        return report;
     }
 
     /// <summary>
@@ -70,7 +70,7 @@ public static class StoredReports
         DateTimeOffset? unfoundTime = null;
         if (query.AfterId is { } afterId)
         {
-            if (Locate(stateDirectory, afterId, problems, out _) is { } position)
+            if (Locate(stateDirectory, segments, afterId, problems, wantReport: false, out _) is { } position)
                 from = position;
             else
                 (unfoundId, unfoundTime) = (afterId, IdTime(afterId));
@@ -126,11 +126,15 @@ public static class StoredReports
     public static StorePosition? EndOnDisk(string stateDirectory)
     {
         var segments = ReportStore.SegmentFiles(Directory(stateDirectory)).ToList();
-        if (segments.Count == 0)
-            return null;
+        return segments.Count == 0 ? null : EndOf(segments[^1].Number, segments[^1].Path);
+    }
+
+    /// <summary>Where a segment ends on disk now; null when it cannot be asked (removed meanwhile).</summary>
+    private static StorePosition? EndOf(long number, string path)
+    {
         try
         {
-            return new StorePosition(segments[^1].Number, new FileInfo(segments[^1].Path).Length);
+            return new StorePosition(number, new FileInfo(path).Length);
         }
         catch (IOException)
         {
@@ -142,11 +146,12 @@ public static class StoredReports
     public static string? NewestId(string stateDirectory, List<string> problems)
     {
         var segments = ReportStore.SegmentFiles(Directory(stateDirectory)).ToList();
-        var end = EndOnDisk(stateDirectory);
-        for (var i = segments.Count - 1; i >= 0 && end is { } upTo; i--)
+        for (var i = segments.Count - 1; i >= 0; i--)
         {
             string? newest = null;
-            ReadBatch(stateDirectory, new StorePosition(segments[i].Number, 0), upTo, int.MaxValue, (in StoredRecord record) =>
+            var number = segments[i].Number;
+            // Up to the segment's own end: a torn last record there is a write in progress, not damage.
+            ReadBatch(stateDirectory, new StorePosition(number, 0), new StorePosition(number, long.MaxValue), int.MaxValue, (in StoredRecord record) =>
             {
                 try
                 {
@@ -159,8 +164,6 @@ public static class StoredReports
             }, problems);
             if (newest is not null)
                 return newest;
-            upTo = new StorePosition(segments[i].Number, 0);
-            end = upTo;
         }
         return null;
     }
@@ -278,17 +281,8 @@ public static class StoredReports
         return index;
     }
 
-    private static StorePosition EndOf(List<SegmentStart> segments)
-    {
-        try
-        {
-            return new StorePosition(segments[^1].Number, new FileInfo(segments[^1].Path).Length);
-        }
-        catch (IOException)
-        {
-            return new StorePosition(segments[^1].Number, long.MaxValue);
-        }
-    }
+    private static StorePosition EndOf(List<SegmentStart> segments) =>
+        EndOf(segments[^1].Number, segments[^1].Path) ?? new StorePosition(segments[^1].Number, long.MaxValue);
 
     /// <summary>
     /// The first segment that can hold a report of <paramref name="time"/> or later: the last one that
@@ -319,11 +313,13 @@ public static class StoredReports
         return true;
     }
 
-    /// <summary>Where the report with <paramref name="id"/> ends in the store (and the report), reading only the segments its time allows.</summary>
-    private static StorePosition? Locate(string stateDirectory, string id, List<string> problems, out CorruptionReport? report)
+    /// <summary>
+    /// Where the report with <paramref name="id"/> ends in the store (and, when <paramref name="wantReport"/>,
+    /// the report), reading only the segments of <paramref name="segments"/> its time allows.
+    /// </summary>
+    private static StorePosition? Locate(string stateDirectory, List<SegmentStart> segments, string id, List<string> problems, bool wantReport, out CorruptionReport? report)
     {
         report = null;
-        var segments = Index(stateDirectory);
         if (segments.Count == 0)
             return null;
         var needle = System.Text.Encoding.ASCII.GetBytes($"\"id\":\"{id}\"");
@@ -373,10 +369,9 @@ public static class StoredReports
                     return true;
                 try
                 {
-                    var candidate = record.Report();
-                    if (candidate.Id != id)
+                    if (record.Facts().Id != id)
                         return true;
-                    match = candidate;
+                    match = wantReport ? record.Report() : null;
                     found = record.End;
                     return false;
                 }
